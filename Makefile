@@ -1,0 +1,31 @@
+# rawws — the two commands that matter:  make serve   and   make test
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+
+.PHONY: serve test lint venv clean
+
+# The main job: the chat/notify server on the in-memory store. Standard library only:
+# it runs with the system Python, no virtualenv needed.
+serve:
+	$(PY) -m rawws serve $(ARGS)
+
+# Dev tools live in a virtualenv the Makefile creates (idempotent; rebuilt when pyproject.toml changes).
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check rawws tests conformance benchmarks
+	$(BIN)/mypy --strict rawws
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info
