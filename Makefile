@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: serve test lint venv clean
+.PHONY: serve test lint venv clean bench bench-full
 
 # The main job: the chat/notify server on the in-memory store. Standard library only:
 # it runs with the system Python, no virtualenv needed.
@@ -26,6 +26,20 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check rawws tests conformance benchmarks
 	$(BIN)/mypy --strict rawws
+
+# Benchmarks (benchmarks/README.md): benchmark-only deps go in the `bench` extra, installed once
+# into the same virtualenv (stamp file). `make bench` is the quick pass (< 5 min); bench-full is long.
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.run --quick $(ARGS)
+
+bench-full: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.run --full $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
