@@ -1,0 +1,648 @@
+"""One WebSocket connection on asyncio: an ``asyncio.Protocol`` around the sans-I/O protocol.
+
+Owns: the transport; delivery of messages to ``recv()`` / ``async for`` or to a
+:class:`Listener`; sending (``send``, ``send_nowait``, fragmented and prepared frames); ping
+with latency; keepalive (``ping_interval`` / ``ping_timeout``); the close timeout; flow control
+both ways (``max_queue`` pauses reading; ``write_limit`` makes ``send`` wait for the drain).
+
+Does not own: protocol rules (:mod:`rawws.sansio.protocol`), the handshake decisions
+(:mod:`rawws.aio.server`, :mod:`rawws.aio.client`).
+
+Built on ``asyncio.Protocol`` rather than streams: the event loop calls
+:meth:`Connection.data_received` with whatever bytes arrived, the sans-I/O core turns them into
+messages in one call, and every byte to send is written once per batch. No task or generator
+per frame (benchmarks/run.py, echo scenarios).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from typing import Any, cast
+
+from ..errors import (
+    ConcurrencyError,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidState,
+)
+from ..sansio.codes import CloseCode
+from ..sansio.extensions import Extension
+from ..sansio.http11 import Request, Response
+from ..sansio.protocol import CloseReceived, Ping, Pong, Protocol, State
+
+__all__ = ["Connection", "Listener", "Message"]
+
+Message = str | bytes
+
+_logger = logging.getLogger("rawws")
+
+
+class Listener:
+    """The callback API: override the methods you need. One instance serves every connection.
+
+    Callbacks run inside the event loop's read callback: no task per connection, no queue, no
+    await. Send with :meth:`Connection.send_nowait`; watch :attr:`Connection.writing_paused`
+    (or wait for :meth:`on_writable`) to respect back-pressure. An exception in a callback is an
+    application bug: it is logged and the connection is closed with 1011.
+    """
+
+    def on_connect(self, ws: Connection) -> None:
+        """The handshake completed; ``ws`` is open."""
+
+    def on_message(self, ws: Connection, message: Message) -> None:
+        """A whole message arrived: ``str`` for text, ``bytes`` for binary."""
+
+    def on_ping(self, ws: Connection, payload: bytes) -> None:
+        """A ping arrived (the pong is already sent)."""
+
+    def on_pong(self, ws: Connection, payload: bytes) -> None:
+        """A pong arrived."""
+
+    def on_writable(self, ws: Connection) -> None:
+        """The write buffer drained below the low-water mark after going over ``write_limit``."""
+
+    def on_close(self, ws: Connection, code: int, reason: str) -> None:
+        """The connection closed. ``code`` is the peer's close code, or 1006 (no close frame)."""
+
+
+class Connection(asyncio.Protocol):
+    """A WebSocket connection, server or client side.
+
+    The familiar asynchronous API (``await ws.send()``, ``await ws.recv()``, ``async for``,
+    ``await ws.ping()``, ``await ws.close()``) and a synchronous one for callbacks and fan-out
+    (``send_nowait()``, ``close_nowait()``, ``send_prepared()``).
+    """
+
+    protocol: Protocol
+
+    def __init__(
+        self,
+        protocol: Protocol,
+        *,
+        listener: Listener | None = None,
+        max_queue: int | None = 16,
+        write_limit: int = 2**16,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        close_timeout: float = 10.0,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.protocol = protocol
+        self.listener = listener
+        self.max_queue = max_queue
+        self.write_limit = write_limit
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.logger = logger or _logger
+        self.loop = asyncio.get_running_loop()
+        #: Free for the application: per-connection state (e.g. the chat user).
+        self.user_data: dict[str, Any] = {}
+        #: Round-trip time of the last ping answered, in seconds (0.0 until one is).
+        self.latency = 0.0
+
+        self.transport: asyncio.Transport | None = None
+        self.remote_address: Any = None
+        self.local_address: Any = None
+        self._id: uuid.UUID | None = None
+
+        self._messages: collections.deque[Message] = collections.deque()
+        self._recv_waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        self._writing_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        self._in_receive = False  # batch writes while handling one data_received call
+        self._closing_transport = False
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._keepalive_timer: asyncio.TimerHandle | None = None
+        self._keepalive_payload: bytes | None = None
+        self._opened: asyncio.Future[None] = self.loop.create_future()
+        self._closed: asyncio.Future[None] = self.loop.create_future()
+
+    # --- properties ------------------------------------------------------------------------------
+
+    @property
+    def id(self) -> uuid.UUID:
+        """A unique identifier for this connection (made on first use)."""
+        if self._id is None:
+            self._id = uuid.uuid4()
+        return self._id
+
+    @property
+    def state(self) -> State:
+        return self.protocol.state
+
+    @property
+    def request(self) -> Request | None:
+        """The upgrade request (on the server: received; on the client: sent)."""
+        return cast(Request | None, getattr(self.protocol, "request", None))
+
+    @property
+    def response(self) -> Response | None:
+        return cast(Response | None, getattr(self.protocol, "response", None))
+
+    @property
+    def subprotocol(self) -> str | None:
+        return cast(str | None, getattr(self.protocol, "subprotocol", None))
+
+    @property
+    def extensions(self) -> list[Extension]:
+        return self.protocol.extensions
+
+    @property
+    def close_code(self) -> int | None:
+        """The peer's close code (1006 when the connection ended without one); ``None`` while
+        the connection is not closed."""
+        if self.protocol.state is not State.CLOSED:
+            return None
+        return self.protocol.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        if self.protocol.state is not State.CLOSED:
+            return None
+        return self.protocol.close_reason
+
+    @property
+    def write_buffer_size(self) -> int:
+        """Bytes written but not yet sent to the kernel."""
+        transport = self.transport
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+    @property
+    def writing_paused(self) -> bool:
+        """Whether the write buffer went over ``write_limit`` and has not drained yet."""
+        return self._writing_paused
+
+    @property
+    def closed(self) -> asyncio.Future[None]:
+        """A future that completes when the TCP connection is closed."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        side = self.protocol.side.value
+        return f"<{type(self).__name__} {side} {self.remote_address} {self.state.name}>"
+
+    # --- asyncio.Protocol ------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+        self.remote_address = transport.get_extra_info("peername")
+        self.local_address = transport.get_extra_info("sockname")
+        transport.set_write_buffer_limits(high=self.write_limit, low=self.write_limit // 4)
+
+    def data_received(self, data: bytes) -> None:
+        protocol = self.protocol
+        self._in_receive = True
+        try:
+            protocol.receive_data(data)
+            events = protocol.events_received()
+            if events:
+                self._dispatch(events)
+        finally:
+            self._in_receive = False
+        self._flush()
+
+    def eof_received(self) -> bool | None:
+        self.protocol.receive_eof()
+        self._dispatch(self.protocol.events_received())
+        self._flush()
+        return None  # let the transport close itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.protocol.connection_lost()
+        self._cancel_timers()
+        self.transport = None
+        if not self._opened.done():
+            self._opened.set_exception(ConnectionClosedError(1006, "connection lost during "
+                                                              "the opening handshake"))
+            self._opened.exception()  # mark retrieved: the opener reports it
+        if self._recv_waiter is not None and not self._recv_waiter.done():
+            self._recv_waiter.set_result(None)
+        closed = self._connection_closed_exc()
+        for future, _ in self._pings.values():
+            if not future.done():
+                future.set_exception(closed)
+                future.exception()
+        self._pings.clear()
+        self._wake_drain_waiters()
+        if not self._closed.done():
+            self._closed.set_result(None)
+        opened = self._opened
+        if opened.done() and not opened.cancelled() and opened.exception() is None:
+            self._on_closed()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._wake_drain_waiters()
+        if self.listener is not None and self.protocol.state is State.OPEN:
+            self._call(self.listener.on_writable, self)
+
+    # --- hooks for server.py / client.py ---------------------------------------------------------
+
+    def _handle_handshake_event(self, event: Request | Response) -> None:
+        raise NotImplementedError
+
+    def _on_open(self) -> None:
+        """The handshake completed: start keepalive, wake the opener, call the listener."""
+        if not self._opened.done():
+            self._opened.set_result(None)
+        self._schedule_keepalive()
+        if self.listener is not None:
+            self._call(self.listener.on_connect, self)
+
+    def _on_closed(self) -> None:
+        """The connection (opened once) is closed: tell the listener."""
+        if self.listener is not None:
+            self._call(self.listener.on_close, self, self.protocol.close_code,
+                       self.protocol.close_reason)
+
+    # --- events ----------------------------------------------------------------------------------
+
+    def _dispatch(self, events: list[Any]) -> None:
+        listener = self.listener
+        for event in events:
+            kind = type(event)
+            if kind is str or kind is bytes:
+                if listener is not None:
+                    self._call(listener.on_message, self, event)
+                else:
+                    self._deliver(event)
+            elif kind is Ping:
+                if listener is not None:
+                    self._call(listener.on_ping, self, event.payload)
+            elif kind is Pong:
+                self._pong_received(event.payload)
+                if listener is not None:
+                    self._call(listener.on_pong, self, event.payload)
+            elif kind is CloseReceived:
+                if self.logger.isEnabledFor(logging.DEBUG):
+                    self.logger.debug("%s: close received %d %r", self, event.code, event.reason)
+                if self._recv_waiter is not None and not self._recv_waiter.done():
+                    self._recv_waiter.set_result(None)
+            else:
+                self._handle_handshake_event(event)
+
+    def _call(self, callback: Callable[..., None], *args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception:
+            self.logger.exception("%s: listener callback %s failed", self,
+                                  getattr(callback, "__name__", callback))
+            if self.protocol.state is State.OPEN:
+                self.close_nowait(CloseCode.INTERNAL_ERROR, "internal error")
+
+    def _deliver(self, message: Message) -> None:
+        waiter = self._recv_waiter
+        self._messages.append(message)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if (self.max_queue is not None and len(self._messages) >= self.max_queue
+                and not self._reading_paused and self.transport is not None):
+            # Receive back-pressure: stop reading until recv() catches up.
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    # --- flushing and closing the transport ------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Write what the protocol queued; close the transport when the protocol says so."""
+        protocol = self.protocol
+        out = protocol.data_to_send()
+        transport = self.transport
+        if out and transport is not None and not self._closing_transport:
+            if len(out) == 1:
+                transport.write(out[0])
+            else:
+                transport.write(b"".join(out))
+        if protocol.close_transport and not self._closing_transport:
+            self._close_transport()
+        elif protocol.state is State.CLOSING and self._close_timer is None:
+            # We sent a close (or failed, as a client) and wait for the other side: bounded.
+            self._close_timer = self.loop.call_later(self.close_timeout, self._close_timed_out)
+
+    def _close_transport(self) -> None:
+        transport = self.transport
+        self._closing_transport = True
+        if transport is None:
+            return
+        protocol = self.protocol
+        if (protocol.close_rcvd is None and not protocol.eof_received
+                and protocol.state is not State.CLOSED and transport.can_write_eof()):
+            # Failing while the peer may still be sending: half-close so our close frame is
+            # followed by a FIN, not lost to a reset (a "lingering close"), and drop the
+            # connection if the peer does not close its side within close_timeout.
+            transport.write_eof()
+            if self._close_timer is None:
+                self._close_timer = self.loop.call_later(self.close_timeout,
+                                                         self._close_timed_out)
+            return
+        transport.close()
+
+    def _close_timed_out(self) -> None:
+        self._close_timer = None
+        if self.transport is not None:
+            if self.logger.isEnabledFor(logging.DEBUG):
+                self.logger.debug("%s: close timeout: aborting the connection", self)
+            self.transport.abort()
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._close_timer, self._keepalive_timer):
+            if timer is not None:
+                timer.cancel()
+        self._close_timer = self._keepalive_timer = None
+
+    def _connection_closed_exc(self) -> ConnectionClosed:
+        protocol = self.protocol
+        code = protocol.close_code
+        sent = protocol.close_sent[0] if protocol.close_sent is not None else None
+        ok = (protocol.close_rcvd is not None and protocol.close_sent is not None
+              and code in (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY)
+              and sent in (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY))
+        cls = ConnectionClosedOK if ok else ConnectionClosedError
+        return cls(code, protocol.close_reason, sent)
+
+    # --- receiving -------------------------------------------------------------------------------
+
+    async def recv(self) -> Message:
+        """Return the next message: ``str`` for text, ``bytes`` for binary.
+
+        Raises :class:`~rawws.errors.ConnectionClosedOK` or
+        :class:`~rawws.errors.ConnectionClosedError` once the connection is closed and every
+        message received before the close has been returned.
+        """
+        if self._recv_waiter is not None:
+            raise ConcurrencyError("another coroutine is already waiting in recv()")
+        while not self._messages:
+            if not self.protocol.receiving:
+                if self.protocol.state is not State.CLOSED:
+                    # Every message is delivered; wait for the TCP close to report the outcome.
+                    await asyncio.shield(self._closed)
+                raise self._connection_closed_exc()
+            waiter: asyncio.Future[None] = self.loop.create_future()
+            self._recv_waiter = waiter
+            try:
+                await waiter
+            finally:
+                self._recv_waiter = None
+        message = self._messages.popleft()
+        if self._reading_paused and (self.max_queue is None
+                                     or len(self._messages) <= self.max_queue // 4):
+            self._reading_paused = False
+            if self.transport is not None:
+                self.transport.resume_reading()
+        return message
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Message]:
+        """Yield messages until the connection closes; a normal close ends the loop quietly."""
+        try:
+            while True:
+                yield await self.recv()
+        except ConnectionClosedOK:
+            return
+
+    # --- sending ---------------------------------------------------------------------------------
+
+    def _check_sendable(self) -> None:
+        state = self.protocol.state
+        if state is not State.OPEN:
+            if state is State.CONNECTING:
+                raise InvalidState("cannot send before the opening handshake completes")
+            raise self._connection_closed_exc()
+
+    def send_nowait(self, message: Message, *, compress: bool | None = None) -> None:
+        """Send a message now, without waiting: ``str`` as text, bytes-like as binary.
+
+        Never blocks; the transport buffers what the kernel does not take. Check
+        :attr:`writing_paused` (or wait for :meth:`Listener.on_writable`) to apply
+        back-pressure. Raises :class:`~rawws.errors.ConnectionClosed` after the close.
+        """
+        self._check_sendable()
+        if type(message) is str:
+            self.protocol.send_text(message, compress=compress)
+        elif isinstance(message, (bytes, bytearray, memoryview)):
+            self.protocol.send_binary(message, compress=compress)
+        else:
+            raise TypeError(f"message must be str or bytes-like, not {type(message).__name__}")
+        if not self._in_receive:
+            self._flush()
+
+    def send_prepared(self, frame_bytes: bytes) -> None:
+        """Write a frame prepared once for many connections (see :func:`rawws.broadcast`)."""
+        self._check_sendable()
+        self.protocol.send_prepared(frame_bytes)
+        if not self._in_receive:
+            self._flush()
+
+    async def send(
+        self,
+        message: Message | Iterable[Message] | AsyncIterable[Message],
+        *,
+        compress: bool | None = None,
+    ) -> None:
+        """Send a message, then wait while the write buffer is over ``write_limit``.
+
+        ``message`` may also be an iterable or async iterable of ``str`` (or of bytes-like):
+        each item is sent as one fragment of a single message (RFC 6455 §5.4).
+        """
+        if isinstance(message, (str, bytes, bytearray, memoryview)):
+            self.send_nowait(message, compress=compress)  # type: ignore[arg-type]
+        elif isinstance(message, AsyncIterable):
+            await self._send_fragments_async(message, compress)
+        elif isinstance(message, Iterable):
+            await self._send_fragments(iter(message), compress)
+        else:
+            raise TypeError(f"cannot send {type(message).__name__}")
+        if self._writing_paused:
+            await self.drain()
+
+    async def _send_fragments(self, fragments: Iterable[Message], compress: bool | None) -> None:
+        iterator = iter(fragments)
+        try:
+            current = next(iterator)
+        except StopIteration:
+            return
+        first = True
+        for following in iterator:
+            self._send_fragment(current, first, False, compress)
+            first = False
+            current = following
+            if self._writing_paused:
+                await self.drain()
+        self._send_fragment(current, first, True, compress)
+
+    async def _send_fragments_async(
+        self, fragments: AsyncIterable[Message], compress: bool | None
+    ) -> None:
+        iterator = aiter(fragments)
+        try:
+            current = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        first = True
+        async for following in iterator:
+            self._send_fragment(current, first, False, compress)
+            first = False
+            current = following
+            if self._writing_paused:
+                await self.drain()
+        self._send_fragment(current, first, True, compress)
+
+    def _send_fragment(self, fragment: Message, first: bool, fin: bool,
+                       compress: bool | None) -> None:
+        self._check_sendable()
+        protocol = self.protocol
+        if not first:
+            protocol.send_continuation(fragment, fin=fin, compress=compress)
+        elif isinstance(fragment, str):
+            protocol.send_text(fragment, fin=fin, compress=compress)
+        else:
+            protocol.send_binary(fragment, fin=fin, compress=compress)
+        self._flush()
+
+    async def drain(self) -> None:
+        """Wait until the write buffer is below the low-water mark (a quarter of
+        ``write_limit``). Raises :class:`~rawws.errors.ConnectionClosed` if it closes first."""
+        while self._writing_paused:
+            if self.transport is None:
+                raise self._connection_closed_exc()
+            waiter: asyncio.Future[None] = self.loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+        if self.transport is None and self.protocol.state is State.CLOSED:
+            raise self._connection_closed_exc()
+
+    def _wake_drain_waiters(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # --- ping / pong -----------------------------------------------------------------------------
+
+    async def ping(self, data: bytes | str | None = None) -> float:
+        """Send a ping and wait for its pong. Returns the round-trip time in seconds.
+
+        ``data`` defaults to 4 random bytes. A pong acknowledges its ping and every earlier
+        one still waiting (RFC 6455 §5.5.3 lets a peer answer only the latest ping).
+        """
+        self._check_sendable()
+        if data is None:
+            payload = self.protocol.random(4)
+            while payload in self._pings:
+                payload = self.protocol.random(4)
+        else:
+            payload = data.encode() if isinstance(data, str) else bytes(data)
+            if payload in self._pings:
+                raise ConcurrencyError("a ping with the same payload is already waiting")
+        future: asyncio.Future[float] = self.loop.create_future()
+        self._pings[payload] = (future, self.loop.time())
+        self.protocol.send_ping(payload)
+        self._flush()
+        return await future
+
+    async def pong(self, data: bytes | str = b"") -> None:
+        """Send an unsolicited pong (a unidirectional heartbeat, RFC 6455 §5.5.3)."""
+        self._check_sendable()
+        self.protocol.send_pong(data.encode() if isinstance(data, str) else bytes(data))
+        self._flush()
+
+    def _pong_received(self, payload: bytes) -> None:
+        if payload == self._keepalive_payload:
+            self._keepalive_payload = None
+        if payload not in self._pings:
+            return
+        now = self.loop.time()
+        # Acknowledge this ping and every one sent before it (dicts keep insertion order).
+        for key in list(self._pings):
+            future, sent_at = self._pings.pop(key)
+            if not future.done():
+                future.set_result(now - sent_at)
+            if key == payload:
+                self.latency = now - sent_at
+                break
+
+    # --- keepalive -------------------------------------------------------------------------------
+
+    def _schedule_keepalive(self) -> None:
+        if self.ping_interval is not None and self.protocol.state is State.OPEN:
+            self._keepalive_timer = self.loop.call_later(self.ping_interval, self._keepalive)
+
+    def _keepalive(self) -> None:
+        """Send a ping; if no pong comes within ``ping_timeout``, close with 1011."""
+        self._keepalive_timer = None
+        if self.protocol.state is not State.OPEN:
+            return
+        payload = self.protocol.random(4)
+        self._keepalive_payload = payload
+        future: asyncio.Future[float] = self.loop.create_future()
+        self._pings[payload] = (future, self.loop.time())
+        self.protocol.send_ping(payload)
+        self._flush()
+        if self.ping_timeout is not None:
+            self._keepalive_timer = self.loop.call_later(self.ping_timeout,
+                                                         self._keepalive_check, payload)
+        else:
+            self._schedule_keepalive()
+
+    def _keepalive_check(self, payload: bytes) -> None:
+        self._keepalive_timer = None
+        if self._keepalive_payload == payload and self.protocol.state is State.OPEN:
+            self.logger.info("%s: no pong within %s s: closing", self, self.ping_timeout)
+            self.close_nowait(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            return
+        # The pong arrived in time; the next ping is due ping_interval after this one.
+        self._schedule_keepalive()
+
+    # --- closing ---------------------------------------------------------------------------------
+
+    def close_nowait(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake without waiting for it (no-op if already closing).
+
+        Before the handshake completes, this aborts the TCP connection.
+        """
+        protocol = self.protocol
+        if protocol.state is State.OPEN:
+            if protocol._send_opcode:
+                # A fragmented message is half sent: the close frame may not interleave with
+                # it as data, but control frames may (§5.4), so close anyway.
+                protocol._send_opcode = 0
+            protocol.send_close(code, reason)
+            self._flush()
+        elif protocol.state is State.CONNECTING and self.transport is not None:
+            self.transport.abort()
+
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Perform the closing handshake and wait for the TCP connection to close
+        (at most ``close_timeout``, then the connection is aborted)."""
+        self.close_nowait(code, reason)
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until the TCP connection is closed."""
+        await asyncio.shield(self._closed)
+
+    def pause_reading(self) -> None:
+        """Stop reading from the socket (callback API back-pressure)."""
+        if self.transport is not None and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and self._reading_paused:
+            self._reading_paused = False
+            self.transport.resume_reading()
+

@@ -1,0 +1,441 @@
+"""The asyncio WebSocket server: :func:`serve`, :class:`Server`, :class:`ServerConnection`.
+
+Owns: listening; the server side of the opening handshake with its hooks (``process_request``,
+``process_response``, origin policy, subprotocols, extensions); plain HTTP requests on the same
+port (``http_handler``); ``open_timeout`` (also bounds a slow handshake); running the
+connection handler (a coroutine, or a :class:`~rawws.aio.connection.Listener`); connection
+limits; graceful shutdown (close 1001 to every open connection, wait up to ``close_timeout``).
+
+Usage::
+
+    async def echo(ws):
+        async for message in ws:
+            await ws.send(message)
+
+    async with rawws.serve(echo, "127.0.0.1", 8765) as server:
+        await server.serve_forever()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+import logging
+import socket
+import ssl as ssl_module
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from types import TracebackType
+from typing import Any, cast
+
+from ..errors import ConnectionClosed
+from ..sansio.codes import CloseCode
+from ..sansio.extensions import ServerExtensionFactory
+from ..sansio.handshake import OriginPolicy
+from ..sansio.http11 import Headers, Request, Response
+from ..sansio.protocol import ServerProtocol, State
+from .connection import Connection, Listener
+
+__all__ = ["Server", "ServerConnection", "serve"]
+
+_logger = logging.getLogger("rawws.server")
+
+Handler = Callable[["ServerConnection"], Awaitable[None]]
+ProcessRequest = Callable[
+    ["ServerConnection", Request], "Response | Awaitable[Response | None] | None"
+]
+ProcessResponse = Callable[
+    ["ServerConnection", Request, Response], "Response | Awaitable[Response | None] | None"
+]
+HTTPHandler = Callable[[Request], "Response | Awaitable[Response]"]
+
+
+def _default_extensions(compression: str | None) -> list[ServerExtensionFactory]:
+    if compression is None:
+        return []
+    if compression != "deflate":
+        raise ValueError(f"unsupported compression: {compression!r} (use 'deflate' or None)")
+    try:
+        from ..sansio.deflate import (  # type: ignore[import-not-found, unused-ignore]
+            ServerPerMessageDeflateFactory,
+        )
+    except ImportError:  # permessage-deflate not available in this build
+        return []
+    return [cast(ServerExtensionFactory, ServerPerMessageDeflateFactory())]
+
+
+class ServerConnection(Connection):
+    """A connection accepted by a :class:`Server`."""
+
+    protocol: ServerProtocol
+
+    def __init__(self, server: Server, protocol: ServerProtocol, **kwargs: Any) -> None:
+        super().__init__(protocol, **kwargs)
+        self.server = server
+        self._open_timer: asyncio.TimerHandle | None = None
+        self._handshake_task: asyncio.Task[None] | None = None
+        self._handler_task: asyncio.Task[None] | None = None
+        self._response_counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.server._register(self)
+        if self.server.open_timeout is not None:
+            self._open_timer = self.loop.call_later(self.server.open_timeout,
+                                                    self._open_timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self._response_counted and self.protocol.response is not None:
+            self._count_response(self.protocol.response)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._open_timer is not None:
+            self._open_timer.cancel()
+            self._open_timer = None
+        if self._handshake_task is not None:
+            self._handshake_task.cancel()
+        super().connection_lost(exc)
+        self.server._unregister(self)
+
+    def _count_response(self, response: Response) -> None:
+        self._response_counted = True
+        if response.status != 101:
+            self.server.rejections[response.status] += 1
+            failure = self.protocol.failure
+            if failure is not None and self.logger.isEnabledFor(logging.INFO):
+                self.logger.info("%s: HTTP %d: %s", self.remote_address, response.status,
+                                 failure)
+
+    def _open_timed_out(self) -> None:
+        self._open_timer = None
+        if self.protocol.state is State.CONNECTING and self.transport is not None:
+            self.logger.info("%s: opening handshake timed out", self.remote_address)
+            if self.protocol.response is None:
+                self._respond(self.protocol.reject(408, "opening handshake timed out"))
+            else:
+                self.transport.abort()
+
+    # --- the handshake ---------------------------------------------------------------------------
+
+    def _handle_handshake_event(self, event: Request | Response) -> None:
+        request = cast(Request, event)
+        server = self.server
+        if not request.is_upgrade and "Sec-WebSocket-Key" not in request.headers:
+            if server.http_handler is None:
+                # RFC 9110 §15.5.22: 426 with an Upgrade header naming the protocol to use.
+                self._respond(self.protocol.reject(
+                    426, "this is a WebSocket server: upgrade to websocket",
+                    [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")],
+                ))
+                return
+            self._run_hook(self._plain_request(request))
+            return
+        if server.max_connections is not None and server.open_count >= server.max_connections:
+            self._respond(self.protocol.reject(503, "too many connections",
+                                               [("Retry-After", "5")]))
+            return
+        self._run_hook(self._upgrade(request))
+
+    def _run_hook(self, steps: Generator[Any, Any, None]) -> None:
+        """Run the handshake steps inline; only if a hook returns an awaitable, continue in a
+        task (reading paused meanwhile, so nothing is buffered without bound)."""
+        try:
+            awaitable = steps.send(None)
+        except StopIteration:
+            return
+        except Exception:
+            self._hook_failed()
+            return
+        if self.transport is not None:
+            self.transport.pause_reading()
+        self._handshake_task = self.loop.create_task(self._finish_hook(steps, awaitable))
+
+    async def _finish_hook(self, steps: Generator[Any, Any, None], awaitable: Any) -> None:
+        try:
+            while True:
+                result = await awaitable
+                try:
+                    awaitable = steps.send(result)
+                except StopIteration:
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._hook_failed()
+            return
+        finally:
+            self._handshake_task = None
+        if self.transport is not None and self.protocol.state is not State.CLOSED:
+            self.transport.resume_reading()
+
+    def _hook_failed(self) -> None:
+        self.logger.exception("%s: error in a handshake hook", self.remote_address)
+        if self.protocol.response is None:
+            self._respond(self.protocol.reject(500, "internal server error"))
+
+    @staticmethod
+    def _maybe_await(value: Any) -> Generator[Any, Any, Any]:
+        if inspect.isawaitable(value):
+            value = yield value
+        return value
+
+    def _plain_request(self, request: Request) -> Generator[Any, Any, None]:
+        handler = self.server.http_handler
+        assert handler is not None
+        response = yield from self._maybe_await(handler(request))
+        self._respond(response)
+
+    def _upgrade(self, request: Request) -> Generator[Any, Any, None]:
+        server = self.server
+        if server.process_request is not None:
+            rejection = yield from self._maybe_await(server.process_request(self, request))
+            if rejection is not None:
+                self._respond(rejection)
+                return
+        response = self.protocol.accept(request)
+        if server.process_response is not None:
+            replaced = yield from self._maybe_await(
+                server.process_response(self, request, response)
+            )
+            if replaced is not None:
+                response = replaced
+        self._respond(response)
+
+    def _respond(self, response: Response) -> None:
+        protocol = self.protocol
+        if protocol.state is not State.CONNECTING or self.transport is None:
+            return
+        protocol.send_response(response)
+        self._count_response(response)
+        if response.status == 101:
+            if self._open_timer is not None:
+                self._open_timer.cancel()
+                self._open_timer = None
+            self._on_open()
+            if self.listener is None:
+                self._handler_task = self.loop.create_task(self._run_handler())
+                self.server._handler_tasks.add(self._handler_task)
+                self._handler_task.add_done_callback(self.server._handler_tasks.discard)
+            # Frames the client sent right after its request are processed now.
+            events = protocol.events_received()
+            if events:
+                self._dispatch(events)
+        self._flush()
+
+    async def _run_handler(self) -> None:
+        handler = self.server.handler
+        assert handler is not None
+        try:
+            await handler(self)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            self.logger.exception("%s: connection handler failed", self.remote_address)
+            self.close_nowait(CloseCode.INTERNAL_ERROR, "internal error")
+        else:
+            self.close_nowait(CloseCode.NORMAL_CLOSURE)
+
+
+class Server:
+    """A running WebSocket server. Use :func:`serve` to make one."""
+
+    def __init__(
+        self,
+        handler: Handler | Listener | type[Listener] | None,
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+        subprotocols: Sequence[str] | None = None,
+        select_subprotocol: Callable[[Sequence[str]], str | None] | None = None,
+        origins: OriginPolicy | None = None,
+        extra_headers: Headers | Sequence[tuple[str, str]] | None = None,
+        compression: str | None = "deflate",
+        extensions: Sequence[ServerExtensionFactory] | None = None,
+        max_size: int | None = 2**20,
+        max_frame_size: int | None = None,
+        max_queue: int | None = 16,
+        write_limit: int = 2**16,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        open_timeout: float | None = 10.0,
+        close_timeout: float = 10.0,
+        process_request: ProcessRequest | None = None,
+        process_response: ProcessResponse | None = None,
+        http_handler: HTTPHandler | None = None,
+        max_body_size: int = 2**20,
+        max_connections: int | None = None,
+        server_header: str | None = "rawws",
+        logger: logging.Logger | None = None,
+    ) -> None:
+        if isinstance(handler, type) and issubclass(handler, Listener):
+            handler = handler()
+        self.listener: Listener | None = handler if isinstance(handler, Listener) else None
+        self.handler: Handler | None = None if self.listener is not None else cast(
+            Handler | None, handler)
+        self.ssl = ssl
+        self.subprotocols = subprotocols
+        self.select_subprotocol = select_subprotocol
+        self.origins = origins
+        self.extra_headers = extra_headers
+        self.extensions = (list(extensions) if extensions is not None
+                           else _default_extensions(compression))
+        self.max_size = max_size
+        self.max_frame_size = max_frame_size
+        self.max_queue = max_queue
+        self.write_limit = write_limit
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.open_timeout = open_timeout
+        self.close_timeout = close_timeout
+        self.process_request = process_request
+        self.process_response = process_response
+        self.http_handler = http_handler
+        self.max_body_size = max_body_size
+        self.max_connections = max_connections
+        self.server_header = server_header
+        self.logger = logger or _logger
+
+        #: Every TCP connection, open or in the handshake.
+        self.connections: set[ServerConnection] = set()
+        #: Handshake rejections counted by HTTP status.
+        self.rejections: collections.Counter[int] = collections.Counter()
+        self._handler_tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+        self._closing = False
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def _make_connection(self) -> ServerConnection:
+        protocol = ServerProtocol(
+            origins=self.origins,
+            subprotocols=self.subprotocols,
+            select_subprotocol=self.select_subprotocol,
+            extensions=self.extensions,
+            extra_headers=self.extra_headers,
+            server_header=self.server_header,
+            max_body_size=self.max_body_size,
+            max_size=self.max_size,
+            max_frame_size=self.max_frame_size,
+            logger=self.logger,
+        )
+        return ServerConnection(
+            self,
+            protocol,
+            listener=self.listener,
+            max_queue=self.max_queue,
+            write_limit=self.write_limit,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            close_timeout=self.close_timeout,
+            logger=self.logger,
+        )
+
+    async def start(self, host: str | Sequence[str] | None = None, port: int | None = None,
+                    **kwargs: Any) -> Server:
+        loop = asyncio.get_running_loop()
+        if "sock" in kwargs and kwargs["sock"] is not None:
+            self._server = await loop.create_server(self._make_connection, ssl=self.ssl,
+                                                    **kwargs)
+        else:
+            self._server = await loop.create_server(self._make_connection, host, port,
+                                                    ssl=self.ssl, **kwargs)
+        return self
+
+    def _register(self, connection: ServerConnection) -> None:
+        self.connections.add(connection)
+        if self._closing and connection.transport is not None:
+            connection.transport.abort()
+
+    def _unregister(self, connection: ServerConnection) -> None:
+        self.connections.discard(connection)
+
+    @property
+    def open_count(self) -> int:
+        """How many connections completed the handshake and are not closed."""
+        return sum(1 for c in self.connections if c.protocol.state is not State.CONNECTING)
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        return tuple(self._server.sockets) if self._server is not None else ()
+
+    @property
+    def port(self) -> int:
+        """The port of the first listening socket (handy with ``port=0``)."""
+        return cast(int, self.sockets[0].getsockname()[1])
+
+    def close(self, close_connections: bool = True, *, code: int = CloseCode.GOING_AWAY,
+              reason: str = "server shutting down") -> None:
+        """Stop accepting connections; with ``close_connections``, close every open one with
+        ``code`` (1001 by default) and abort those still in the handshake."""
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        if close_connections:
+            for connection in list(self.connections):
+                if connection.protocol.state is State.OPEN:
+                    connection.close_nowait(code, reason)
+                elif (connection.protocol.state is State.CONNECTING
+                      and connection.transport is not None):
+                    connection.transport.abort()
+
+    async def wait_closed(self) -> None:
+        """Wait until the server and every connection are closed (each connection's close is
+        bounded by ``close_timeout``) and every handler has returned."""
+        closed = [c.closed for c in self.connections]
+        if closed:
+            await asyncio.wait(closed)
+        if self._handler_tasks:
+            await asyncio.wait(list(self._handler_tasks))
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        try:
+            await self._server.serve_forever()
+        except asyncio.CancelledError:
+            pass
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+class serve:
+    """Start a WebSocket server on ``host``:``port``.
+
+    ``handler`` is an ``async def handler(ws)`` coroutine function (one task per connection;
+    the connection closes with 1000 when it returns, 1011 if it raises), or a
+    :class:`~rawws.aio.connection.Listener` (instance or subclass) for the callback API.
+    ``handler=None`` serves only plain HTTP through ``http_handler``.
+
+    Returns a :class:`Server` when awaited; as an async context manager, closes it gracefully
+    on exit. Every option of :class:`Server` is accepted; extra keyword arguments (``sock``,
+    ``reuse_port``, ``backlog``...) go to ``loop.create_server``.
+    """
+
+    def __init__(self, handler: Handler | Listener | type[Listener] | None,
+                 host: str | Sequence[str] | None = None, port: int | None = None,
+                 **kwargs: Any) -> None:
+        server_options = {k: kwargs.pop(k) for k in list(kwargs)
+                          if k in inspect.signature(Server.__init__).parameters}
+        self.server = Server(handler, **server_options)
+        self.host = host
+        self.port = port
+        self.create_server_kwargs = kwargs
+
+    def __await__(self) -> Generator[Any, None, Server]:
+        return self.server.start(self.host, self.port,
+                                 **self.create_server_kwargs).__await__()
+
+    async def __aenter__(self) -> Server:
+        return await self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.server.close()
+        await self.server.wait_closed()

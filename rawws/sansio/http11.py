@@ -1,0 +1,340 @@
+"""HTTP/1.1 messages for the opening handshake and for plain requests on the same port.
+
+Owns: :class:`Headers` (case-insensitive, multi-valued), :class:`Request`, :class:`Response`,
+and :class:`HeadParser`, which reads a request or response head incrementally with hard limits,
+so a peer can never make rawws buffer an unbounded head (RFC 9112 §2-§5, RFC 6585 §5).
+
+Does not own: WebSocket rules about particular headers (see :mod:`rawws.sansio.handshake`).
+
+Limits and the status each one answers with (requests; for responses the client just fails):
+
+1. request line longer than ``max_line`` → 414 URI Too Long (RFC 9112 §3);
+2. a header line longer than ``max_line`` → 431 Request Header Fields Too Large (RFC 6585 §5);
+3. more than ``max_headers`` header lines → 431;
+4. the whole head longer than ``max_head`` → 431;
+5. a malformed line (no colon, space before the colon, bad method or target, obs-fold,
+   a control character in a value, bare LF) → 400 (RFC 9112 §2.2, §5.1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import urllib.parse
+from collections.abc import Iterable, Iterator, Mapping
+
+from ..errors import HeadTooLarge, InvalidHandshake, InvalidMessage
+
+__all__ = [
+    "MAX_HEAD",
+    "MAX_HEADERS",
+    "MAX_LINE",
+    "HeadParser",
+    "Headers",
+    "Request",
+    "Response",
+    "reason_phrase",
+]
+
+MAX_LINE = 8192
+MAX_HEADERS = 128
+MAX_HEAD = 65536
+
+# RFC 9110 §5.6.2: token = 1*tchar
+_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+# RFC 9110 §5.5: field-value characters: VCHAR, SP, HTAB and obs-text; no other control characters.
+_BAD_VALUE_CHARS = frozenset(range(0x00, 0x20)) - {0x09} | {0x7F}
+
+_REASONS = {
+    101: "Switching Protocols",
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
+    301: "Moved Permanently",
+    302: "Found",
+    304: "Not Modified",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    411: "Length Required",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    415: "Unsupported Media Type",
+    426: "Upgrade Required",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
+}
+
+
+def reason_phrase(status: int) -> str:
+    """The standard reason phrase for ``status`` (RFC 9110 §15)."""
+    return _REASONS.get(status, "Unknown")
+
+
+class Headers:
+    """Case-insensitive, ordered, multi-valued HTTP headers.
+
+    ``headers[name]`` returns the single value and raises ``KeyError`` when the header is absent
+    and :class:`~rawws.errors.InvalidHeader`-like ``ValueError`` when it is repeated; use
+    :meth:`get_all` where a header may legitimately repeat.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(
+        self, items: Iterable[tuple[str, str]] | Mapping[str, str] | None = None
+    ) -> None:
+        self._items: list[tuple[str, str]] = []
+        if items is not None:
+            pairs = items.items() if isinstance(items, Mapping) else items
+            for name, value in pairs:
+                self._items.append((name, value))
+
+    def __getitem__(self, name: str) -> str:
+        values = self.get_all(name)
+        if not values:
+            raise KeyError(name)
+        if len(values) > 1:
+            raise ValueError(f"multiple {name} headers")
+        return values[0]
+
+    def __setitem__(self, name: str, value: str) -> None:
+        """Add a header (like ``email.message``); use :meth:`replace` to overwrite."""
+        self._items.append((name, value))
+
+    def __delitem__(self, name: str) -> None:
+        lower = name.lower()
+        self._items = [(n, v) for n, v in self._items if n.lower() != lower]
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        lower = name.lower()
+        return any(n.lower() == lower for n, _ in self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return [(n.lower(), v) for n, v in self._items] == [
+            (n.lower(), v) for n, v in other._items
+        ]
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of ``name``, or ``default``."""
+        lower = name.lower()
+        for n, v in self._items:
+            if n.lower() == lower:
+                return v
+        return default
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of ``name``, in order."""
+        lower = name.lower()
+        return [v for n, v in self._items if n.lower() == lower]
+
+    def replace(self, name: str, value: str) -> None:
+        """Set ``name`` to the single ``value``."""
+        del self[name]
+        self._items.append((name, value))
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+    def copy(self) -> Headers:
+        return Headers(self._items)
+
+    def serialize(self) -> bytes:
+        """``Name: value\\r\\n`` lines, in order."""
+        return "".join(f"{n}: {v}\r\n" for n, v in self._items).encode("latin-1")
+
+
+@dataclasses.dataclass(slots=True)
+class Request:
+    """An HTTP request: a WebSocket upgrade request or a plain request on the same port.
+
+    ``path`` is the decoded path without the query string; ``query`` maps each parameter to its
+    last value (``query_all`` keeps every value). ``body`` is empty for upgrade requests.
+    """
+
+    method: str
+    target: str
+    headers: Headers
+    body: bytes = b""
+    version: str = "HTTP/1.1"
+
+    @property
+    def path(self) -> str:
+        return urllib.parse.unquote(self.target.partition("?")[0])
+
+    @property
+    def query_string(self) -> str:
+        return self.target.partition("?")[2]
+
+    @property
+    def query(self) -> dict[str, str]:
+        return dict(urllib.parse.parse_qsl(self.query_string, keep_blank_values=True))
+
+    @property
+    def query_all(self) -> dict[str, list[str]]:
+        return urllib.parse.parse_qs(self.query_string, keep_blank_values=True)
+
+    @property
+    def is_upgrade(self) -> bool:
+        """Whether the request asks for an upgrade to WebSocket (has ``Upgrade: websocket``)."""
+        return any(
+            token.strip().lower() == "websocket"
+            for value in self.headers.get_all("Upgrade")
+            for token in value.split(",")
+        )
+
+    def serialize(self) -> bytes:
+        head = f"{self.method} {self.target} {self.version}\r\n".encode("latin-1")
+        return head + self.headers.serialize() + b"\r\n" + self.body
+
+
+@dataclasses.dataclass(slots=True)
+class Response:
+    """An HTTP response. For plain requests rawws adds ``Content-Length`` and ``Connection``."""
+
+    status: int
+    headers: Headers = dataclasses.field(default_factory=Headers)
+    body: bytes = b""
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.reason:
+            self.reason = reason_phrase(self.status)
+
+    def serialize(self) -> bytes:
+        head = f"HTTP/1.1 {self.status} {self.reason}\r\n".encode("latin-1")
+        return head + self.headers.serialize() + b"\r\n" + self.body
+
+
+def _check_value(value: bytes) -> None:
+    if any(b in _BAD_VALUE_CHARS for b in value):
+        raise InvalidMessage("control character in header value")
+
+
+def _parse_header_line(line: bytes) -> tuple[str, str]:
+    # RFC 9112 §5.1: field-line = field-name ":" OWS field-value OWS; no whitespace before ":".
+    name, sep, value = line.partition(b":")
+    if not sep or not name or not all(c in _TCHAR for c in name):
+        raise InvalidMessage(f"invalid header line: {line[:64]!r}")
+    value = value.strip(b" \t")
+    _check_value(value)
+    return name.decode("ascii"), value.decode("latin-1")
+
+
+class HeadParser:
+    """Read an HTTP head incrementally, within limits. ``feed()`` returns the head when complete.
+
+    After the head is complete, :attr:`rest` holds the bytes that followed it (a body, or the
+    first WebSocket frames the client sent without waiting for the response).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_line: int = MAX_LINE,
+        max_headers: int = MAX_HEADERS,
+        max_head: int = MAX_HEAD,
+    ) -> None:
+        self.max_line = max_line
+        self.max_headers = max_headers
+        self.max_head = max_head
+        self._buf = bytearray()
+        self._lines: list[bytes] = []
+        self._size = 0
+        self.rest = b""
+
+    def feed(self, data: bytes) -> tuple[bytes, list[tuple[str, str]]] | None:
+        """Add bytes; return ``(start_line, headers)`` once the head is complete, else ``None``.
+
+        Raises :class:`~rawws.errors.InvalidHandshake` subclasses carrying the HTTP status.
+        """
+        buf = self._buf
+        buf += data
+        while True:
+            eol = buf.find(b"\r\n")
+            if eol < 0:
+                # Never buffer a line beyond the limit: fail as soon as it is too long.
+                if len(buf) > self.max_line:
+                    self._too_long()
+                if b"\n" in buf:
+                    raise InvalidMessage("bare LF in HTTP head (CRLF required)")
+                return None
+            if eol > self.max_line:
+                self._too_long()
+            line = bytes(buf[:eol])
+            del buf[: eol + 2]
+            if b"\n" in line or b"\r" in line:
+                raise InvalidMessage("bare CR or LF in HTTP head (CRLF required)")
+            if not line:
+                if not self._lines:
+                    # RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the
+                    # request line.
+                    continue
+                return self._finish()
+            self._lines.append(line)
+            self._size += len(line) + 2
+            if len(self._lines) > self.max_headers + 1:
+                raise HeadTooLarge(f"more than {self.max_headers} header lines")
+            if self._size > self.max_head:
+                raise HeadTooLarge(f"HTTP head over {self.max_head} bytes")
+
+    def _too_long(self) -> None:
+        if not self._lines:
+            raise InvalidHandshake(f"request line over {self.max_line} bytes", status=414)
+        raise HeadTooLarge(f"header line over {self.max_line} bytes")
+
+    def _finish(self) -> tuple[bytes, list[tuple[str, str]]]:
+        start, *header_lines = self._lines
+        headers = []
+        for line in header_lines:
+            if line[:1] in (b" ", b"\t"):
+                # RFC 9112 §5.2: obs-fold is deprecated; a server MAY reject it with 400.
+                raise InvalidMessage("obsolete line folding in header")
+            headers.append(_parse_header_line(line))
+        self.rest = bytes(self._buf)
+        self._buf.clear()
+        return start, headers
+
+
+def parse_request_line(line: bytes) -> tuple[str, str, str]:
+    """Split ``GET /path HTTP/1.1`` into its three parts (RFC 9112 §3)."""
+    parts = line.split(b" ")
+    if len(parts) != 3:
+        raise InvalidMessage(f"invalid request line: {line[:64]!r}")
+    method, target, version = parts
+    if not method or not all(c in _TCHAR for c in method):
+        raise InvalidMessage(f"invalid method: {method[:32]!r}")
+    if not target or any(c <= 0x20 or c >= 0x7F for c in target):
+        raise InvalidMessage(f"invalid request target: {target[:64]!r}")
+    if not version.startswith(b"HTTP/") or len(version) != 8:
+        raise InvalidMessage(f"invalid HTTP version: {version[:16]!r}")
+    return method.decode("ascii"), target.decode("ascii"), version.decode("ascii")
+
+
+def parse_status_line(line: bytes) -> tuple[str, int, str]:
+    """Split ``HTTP/1.1 101 Switching Protocols`` into version, status and reason (RFC 9112 §4)."""
+    version, _, rest = line.partition(b" ")
+    status, _, reason = rest.partition(b" ")
+    if not version.startswith(b"HTTP/") or len(status) != 3 or not status.isdigit():
+        raise InvalidMessage(f"invalid status line: {line[:64]!r}")
+    return version.decode("ascii"), int(status), reason.decode("latin-1")

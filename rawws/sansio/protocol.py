@@ -1,0 +1,1035 @@
+"""The WebSocket connection as a sans-I/O state machine (RFC 6455 §4-§7).
+
+Owns: the connection state (CONNECTING, OPEN, CLOSING, CLOSED) and its one transition table; the
+frame parser; message assembly (§5.4) with size limits and incremental UTF-8 checks (§8.1);
+automatic pong (§5.5.2) and close echo (§5.5.1); failing the connection (§7.1.7); the outbox.
+
+Does not own: sockets, timers or tasks. The caller (``rawws.aio``) feeds bytes with
+:meth:`Protocol.receive_data` and :meth:`Protocol.receive_eof`, then collects
+:meth:`Protocol.events_received` and :meth:`Protocol.data_to_send`, and closes the TCP connection
+when :attr:`Protocol.close_transport` says so.
+
+Theory of operation
+-------------------
+
+1. Bytes in, events and bytes out. Every call that can produce output appends frames to one
+   outbox, so the bytes the application sends and the bytes the RFC requires (pong, close echo)
+   leave in the order they were produced.
+2. Events: a data message *is* its event (``str`` for text, ``bytes`` for binary); control frames
+   give :class:`Ping`, :class:`Pong` and :class:`CloseReceived`; the handshake gives a
+   :class:`~rawws.sansio.http11.Request` (server) or :class:`~rawws.sansio.http11.Response`
+   (client).
+3. Peer errors never escape :meth:`receive_data`: a :class:`~rawws.errors.ProtocolError` is caught
+   and the connection is failed with the close code it carries (§7.1.7): a close frame is queued,
+   parsing stops for good, and the server asks for the TCP connection to be closed.
+4. Frames are checked when their header is complete, before any payload is buffered: opcode,
+   RSV bits, mask bit, control-frame rules, continuation order, and the declared length against
+   the message budget (1009). Payload bytes are then consumed as they arrive (no frame is
+   re-buffered whole unless an extension needs it), which is what lets a bad UTF-8 byte fail the
+   connection before the rest of its frame arrives.
+5. The state changes only in :meth:`_set_state`, checked against ``TRANSITIONS``:
+
+   ============ ================================================================
+   CONNECTING   → OPEN (handshake succeeded), → CLOSED (handshake failed / EOF)
+   OPEN         → CLOSING (close frame sent or received), → CLOSED (EOF, no close)
+   CLOSING      → CLOSED (the TCP connection ended)
+   ============ ================================================================
+
+6. Closing (§7.1.1): the server closes TCP first, as soon as the closing handshake is complete
+   (or right after failing); the client waits for the server to close it (the asyncio layer
+   bounds the wait with ``close_timeout``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import os
+from collections.abc import Callable, Hashable, Sequence
+
+from ..errors import (
+    InvalidHandshake,
+    InvalidHeader,
+    InvalidState,
+    InvalidStatus,
+    InvalidUTF8,
+    NegotiationError,
+    PayloadTooBig,
+    ProtocolError,
+)
+from . import handshake
+from .codes import CloseCode, Opcode
+from .extensions import ClientExtensionFactory, Extension, ServerExtensionFactory
+from .frames import FIN, RSV1, RSV2, RSV3, Frame, parse_close_payload, serialize_close_payload
+from .frames import serialize_frame as _serialize_frame
+from .http11 import (
+    MAX_HEAD,
+    MAX_HEADERS,
+    MAX_LINE,
+    Headers,
+    HeadParser,
+    Request,
+    Response,
+    parse_request_line,
+    parse_status_line,
+)
+from .mask import apply_mask
+from .utf8 import Utf8Decoder
+
+__all__ = [
+    "TRANSITIONS",
+    "ClientProtocol",
+    "CloseReceived",
+    "Event",
+    "Ping",
+    "Pong",
+    "Protocol",
+    "ServerProtocol",
+    "Side",
+    "State",
+]
+
+_DEFAULT_LOGGER = logging.getLogger("rawws")
+
+
+class State(enum.IntEnum):
+    """Connection states (RFC 6455 §4.1 "_The WebSocket Connection is Established_", §7)."""
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.CONNECTING: frozenset({State.OPEN, State.CLOSED}),
+    State.OPEN: frozenset({State.CLOSING, State.CLOSED}),
+    State.CLOSING: frozenset({State.CLOSED}),
+    State.CLOSED: frozenset(),
+}
+
+
+class Side(enum.Enum):
+    SERVER = "server"
+    CLIENT = "client"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ping:
+    """A ping arrived; the pong with the same payload is already queued (§5.5.2)."""
+
+    payload: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pong:
+    """A pong arrived (§5.5.3)."""
+
+    payload: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CloseReceived:
+    """The peer's close frame arrived; the echo (if due) is already queued (§5.5.1)."""
+
+    code: int
+    reason: str
+
+
+Event = str | bytes | Ping | Pong | CloseReceived | Request | Response
+
+_OP_CONT = Opcode.CONTINUATION.value
+_OP_TEXT = Opcode.TEXT.value
+_OP_BINARY = Opcode.BINARY.value
+_OP_CLOSE = Opcode.CLOSE.value
+_OP_PING = Opcode.PING.value
+_OP_PONG = Opcode.PONG.value
+_KNOWN_OPCODES = frozenset({0, 1, 2, 8, 9, 10})
+
+_MASK_POOL_SIZE = 4096  # random bytes drawn at once for client masking keys (1024 frames)
+
+
+class Protocol:
+    """State shared by both sides: framing, assembly, control frames, closing.
+
+    ``max_size`` bounds a message (``None``: unlimited); ``max_frame_size`` bounds a single
+    frame. ``random`` supplies random bytes (masking keys, handshake keys): inject a
+    deterministic source in tests. ``logger`` receives the debug transcript (``<`` received,
+    ``>`` sent, ``=`` state change, ``!`` error, ``x`` TCP closed).
+    """
+
+    side: Side
+
+    def __init__(
+        self,
+        *,
+        state: State = State.CONNECTING,
+        max_size: int | None = 2**20,
+        max_frame_size: int | None = None,
+        random: Callable[[int], bytes] = os.urandom,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+    ) -> None:
+        self.state = state
+        self.max_size = max_size
+        self.max_frame_size = max_frame_size
+        self.random = random
+        self.logger = logger if logger is not None else _DEFAULT_LOGGER
+        self.debug = self.logger.isEnabledFor(logging.DEBUG)
+
+        #: Negotiated extensions, in the order they apply on send.
+        self.extensions: list[Extension] = []
+        self._rsv_allowed = 0
+        #: The close frame received and the one sent, as ``(code, reason)``.
+        self.close_rcvd: tuple[int, str] | None = None
+        self.close_sent: tuple[int, str] | None = None
+        #: Whether the peer's close arrived before we sent ours.
+        self.close_rcvd_first = False
+        #: Set when the TCP connection should be closed now (the server closes first, §7.1.1).
+        self.close_transport = False
+        #: The error that failed the connection, if any (peer error or handshake error).
+        self.failure: Exception | None = None
+        self.eof_received = False
+
+        self._events: list[Event] = []
+        self._out: list[bytes] = []
+        self._mask_pool = b""
+        self._mask_pos = 0
+
+        # Parser state: leftover bytes of an incomplete header, then the frame being streamed.
+        self._parsing = True
+        self._buf = b""
+        self._frame_left = 0
+        self._frame_offset = 0
+        self._frame_key: bytes | None = None
+        self._frame_fin = True
+        self._frame_opcode = 0
+        self._frame_rsv = 0
+        self._frame_chunks: list[bytes] | None = None  # None: streamed into the message
+
+        # Assembler state: the message being received (opcode 0: none).
+        self._msg_opcode = 0
+        self._msg_parts: list[bytes] = []
+        self._msg_text: list[str] = []
+        self._msg_size = 0
+        self._msg_decoder: Utf8Decoder | None = None
+
+        # Sender state: a fragmented message being sent (opcode 0: none).
+        self._send_opcode = 0
+
+    # --- state -----------------------------------------------------------------------------------
+
+    def _set_state(self, state: State) -> None:
+        if state not in TRANSITIONS[self.state]:
+            raise InvalidState(f"cannot go from {self.state.name} to {state.name}")
+        if self.debug:
+            self.logger.debug("= %s -> %s", self.state.name, state.name)
+        self.state = state
+
+    @property
+    def close_code(self) -> int:
+        """The code of the close frame received, or 1006 when none arrived (§7.1.5)."""
+        return self.close_rcvd[0] if self.close_rcvd is not None else CloseCode.ABNORMAL_CLOSURE
+
+    @property
+    def close_reason(self) -> str:
+        return self.close_rcvd[1] if self.close_rcvd is not None else ""
+
+    @property
+    def receiving(self) -> bool:
+        """Whether more messages may still arrive (the handshake is over, no close frame was
+        received, the connection was not failed and the TCP stream has not ended)."""
+        return self._parsing and self.state in (State.OPEN, State.CLOSING)
+
+    def _use_extensions(self, extensions: list[Extension]) -> None:
+        self.extensions = extensions
+        self._rsv_allowed = 0
+        for ext in extensions:
+            self._rsv_allowed |= ext.rsv_bits
+
+    # --- the boundary ----------------------------------------------------------------------------
+
+    def events_received(self) -> list[Event]:
+        """Return the events produced since the last call."""
+        events, self._events = self._events, []
+        return events
+
+    def data_to_send(self) -> list[bytes]:
+        """Return the bytes to write, in order, produced since the last call."""
+        out, self._out = self._out, []
+        return out
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes read from the network. Never raises for peer errors."""
+        if self.state is State.CONNECTING:
+            self._receive_handshake(data)
+        elif self._parsing:
+            self._receive_frames(data)
+        # Otherwise: "An endpoint MUST NOT continue to attempt to process data (including a
+        # responding Close frame) from the remote endpoint after being instructed to _Fail the
+        # WebSocket Connection_" (§7.1.7), and no frame may follow a close frame (§5.5.1).
+
+    def receive_eof(self) -> None:
+        """The peer ended the TCP stream (or the connection was lost)."""
+        if self.eof_received:
+            return
+        self.eof_received = True
+        if self.debug:
+            self.logger.debug("x TCP connection ended by peer")
+        self._parsing = False
+        if self.state is not State.CLOSED:
+            self._set_state(State.CLOSED)
+        self.close_transport = True
+
+    def connection_lost(self) -> None:
+        """The TCP connection is closed (by either side). Same as EOF for the state machine."""
+        self.receive_eof()
+
+    def _receive_handshake(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    # --- failing ---------------------------------------------------------------------------------
+
+    def fail(self, code: int, reason: str = "") -> None:
+        """_Fail the WebSocket Connection_ (§7.1.7) with ``code``.
+
+        "If _The WebSocket Connection is Established_ prior to the point where the endpoint is
+        required to _Fail the WebSocket Connection_, the endpoint SHOULD send a Close frame with
+        an appropriate status code (Section 7.4) before proceeding to _Close the WebSocket
+        Connection_."
+        """
+        if self.debug:
+            self.logger.debug("! failing with %d %s", code, reason)
+        if self.state is State.OPEN:
+            # Keep the reason within a control frame (123 bytes of UTF-8).
+            encoded = reason.encode()[:123].decode("utf-8", "ignore")
+            self._send_close_frame(code, encoded)
+            self._set_state(State.CLOSING)
+        self._parsing = False
+        self._reset_message()
+        self._buf = b""
+        self._frame_left = 0
+        # A server closes TCP at once; a client waits for the server to do it (§7.1.1).
+        if self.side is Side.SERVER:
+            self.close_transport = True
+
+    def _fail_with(self, exc: ProtocolError) -> None:
+        self.failure = exc
+        self.fail(exc.close_code, str(exc))
+
+    # --- receiving frames ------------------------------------------------------------------------
+
+    def _receive_frames(self, data: bytes) -> None:
+        try:
+            self._parse(data)
+        except ProtocolError as exc:
+            self._fail_with(exc)
+
+    def _parse(self, data: bytes) -> None:
+        """The frame parser: the one place where frames are read (§5.2).
+
+        Written for speed (benchmarks/micro.py, "parse"; benchmarks/run.py, 64 B echo): one loop
+        over the bytes at hand, header fields read by index, no object per frame on the common
+        path (a complete, unfragmented, uncompressed message becomes its event directly).
+        """
+        if self._buf:
+            data = self._buf + data
+            self._buf = b""
+        pos = 0
+        end = len(data)
+        expect_mask = self.side is Side.SERVER
+        while pos < end and self._parsing:
+            # Payload of a frame whose header was read in an earlier call (or earlier here).
+            if self._frame_left:
+                take = min(self._frame_left, end - pos)
+                self._frame_chunk(data[pos : pos + take])
+                pos += take
+                continue
+
+            # --- header --------------------------------------------------------------------------
+            if end - pos < 2:
+                break
+            b0 = data[pos]
+            b1 = data[pos + 1]
+            opcode = b0 & 0x0F
+            fin = b0 & FIN
+            rsv = b0 & 0x70
+            length = b1 & 0x7F
+            head = 2
+            if length == 126:
+                if end - pos < 4:
+                    break
+                length = (data[pos + 2] << 8) | data[pos + 3]
+                head = 4
+            elif length == 127:
+                if end - pos < 10:
+                    break
+                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                head = 10
+            masked = b1 & 0x80
+            if masked:
+                if end - pos < head + 4:
+                    break
+                key: bytes | None = data[pos + head : pos + head + 4]
+                head += 4
+            else:
+                key = None
+
+            # --- rules that need only the header ----------------------------------------------
+            if opcode not in _KNOWN_OPCODES:
+                # §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail
+                # the WebSocket Connection_."
+                raise ProtocolError(f"reserved opcode {opcode:#x}")
+            if rsv & ~self._rsv_allowed or (rsv and opcode >= 8):
+                # §5.2: "If a nonzero value is received and none of the negotiated extensions
+                # defines the meaning of such a nonzero value, the receiving endpoint MUST _Fail
+                # the WebSocket Connection_." Extensions only own RSV bits of data frames.
+                raise ProtocolError(f"reserved bits set: {rsv >> 4:03b}")
+            if bool(masked) is not expect_mask:
+                # §5.1: "a server MUST close the connection upon receiving a frame that is not
+                # masked" / "A client MUST close a connection if it detects a masked frame."
+                raise ProtocolError(
+                    "client frame is not masked" if expect_mask else "server frame is masked"
+                )
+            if length >> 63:
+                # §5.2: "the most significant bit MUST be 0" for a 64-bit length.
+                raise ProtocolError("64-bit payload length has its most significant bit set")
+            if opcode >= 8:
+                # §5.5: "All control frames MUST have a payload length of 125 bytes or less and
+                # MUST NOT be fragmented."
+                if length > 125:
+                    raise ProtocolError(f"control frame payload is {length} bytes (max 125)")
+                if not fin:
+                    raise ProtocolError("fragmented control frame")
+                budget = None
+            else:
+                # §5.4: continuation frames continue a message; a new message may not start
+                # before the previous one has ended.
+                if opcode == _OP_CONT:
+                    if not self._msg_opcode:
+                        raise ProtocolError("continuation frame without a message to continue")
+                elif self._msg_opcode:
+                    raise ProtocolError("new data frame before the fragmented message ended")
+                if self.max_size is None:
+                    budget = None
+                else:
+                    budget = self.max_size - self._msg_size if opcode == _OP_CONT else (
+                        self.max_size
+                    )
+                    # Checked on the declared length, before any payload is buffered.
+                    if length > budget:
+                        raise PayloadTooBig(
+                            f"message over {self.max_size} bytes (frame of {length} bytes)"
+                        )
+                if self.max_frame_size is not None and length > self.max_frame_size:
+                    raise PayloadTooBig(f"frame of {length} bytes over {self.max_frame_size}")
+
+            pos += head
+            if end - pos >= length:
+                # Common case: the whole frame is here.
+                payload = data[pos : pos + length]
+                pos += length
+                if key is not None and length:
+                    payload = apply_mask(payload, key)
+                self._frame(bool(fin), rsv, opcode, payload, budget)
+                continue
+
+            # The payload is still arriving: remember the frame, consume what is here.
+            self._frame_left = length
+            self._frame_offset = 0
+            self._frame_key = key
+            self._frame_fin = bool(fin)
+            self._frame_opcode = opcode
+            self._frame_rsv = rsv
+            if opcode >= 8 or self.extensions:
+                # Control frames (at most 125 bytes) and frames an extension decodes whole.
+                self._frame_chunks = []
+            else:
+                self._frame_chunks = None
+                if opcode:
+                    self._start_message(opcode)
+            if self.debug:
+                self.logger.debug("< %s frame header, %d-byte payload arriving",
+                                  _opname(opcode), length)
+        if pos < end and self._parsing:
+            self._buf = data[pos:]
+
+    def _frame_chunk(self, chunk: bytes) -> None:
+        """Consume part of the payload of the frame being streamed."""
+        key = self._frame_key
+        if key is not None:
+            shift = self._frame_offset & 3
+            chunk = apply_mask(chunk, key[shift:] + key[:shift] if shift else key)
+        self._frame_offset += len(chunk)
+        self._frame_left -= len(chunk)
+        last = not self._frame_left
+        chunks = self._frame_chunks
+        if chunks is None:
+            # An unextended data frame: feed the message as bytes arrive (fail-fast UTF-8).
+            self._message_data(chunk, last and self._frame_fin)
+            return
+        chunks.append(chunk)
+        if last:
+            payload = b"".join(chunks)
+            self._frame_chunks = None
+            opcode = self._frame_opcode
+            if opcode >= 8 or self.max_size is None:
+                budget = None
+            else:
+                budget = self.max_size - (self._msg_size if opcode == _OP_CONT else 0)
+            self._frame(self._frame_fin, self._frame_rsv, opcode, payload, budget)
+
+    def _frame(self, fin: bool, rsv: int, opcode: int, payload: bytes, budget: int | None) -> None:
+        """Handle one complete frame (payload unmasked)."""
+        if self.debug:
+            self.logger.debug("< %s", Frame(opcode, payload, fin, bool(rsv & RSV1),
+                                            bool(rsv & RSV2), bool(rsv & RSV3)))
+        if opcode >= 8:
+            self._control_frame(opcode, payload)
+            return
+        if self.extensions:
+            frame = Frame(opcode, payload, fin, bool(rsv & RSV1), bool(rsv & RSV2),
+                          bool(rsv & RSV3))
+            for ext in reversed(self.extensions):
+                frame = ext.decode(frame, max_size=budget)
+            payload = frame.payload
+        if opcode and fin:
+            # An unfragmented message: the common case, no assembly needed.
+            if opcode == _OP_TEXT:
+                try:
+                    self._events.append(payload.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    raise InvalidUTF8(f"text message is not valid UTF-8: {exc.reason}") from None
+            else:
+                self._events.append(payload)
+            return
+        if opcode:
+            self._start_message(opcode)
+        self._message_data(payload, fin)
+
+    # --- assembling messages (§5.4) --------------------------------------------------------------
+
+    def _start_message(self, opcode: int) -> None:
+        self._msg_opcode = opcode
+        self._msg_size = 0
+        if opcode == _OP_TEXT:
+            self._msg_decoder = Utf8Decoder()
+
+    def _message_data(self, data: bytes, final: bool) -> None:
+        self._msg_size += len(data)
+        if self.max_size is not None and self._msg_size > self.max_size:
+            # Reached only when an extension's output grew past the budget without raising.
+            raise PayloadTooBig(f"message over {self.max_size} bytes")
+        decoder = self._msg_decoder
+        if decoder is not None:
+            try:
+                text = decoder.decode(data, final)
+            except UnicodeDecodeError as exc:
+                # §8.1: fail as soon as the bytes cannot become valid UTF-8.
+                raise InvalidUTF8(f"text message is not valid UTF-8: {exc.reason}") from None
+            if text:
+                self._msg_text.append(text)
+            if final:
+                self._events.append("".join(self._msg_text))
+                self._reset_message()
+        else:
+            if data:
+                self._msg_parts.append(data)
+            if final:
+                self._events.append(b"".join(self._msg_parts))
+                self._reset_message()
+
+    def _reset_message(self) -> None:
+        self._msg_opcode = 0
+        self._msg_parts = []
+        self._msg_text = []
+        self._msg_size = 0
+        self._msg_decoder = None
+
+    # --- control frames (§5.5) -------------------------------------------------------------------
+
+    def _control_frame(self, opcode: int, payload: bytes) -> None:
+        if opcode == _OP_PING:
+            # §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in
+            # response, unless it already received a Close frame. [...] A Pong frame sent in
+            # response to a Ping frame must have identical Application data."
+            if self.state is not State.CLOSED and self.close_rcvd is None:
+                self._send_frame(_OP_PONG, payload)
+            self._events.append(Ping(payload))
+        elif opcode == _OP_PONG:
+            self._events.append(Pong(payload))
+        else:
+            self._close_frame(payload)
+
+    def _close_frame(self, payload: bytes) -> None:
+        code, reason = parse_close_payload(payload)  # raises 1002 / 1007 for a bad body
+        self.close_rcvd = (code, reason)
+        # Nothing after a close frame is data (§5.5.1: "the endpoint [...] MUST NOT send any more
+        # data frames" after it), so parsing stops here.
+        self._parsing = False
+        self._buf = b""
+        if self.state is State.OPEN:
+            # §5.5.1: "If an endpoint receives a Close frame and did not previously send a Close
+            # frame, the endpoint MUST send a Close frame in response. [...] it typically echos
+            # the status code it received."
+            self.close_rcvd_first = True
+            self._send_close_frame(None if code == CloseCode.NO_STATUS_RCVD else code, reason)
+            self._set_state(State.CLOSING)
+        self._events.append(CloseReceived(code, reason))
+        # §7.1.1: the closing handshake is complete; the server closes TCP first.
+        if self.side is Side.SERVER:
+            self.close_transport = True
+
+    # --- sending ---------------------------------------------------------------------------------
+
+    def _masking_key(self) -> bytes:
+        # §5.3: "The masking key MUST be derived from a strong source of entropy": drawn from
+        # ``random`` (os.urandom by default) 4 KiB at a time, which avoids a system call per
+        # frame (benchmarks/micro.py, "serialize").
+        pos = self._mask_pos
+        if pos >= len(self._mask_pool):
+            self._mask_pool = self.random(_MASK_POOL_SIZE)
+            pos = 0
+        self._mask_pos = pos + 4
+        return self._mask_pool[pos : pos + 4]
+
+    def _send_frame(self, opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> None:
+        key = self._masking_key() if self.side is Side.CLIENT else None
+        self._out.append(_serialize_frame(opcode, payload, fin=fin, rsv=rsv, masking_key=key))
+        if self.debug:
+            self.logger.debug("> %s", Frame(opcode, payload, fin, bool(rsv & RSV1),
+                                            bool(rsv & RSV2), bool(rsv & RSV3)))
+
+    def _send_close_frame(self, code: int | None, reason: str) -> None:
+        self.close_sent = (code if code is not None else CloseCode.NO_STATUS_RCVD, reason)
+        self._send_frame(_OP_CLOSE, serialize_close_payload(code, reason))
+
+    def _check_open(self) -> None:
+        if self.state is not State.OPEN:
+            raise InvalidState(f"cannot send: connection is {self.state.name}")
+
+    def _send_data(self, opcode: int, payload: bytes, fin: bool, compress: bool | None) -> None:
+        rsv = 0
+        if self.extensions:
+            frame = Frame(opcode, payload, fin)
+            for ext in self.extensions:
+                frame = ext.encode(frame, compress=compress)
+            payload = frame.payload
+            rsv = (RSV1 if frame.rsv1 else 0) | (RSV2 if frame.rsv2 else 0) | (
+                RSV3 if frame.rsv3 else 0
+            )
+        self._send_frame(opcode, payload, fin, rsv)
+
+    def send_text(self, data: str | bytes, *, fin: bool = True,
+                  compress: bool | None = None) -> None:
+        """Send a text message, or its first fragment when ``fin`` is false.
+
+        ``data`` may be ``bytes`` already encoded as UTF-8 (not checked: the caller vouches).
+        """
+        self._check_open()
+        if self._send_opcode:
+            raise InvalidState("a fragmented message is being sent: use send_continuation()")
+        payload = data.encode() if isinstance(data, str) else data
+        self._send_data(_OP_TEXT, payload, fin, compress)
+        if not fin:
+            self._send_opcode = _OP_TEXT
+
+    def send_binary(self, data: bytes | bytearray | memoryview, *, fin: bool = True,
+                    compress: bool | None = None) -> None:
+        """Send a binary message, or its first fragment when ``fin`` is false."""
+        self._check_open()
+        if self._send_opcode:
+            raise InvalidState("a fragmented message is being sent: use send_continuation()")
+        self._send_data(_OP_BINARY, bytes(data), fin, compress)
+        if not fin:
+            self._send_opcode = _OP_BINARY
+
+    def send_continuation(self, data: str | bytes, *, fin: bool,
+                          compress: bool | None = None) -> None:
+        """Send the next fragment of the message started with ``fin=False`` (§5.4)."""
+        self._check_open()
+        if not self._send_opcode:
+            raise InvalidState("no fragmented message is being sent")
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        self._send_data(_OP_CONT, payload, fin, compress)
+        if fin:
+            self._send_opcode = 0
+
+    def send_ping(self, data: bytes = b"") -> None:
+        """Send a ping (§5.5.2). At most 125 bytes."""
+        self._check_open()
+        if len(data) > 125:
+            raise ValueError("ping payload is limited to 125 bytes")
+        self._send_frame(_OP_PING, bytes(data))
+
+    def send_pong(self, data: bytes = b"") -> None:
+        """Send an unsolicited pong (§5.5.3: serves as a unidirectional heartbeat)."""
+        self._check_open()
+        if len(data) > 125:
+            raise ValueError("pong payload is limited to 125 bytes")
+        self._send_frame(_OP_PONG, bytes(data))
+
+    def send_close(self, code: int | None = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake (§7.1.2). ``code=None`` sends a close frame without a body.
+
+        After this, received data frames are still delivered until the peer's close arrives.
+        """
+        self._check_open()
+        self._send_close_frame(code, reason)
+        self._set_state(State.CLOSING)
+
+    def send_prepared(self, frame_bytes: bytes) -> None:
+        """Queue a frame serialized by :meth:`prepare_message` on a protocol with the same
+        :attr:`broadcast_key` (the compress-once broadcast path)."""
+        self._check_open()
+        if self._send_opcode:
+            raise InvalidState("a fragmented message is being sent")
+        self._out.append(frame_bytes)
+
+    @property
+    def broadcast_key(self) -> Hashable | None:
+        """Protocols with equal keys serialize any message to identical bytes.
+
+        ``None`` when a frame depends on this connection (a client masks with a fresh key; an
+        extension may carry compression state from one message to the next).
+        """
+        if self.side is Side.CLIENT:
+            return None
+        if not self.extensions:
+            return ()
+        keys = tuple(ext.broadcast_key for ext in self.extensions)
+        return None if None in keys else keys
+
+    def prepare_message(self, message: str | bytes, *, compress: bool | None = None) -> bytes:
+        """Serialize ``message`` as one frame without queuing it (the broadcast path).
+
+        Only meaningful when :attr:`broadcast_key` is not ``None``: the same bytes then suit
+        every protocol with that key. With per-connection state, use ``send_text/binary``.
+        """
+        if isinstance(message, str):
+            opcode, payload = _OP_TEXT, message.encode()
+        else:
+            opcode, payload = _OP_BINARY, bytes(message)
+        rsv = 0
+        if self.extensions:
+            frame = Frame(opcode, payload)
+            for ext in self.extensions:
+                frame = ext.encode(frame, compress=compress)
+            payload = frame.payload
+            rsv = RSV1 if frame.rsv1 else 0
+        return _serialize_frame(opcode, payload, rsv=rsv)
+
+
+def _opname(opcode: int) -> str:
+    try:
+        return Opcode(opcode).name
+    except ValueError:
+        return f"opcode {opcode:#x}"
+
+
+class ServerProtocol(Protocol):
+    """The server side: reads the upgrade request (or a plain HTTP request), then frames.
+
+    During the handshake, :meth:`receive_data` produces one :class:`Request` event; the caller
+    answers with :meth:`send_response` of :meth:`accept` (101) or :meth:`reject` (an error).
+    A request that is not an upgrade (no ``Upgrade: websocket``, no ``Sec-WebSocket-Key``) is a
+    plain HTTP request: its body (``Content-Length``, at most ``max_body_size``) is read first.
+    """
+
+    side = Side.SERVER
+
+    def __init__(
+        self,
+        *,
+        origins: handshake.OriginPolicy | None = None,
+        subprotocols: Sequence[str] | None = None,
+        select_subprotocol: Callable[[Sequence[str]], str | None] | None = None,
+        extensions: Sequence[ServerExtensionFactory] = (),
+        extra_headers: Headers | Sequence[tuple[str, str]] | None = None,
+        server_header: str | None = "rawws",
+        max_body_size: int = 2**20,
+        max_line: int = MAX_LINE,
+        max_headers: int = MAX_HEADERS,
+        max_head: int = MAX_HEAD,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.origins = origins
+        self.subprotocols = subprotocols
+        self.select_subprotocol = select_subprotocol
+        self.extension_factories = list(extensions)
+        self.extra_headers = extra_headers
+        self.server_header = server_header
+        self.max_body_size = max_body_size
+        self._head = HeadParser(max_line=max_line, max_headers=max_headers, max_head=max_head)
+        self._request: Request | None = None
+        self._body_left = 0
+        self._body: list[bytes] = []
+        self._early = b""  # bytes that followed the head (pipelined frames or a body)
+        #: The request, once read, and the subprotocol chosen for it.
+        self.request: Request | None = None
+        self.subprotocol: str | None = None
+        self.response: Response | None = None
+        self._pending_extensions: list[Extension] = []
+
+    def _receive_handshake(self, data: bytes) -> None:
+        if self.response is not None or not self._parsing:
+            return  # a response is decided: ignore anything else the client sends
+        try:
+            if self._request is not None:
+                self._receive_body(data)
+                return
+            if self.request is not None:
+                self._early += data  # frames sent before our 101: keep them for later
+                return
+            head = self._head.feed(data)
+            if head is None:
+                return
+            start, header_items = head
+            method, target, version = parse_request_line(start)
+            request = Request(method, target, Headers(header_items), version=version)
+            rest = self._head.rest
+            if request.is_upgrade or "Sec-WebSocket-Key" in request.headers:
+                self.request = request
+                self._early = rest
+                self._events.append(request)
+            else:
+                self._start_body(request, rest)
+        except InvalidHandshake as exc:
+            self.failure = exc
+            self.send_response(self.reject(exc.status, str(exc)))
+
+    def _start_body(self, request: Request, rest: bytes) -> None:
+        headers = request.headers
+        if "Transfer-Encoding" in headers:
+            # RFC 9112 §6.3: a server MAY reject a body without Content-Length with 411.
+            raise InvalidHandshake("chunked request bodies are not supported: "
+                                   "send Content-Length", 411)
+        lengths = set(parse_lengths(headers.get_all("Content-Length")))
+        if len(lengths) > 1:
+            raise InvalidHeader("Content-Length", ", ".join(headers.get_all("Content-Length")))
+        length = lengths.pop() if lengths else 0
+        if length > self.max_body_size:
+            raise InvalidHandshake(f"request body of {length} bytes over "
+                                   f"{self.max_body_size}", 413)
+        self._request = request
+        self._body_left = length
+        self._body = []
+        self._receive_body(rest)
+
+    def _receive_body(self, data: bytes) -> None:
+        assert self._request is not None
+        if self._body_left:
+            chunk = data[: self._body_left]
+            self._body.append(chunk)
+            self._body_left -= len(chunk)
+        if not self._body_left:
+            request = self._request
+            request.body = b"".join(self._body)
+            self._request = None
+            self._body = []
+            self.request = request
+            self._events.append(request)
+        # Bytes after the body (a pipelined request) are ignored: rawws answers one plain
+        # request per connection, with "Connection: close".
+
+    def accept(self, request: Request) -> Response:
+        """Validate ``request`` and build the response: 101, or the error it deserves."""
+        try:
+            key = handshake.check_request(request, origins=self.origins)
+            offered = handshake.parse_tokens(request.headers.get_all("Sec-WebSocket-Protocol"))
+            if self.select_subprotocol is not None:
+                subprotocol = self.select_subprotocol(offered)
+                if subprotocol is not None and subprotocol not in offered:
+                    raise NegotiationError(f"selected subprotocol {subprotocol!r} not offered")
+            else:
+                subprotocol = handshake.negotiate_subprotocol(offered, self.subprotocols)
+            ext_header, extensions = handshake.negotiate_server_extensions(
+                request.headers.get_all("Sec-WebSocket-Extensions"), self.extension_factories
+            )
+        except InvalidHandshake as exc:
+            self.failure = exc
+            if self.debug:
+                self.logger.debug("! invalid handshake: %s", exc)
+            return self.reject(exc.status, str(exc),
+                               [("Sec-WebSocket-Version", "13")] if exc.status == 426 else ())
+        headers = Headers([
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", handshake.accept_key(key)),
+        ])
+        if subprotocol is not None:
+            headers["Sec-WebSocket-Protocol"] = subprotocol
+        if ext_header is not None:
+            headers["Sec-WebSocket-Extensions"] = ext_header
+        self._add_common_headers(headers)
+        self.subprotocol = subprotocol
+        self._pending_extensions = extensions
+        return Response(101, headers)
+
+    def reject(self, status: int, text: str = "",
+               headers: Sequence[tuple[str, str]] | Headers = ()) -> Response:
+        """Build an error response with a plain-text body."""
+        body = (text + "\n").encode() if text else b""
+        hdrs = Headers(headers.items() if isinstance(headers, Headers) else headers)
+        if "Content-Type" not in hdrs:
+            hdrs["Content-Type"] = "text/plain; charset=utf-8"
+        return Response(status, hdrs, body)
+
+    def _add_common_headers(self, headers: Headers) -> None:
+        if self.extra_headers is not None:
+            extra = self.extra_headers
+            for name, value in extra.items() if isinstance(extra, Headers) else extra:
+                headers[name] = value
+        if self.server_header and "Server" not in headers:
+            headers["Server"] = self.server_header
+
+    def send_response(self, response: Response) -> None:
+        """Send the handshake response (or the answer to a plain request).
+
+        A 101 opens the connection; anything else ends it: the server closes TCP after writing.
+        """
+        if self.state is not State.CONNECTING or self.response is not None:
+            raise InvalidState("a response was already sent")
+        self.response = response
+        if response.status == 101:
+            self._use_extensions(self._pending_extensions)
+            self._out.append(response.serialize())
+            if self.debug:
+                self.logger.debug("> HTTP 101 to %s", self.request.target if self.request else "")
+            self._set_state(State.OPEN)
+            early, self._early = self._early, b""
+            if early:
+                self._receive_frames(early)
+            return
+        headers = response.headers
+        if response.status >= 400 and self.failure is None:
+            self.failure = InvalidHandshake(f"rejected with HTTP {response.status}",
+                                            response.status)
+        if "Content-Length" not in headers:
+            headers["Content-Length"] = str(len(response.body))
+        if "Connection" not in headers:
+            headers["Connection"] = "close"
+        self._add_common_headers(headers)
+        self._out.append(response.serialize())
+        if self.debug:
+            self.logger.debug("> HTTP %d %s", response.status, response.reason)
+        self._parsing = False
+        self._set_state(State.CLOSED)
+        self.close_transport = True
+
+
+def parse_lengths(values: Sequence[str]) -> list[int]:
+    """Content-Length values (RFC 9110 §8.6): digits only; several equal values are allowed."""
+    lengths = []
+    for value in values:
+        for item in value.split(","):
+            item = item.strip()
+            if not item.isdigit() or not item.isascii() or len(item) > 18:
+                raise InvalidHeader("Content-Length", value)
+            lengths.append(int(item))
+    return lengths
+
+
+class ClientProtocol(Protocol):
+    """The client side: sends the upgrade request, validates the 101, then frames."""
+
+    side = Side.CLIENT
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        resource: str = "/",
+        secure: bool = False,
+        origin: str | None = None,
+        subprotocols: Sequence[str] | None = None,
+        extensions: Sequence[ClientExtensionFactory] = (),
+        extra_headers: Headers | Sequence[tuple[str, str]] | None = None,
+        user_agent: str | None = "rawws",
+        **kwargs: object,
+    ) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.host = host
+        self.port = port
+        self.resource = resource
+        self.secure = secure
+        self.origin = origin
+        self.subprotocols = list(subprotocols) if subprotocols else None
+        self.extension_factories = list(extensions)
+        self.extra_headers = extra_headers
+        self.user_agent = user_agent
+        self.key = handshake.generate_key(self.random)
+        self._head = HeadParser()
+        self.request: Request | None = None
+        self.response: Response | None = None
+        self.subprotocol: str | None = None
+
+    def connect(self) -> Request:
+        """Build the upgrade request (RFC 6455 §4.1)."""
+        default_port = 443 if self.secure else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        host_header = host if self.port == default_port else f"{host}:{self.port}"
+        headers = Headers([
+            ("Host", host_header),
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", self.key),
+            ("Sec-WebSocket-Version", "13"),
+        ])
+        if self.origin is not None:
+            headers["Origin"] = self.origin
+        if self.subprotocols:
+            headers["Sec-WebSocket-Protocol"] = ", ".join(self.subprotocols)
+        if self.extension_factories:
+            headers["Sec-WebSocket-Extensions"] = handshake.build_extension_header(
+                [(f.name, f.get_request_params()) for f in self.extension_factories]
+            )
+        if self.extra_headers is not None:
+            extra = self.extra_headers
+            for name, value in extra.items() if isinstance(extra, Headers) else extra:
+                headers[name] = value
+        if self.user_agent and "User-Agent" not in headers:
+            headers["User-Agent"] = self.user_agent
+        return Request("GET", self.resource, headers)
+
+    def send_request(self, request: Request) -> None:
+        self.request = request
+        self._out.append(request.serialize())
+        if self.debug:
+            self.logger.debug("> GET %s HTTP/1.1", request.target)
+
+    def _receive_handshake(self, data: bytes) -> None:
+        if not self._parsing:
+            return
+        try:
+            head = self._head.feed(data)
+            if head is None:
+                return
+            start, header_items = head
+            _, status, reason = parse_status_line(start)
+            headers = Headers(header_items)
+            rest = self._head.rest
+            if status != 101:
+                raise InvalidStatus(status, reason, rest)
+            self.subprotocol = handshake.check_response_headers(
+                headers, self.key, self.subprotocols
+            )
+            extensions = handshake.negotiate_client_extensions(
+                headers.get_all("Sec-WebSocket-Extensions"), self.extension_factories
+            )
+        except InvalidHandshake as exc:
+            self.failure = exc
+            if self.debug:
+                self.logger.debug("! handshake failed: %s", exc)
+            self._parsing = False
+            self._set_state(State.CLOSED)
+            self.close_transport = True
+            return
+        self.response = Response(status, headers, reason=reason)
+        self._use_extensions(extensions)
+        self._set_state(State.OPEN)
+        self._events.append(self.response)
+        if rest:
+            self._receive_frames(rest)
