@@ -1,0 +1,673 @@
+"""The message router: the chat protocol's logic, without I/O.
+
+Owns: sessions (one per WebSocket connection), what each request does, and which text goes to
+which sessions. Every entry point returns a list of :class:`Send` and :class:`Close` actions; the
+hub (:mod:`rawws.chat.hub`) carries them out on real connections and the tests read them
+directly. The router never touches a socket, a timer or the event loop; clocks and randomness are
+injected.
+
+Does not own: queues, back-pressure and timers (the hub), HTTP (:mod:`rawws.chat.httpapi`), or
+what is remembered and for how long (:mod:`rawws.chat.store`).
+
+Rules:
+
+1. A request is answered exactly once: its reply, or an ``error`` with the request's ``id``
+   (``null`` when there is none). Exceptions: a request from an unauthenticated connection that
+   is not ``auth`` closes it with 1008, and a refused token closes it with 4001 or 4002.
+2. Each outgoing event is encoded to text once and that text is shared by all its recipients.
+   When the request carried an ``id``, the requester's copy (which is its reply) is encoded
+   separately with the ``id`` added.
+3. Every incoming message costs one token of the session's bucket. Without a token the message
+   is dropped with ``rate_limited``; every such reply costs a *strike*, and a session out of
+   strikes (sustained excess, not one burst) is closed with 1008.
+4. Validation happens before any state changes, so an error reply means nothing happened.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from .auth import UNRESTRICTED, Authenticator, AuthError, Grants, Identity
+from .limits import Limits, TokenBucket
+from .metrics import Metrics
+from .store import MemoryStore, RoomLimitReached, Store
+from .topics import TopicIndex, split_pattern, split_topic
+from .wire import (
+    ErrorCode,
+    WireError,
+    decode_message,
+    encode,
+    is_valid_room,
+    is_valid_user,
+    iso_timestamp,
+)
+
+__all__ = [
+    "Action",
+    "Close",
+    "Endpoint",
+    "Route",
+    "Router",
+    "Send",
+    "Session",
+    "route_for",
+]
+
+CLOSE_POLICY: Final = 1008  # RFC 6455 §7.4.1 "policy violation"
+
+
+class Endpoint(enum.Enum):
+    GENERAL = "/ws"  # rooms and topics; also "/" for clients written against a bare server
+    CHAT = "/ws/chat/{room}"  # joins {room} on connect; `message` defaults to that room
+    NOTIFICATIONS = "/ws/notifications"  # personal notifications only
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    endpoint: Endpoint
+    room: str | None = None
+
+
+def route_for(path: str) -> Route | None:
+    """Map a request path (query string ignored) to a WebSocket endpoint, or None."""
+    path = path.split("?", 1)[0]
+    if len(path) > 1 and path.endswith("/"):
+        path = path[:-1]
+    if path in ("/ws", "/"):
+        return Route(Endpoint.GENERAL)
+    if path == "/ws/notifications":
+        return Route(Endpoint.NOTIFICATIONS)
+    if path.startswith("/ws/chat/"):
+        room = urllib.parse.unquote(path[len("/ws/chat/"):], errors="replace")
+        if is_valid_room(room):
+            return Route(Endpoint.CHAT, room)
+    return None
+
+
+@dataclass(eq=False, slots=True)
+class Session:
+    """One WebSocket connection as the router sees it. Hashable by identity."""
+
+    id: str
+    handle: Any  # the hub's connection object; the router never uses it
+    route: Route
+    remote_ip: str
+    bucket: TokenBucket
+    strikes: TokenBucket
+    user: str = ""
+    grants: Grants = UNRESTRICTED
+    authenticated: bool = False
+    expires_at: float | None = None  # wall-clock expiry of the token, if any
+    closing: bool = False  # a Close was issued: ignore further input, skip in fan-out
+    rooms: set[str] = field(default_factory=set)
+    patterns: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Deliver ``text`` to each of ``targets``. ``droppable``: a notification that the
+    drop-oldest slow-consumer policy may discard."""
+
+    targets: Sequence[Session]
+    text: str
+    droppable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    session: Session
+    code: int
+    reason: str
+
+
+Action = Send | Close
+Handler = Callable[[Session, dict[str, Any], Any, list[Action]], None]
+
+_NO_ID: Final = object()
+
+
+def _valid_id(value: object) -> bool:
+    if type(value) is str:
+        return len(value) <= 128
+    return type(value) is int and -(2**53) < value < 2**53
+
+
+def _nonnegative_int(value: object) -> bool:
+    return type(value) is int and value >= 0
+
+
+class Router:
+    """The chat protocol core. One per server; not thread-safe (one event loop)."""
+
+    def __init__(
+        self,
+        *,
+        store: Store | None = None,
+        limits: Limits | None = None,
+        authenticator: Authenticator | None = None,
+        metrics: Metrics | None = None,
+        client_publish: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        token_hex: Callable[[int], str] = secrets.token_hex,
+    ) -> None:
+        self.limits = limits or Limits()
+        self.store: Store = store if store is not None else MemoryStore(self.limits)
+        self.authenticator = authenticator
+        self.metrics = metrics or Metrics()
+        self.client_publish = client_publish
+        self._clock = clock
+        self._wall = wall
+        self._token_hex = token_hex
+        self.sessions: dict[str, Session] = {}  # authenticated sessions by connection id
+        self.pending: dict[str, Session] = {}  # connections still owing a token
+        self.index: TopicIndex[Session] = TopicIndex()
+        self._handlers: dict[str, Handler] = {
+            "join": self._join,
+            "leave": self._leave,
+            "message": self._message,
+            "private": self._private,
+            "subscribe": self._subscribe,
+            "unsubscribe": self._unsubscribe,
+            "publish": self._publish,
+            "ping": self._ping,
+            "auth": self._auth_again,
+        }
+
+    @property
+    def auth_required(self) -> bool:
+        return self.authenticator is not None
+
+    # --- connection lifecycle ------------------------------------------------------------------
+
+    def open(self, handle: Any, route: Route, *, remote_ip: str = "", token: str | None = None,
+             user_id: str | None = None) -> tuple[Session, list[Action]]:
+        """A connection was accepted. Without auth, ``user_id`` (or a guest name) is the user;
+        with auth, ``token`` (from a header, the query or a cookie) is verified now, or, if
+        absent, the session waits for an ``auth`` message (the hub enforces the deadline)."""
+        now = self._clock()
+        limits = self.limits
+        session = Session(
+            id=self._new_connection_id(),
+            handle=handle,
+            route=route,
+            remote_ip=remote_ip,
+            bucket=TokenBucket(limits.rate, limits.burst, now),
+            strikes=TokenBucket(limits.rate_strike_refill, limits.rate_strikes, now),
+        )
+        out: list[Action] = []
+        if self.authenticator is not None:
+            if token is None:
+                self.pending[session.id] = session
+                return session, out
+            try:
+                identity = self.authenticator.verify(token)
+            except AuthError as exc:
+                self._close(session, exc.close_code, exc.reason, out)
+                return session, out
+        elif user_id is not None:
+            if not is_valid_user(user_id):
+                self._close(session, CLOSE_POLICY, "invalid user_id", out)
+                return session, out
+            identity = Identity(user_id)
+        else:
+            identity = Identity(self._guest_name())
+        self._admit(session, identity, None, out)
+        return session, out
+
+    def close(self, session: Session) -> list[Action]:
+        """The connection is gone (closed by either side): forget it, tell the rooms."""
+        session.closing = True
+        if self.pending.pop(session.id, None) is not None:
+            return []
+        if self.sessions.pop(session.id, None) is None:
+            return []
+        out: list[Action] = []
+        for room in sorted(session.rooms):
+            self._leave_room(session, room, out)
+        session.rooms.clear()
+        for pattern in session.patterns:
+            self.index.remove(pattern, session)
+        session.patterns.clear()
+        self.store.remove_connection(session.user, session.id)
+        return out
+
+    def auth_deadline(self, session: Session) -> list[Action]:
+        """The auth timeout fired: close the session if it still has not authenticated."""
+        out: list[Action] = []
+        if session.id in self.pending and not session.closing:
+            self._close(session, CLOSE_POLICY, "authentication timeout", out)
+        return out
+
+    def token_expired(self, session: Session) -> list[Action]:
+        """The token's ``exp`` passed while connected: close with 4001."""
+        out: list[Action] = []
+        if session.authenticated and not session.closing:
+            self._close(session, 4001, "token expired", out)
+        return out
+
+    def _new_connection_id(self) -> str:
+        while True:
+            conn_id = self._token_hex(8)
+            if conn_id not in self.sessions and conn_id not in self.pending:
+                return conn_id
+
+    def _guest_name(self) -> str:
+        for _ in range(8):
+            name = "guest-" + self._token_hex(3)
+            if not self.store.user_connections(name):
+                return name
+        return "guest-" + self._token_hex(8)
+
+    def _admit(self, session: Session, identity: Identity, rid: Any, out: list[Action]) -> None:
+        self.pending.pop(session.id, None)
+        session.user = identity.user
+        session.grants = identity.grants
+        session.expires_at = identity.expires_at
+        session.authenticated = True
+        self.sessions[session.id] = session
+        self.store.add_connection(session.user, session.id)
+        welcome: dict[str, Any] = {
+            "type": "welcome",
+            "user_id": session.user,
+            "connection_id": session.id,
+        }
+        self._reply(session, welcome, rid, out)
+        for item in self.store.inbox_take(session.user, self._wall()):
+            out.append(Send([session], encode(item)))
+        if session.route.endpoint is Endpoint.CHAT:
+            try:
+                self._join(session, {"room": session.route.room}, _NO_ID, out)
+            except WireError as exc:
+                self._error(session, exc.code, exc.message, None, out)
+
+    def _close(self, session: Session, code: int, reason: str, out: list[Action]) -> None:
+        session.closing = True
+        out.append(Close(session, code, reason))
+
+    # --- incoming messages ---------------------------------------------------------------------
+
+    def receive(self, session: Session, message: str | bytes) -> list[Action]:
+        """One WebSocket message from ``session``: the actions it causes."""
+        out: list[Action] = []
+        if session.closing:
+            return out
+        now = self._clock()
+        if not session.bucket.take(now):
+            if session.strikes.take(now):
+                self._error(session, ErrorCode.RATE_LIMITED,
+                            f"over {self.limits.rate:g} messages per second; message dropped",
+                            None, out)
+            else:
+                self._close(session, CLOSE_POLICY, "rate limit exceeded", out)
+            return out
+        if not session.authenticated:
+            self._first_message(session, message, out)
+            return out
+        if type(message) is not str:
+            self._error(session, ErrorCode.BAD_JSON, "binary messages are not accepted; "
+                        "send JSON text", None, out)
+            return out
+        if message == "ping":
+            out.append(Send([session], '{"type":"pong"}'))
+            return out
+        rid: Any = None
+        try:
+            msg = decode_message(message, max_depth=self.limits.max_json_depth)
+            if msg.get("id") is not None:
+                if not _valid_id(msg["id"]):
+                    raise WireError(ErrorCode.BAD_REQUEST,
+                                    "id must be a string (<= 128 chars) or an integer")
+                rid = msg["id"]
+            kind = msg["type"] if "type" in msg else msg.get("action")
+            if kind is None:
+                raise WireError(ErrorCode.BAD_REQUEST, "missing type")
+            if type(kind) is not str:
+                raise WireError(ErrorCode.BAD_REQUEST, "type must be a string")
+            handler = self._handlers.get(kind)
+            if handler is None:
+                raise WireError(ErrorCode.UNKNOWN_TYPE, f"unknown type {kind[:40]!r}")
+            handler(session, msg, _NO_ID if rid is None else rid, out)
+        except WireError as exc:
+            self._error(session, exc.code, exc.message, rid, out)
+        return out
+
+    def _first_message(self, session: Session, message: str | bytes, out: list[Action]) -> None:
+        # RFC 6455 §7.4.1: 1008 "policy violation" for anything but a token.
+        token: Any = None
+        rid: Any = _NO_ID
+        if type(message) is str:
+            try:
+                msg = decode_message(message, max_depth=self.limits.max_json_depth)
+            except WireError:
+                msg = {}
+            kind = msg["type"] if "type" in msg else msg.get("action")
+            # {"token": ...} without a type is accepted too: tutorials' clients send that.
+            if kind == "auth" or (kind is None and "token" in msg):
+                token = msg.get("token")
+                if "id" in msg and _valid_id(msg["id"]):
+                    rid = msg["id"]
+        if type(token) is not str:
+            self._close(session, CLOSE_POLICY, "authentication required", out)
+            return
+        assert self.authenticator is not None
+        try:
+            identity = self.authenticator.verify(token)
+        except AuthError as exc:
+            self._close(session, exc.close_code, exc.reason, out)
+            return
+        self._admit(session, identity, rid, out)
+
+    # --- replies -------------------------------------------------------------------------------
+
+    def _reply(self, session: Session, event: dict[str, Any], rid: Any,
+               out: list[Action]) -> None:
+        if rid is not _NO_ID and rid is not None:
+            event["id"] = rid
+        out.append(Send([session], encode(event)))
+
+    def _error(self, session: Session, code: ErrorCode, message: str, rid: Any,
+               out: list[Action]) -> None:
+        self.metrics.errors[code.value] += 1
+        if rid is _NO_ID:
+            rid = None
+        out.append(Send([session], encode(
+            {"type": "error", "code": code.value, "message": message, "id": rid})))
+
+    def _members(self, room: str, exclude: Session | None = None) -> list[Session]:
+        sessions = self.sessions
+        return [
+            s for c in self.store.room_connections(room)
+            if (s := sessions.get(c)) is not None and s is not exclude
+        ]
+
+    def _user_sessions(self, user: str) -> list[Session]:
+        sessions = self.sessions
+        return [s for c in self.store.user_connections(user) if (s := sessions.get(c)) is not None]
+
+    def _check_size(self, value: object, what: str) -> None:
+        size = len(value.encode("utf-8", "surrogatepass")) if type(value) is str else len(
+            encode(value))
+        if size > self.limits.max_content_size:
+            raise WireError(ErrorCode.TOO_LARGE,
+                            f"{what} is {size} bytes; the limit is {self.limits.max_content_size}")
+
+    def _room_of(self, session: Session, msg: dict[str, Any]) -> str:
+        room = msg.get("room")
+        if room is None and session.route.endpoint is Endpoint.CHAT:
+            room = session.route.room
+        if room is None:
+            raise WireError(ErrorCode.BAD_REQUEST, "missing room")
+        if not is_valid_room(room):
+            raise WireError(ErrorCode.BAD_REQUEST, "invalid room name")
+        assert isinstance(room, str)
+        return room
+
+    def _forbid_on_notifications(self, session: Session, what: str) -> None:
+        if session.route.endpoint is Endpoint.NOTIFICATIONS:
+            raise WireError(ErrorCode.FORBIDDEN,
+                            f"{what} is not available on /ws/notifications; use /ws")
+
+    # --- handlers (validate everything, then change state) -------------------------------------
+
+    def _ping(self, session: Session, msg: dict[str, Any], rid: Any, out: list[Action]) -> None:
+        self._reply(session, {"type": "pong"}, rid, out)
+
+    def _auth_again(self, session: Session, msg: dict[str, Any], rid: Any,
+                    out: list[Action]) -> None:
+        raise WireError(ErrorCode.BAD_REQUEST, "already authenticated")
+
+    def _join(self, session: Session, msg: dict[str, Any], rid: Any, out: list[Action]) -> None:
+        self._forbid_on_notifications(session, "join")
+        room = self._room_of(session, msg)
+        since = msg.get("since")
+        if since is not None and not _nonnegative_int(since):
+            raise WireError(ErrorCode.BAD_REQUEST, "since must be a non-negative integer")
+        if not session.grants.may_join(room):
+            raise WireError(ErrorCode.FORBIDDEN, f"your token does not allow room {room!r}")
+        already = room in session.rooms
+        if not already and len(session.rooms) >= self.limits.max_rooms_per_connection:
+            raise WireError(ErrorCode.FORBIDDEN, "too many rooms on this connection "
+                            f"(max {self.limits.max_rooms_per_connection})")
+        try:
+            arrived = self.store.join(room, session.user, session.id)
+        except RoomLimitReached as exc:
+            raise WireError(ErrorCode.FORBIDDEN, str(exc)) from None
+        session.rooms.add(room)
+        users = self.store.room_users(room)
+        seq = self.store.room_seq(room)
+        if since is not None and since > seq:
+            since = 0  # the room was re-created since the client saw it: send all we have
+        history = self.store.history(room, since=since, limit=self.limits.history_on_join)
+        joined: dict[str, Any] = {
+            "type": "joined", "room": room, "users": users, "history": history, "seq": seq,
+        }
+        if since is not None:
+            # Some messages after `since` are no longer kept: the client cannot fully recover.
+            oldest = history[0]["seq"] if history else seq + 1
+            joined["complete"] = oldest <= since + 1
+        self._reply(session, joined, rid, out)
+        if arrived and not already:
+            others = self._members(room, exclude=session)
+            if others:
+                out.append(Send(others, encode({
+                    "type": "user_joined", "room": room, "user_id": session.user,
+                    "users": users, "timestamp": iso_timestamp(self._wall()),
+                })))
+
+    def _leave(self, session: Session, msg: dict[str, Any], rid: Any, out: list[Action]) -> None:
+        room = self._room_of(session, msg)
+        if room not in session.rooms:
+            raise WireError(ErrorCode.NOT_FOUND, f"not in room {room!r}")
+        session.rooms.discard(room)
+        self._reply(session, {"type": "left", "room": room}, rid, out)
+        self._leave_room(session, room, out)
+
+    def _leave_room(self, session: Session, room: str, out: list[Action]) -> None:
+        if self.store.leave(room, session.user, session.id):
+            others = self._members(room, exclude=session)
+            if others:
+                out.append(Send(others, encode({
+                    "type": "user_left", "room": room, "user_id": session.user,
+                    "users": self.store.room_users(room),
+                    "timestamp": iso_timestamp(self._wall()),
+                })))
+
+    def _message(self, session: Session, msg: dict[str, Any], rid: Any,
+                 out: list[Action]) -> None:
+        room = self._room_of(session, msg)
+        if "content" not in msg:
+            raise WireError(ErrorCode.BAD_REQUEST, "missing content")
+        content = msg["content"]
+        self._check_size(content, "content")
+        if room not in session.rooms:
+            raise WireError(ErrorCode.NOT_FOUND, f"not in room {room!r}; join it first")
+        self._post(room, session.user, content, session, rid, out)
+
+    def _post(self, room: str, user: str, content: Any, sender: Session | None, rid: Any,
+              out: list[Action]) -> dict[str, Any]:
+        seq = self.store.next_seq(room)
+        event = {
+            "type": "message", "room": room, "user_id": user, "content": content,
+            "timestamp": iso_timestamp(self._wall()), "seq": seq,
+        }
+        text = encode(event)
+        self.store.append(room, event, len(text))
+        if sender is not None and rid is not _NO_ID and rid is not None:
+            others = self._members(room, exclude=sender)
+            if others:
+                out.append(Send(others, text))
+            out.append(Send([sender], encode({**event, "id": rid})))
+        else:
+            members = self._members(room)
+            if members:
+                out.append(Send(members, text))
+        return event
+
+    def _private(self, session: Session, msg: dict[str, Any], rid: Any,
+                 out: list[Action]) -> None:
+        self._forbid_on_notifications(session, "private")
+        target = msg.get("target")
+        if target is None:
+            raise WireError(ErrorCode.BAD_REQUEST, "missing target")
+        if not is_valid_user(target):
+            raise WireError(ErrorCode.BAD_REQUEST, "invalid target user name")
+        if "content" not in msg:
+            raise WireError(ErrorCode.BAD_REQUEST, "missing content")
+        content = msg["content"]
+        self._check_size(content, "content")
+        event = {
+            "type": "private", "from": session.user, "content": content,
+            "timestamp": iso_timestamp(self._wall()),
+        }
+        status, recipients = self._deliver_personal(target, event, droppable=False, out=out)
+        self._reply(session, {"type": "private_ack", "target": target, "status": status,
+                              "recipients": recipients}, rid, out)
+
+    def _deliver_personal(self, user: str, event: dict[str, Any], *, droppable: bool,
+                          out: list[Action]) -> tuple[str, int]:
+        text = encode(event)
+        targets = self._user_sessions(user)
+        if targets:
+            out.append(Send(targets, text, droppable))
+            return "sent", len(targets)
+        self.store.inbox_push(user, event, len(text), self._wall())
+        return "queued", 0
+
+    def _topic_list(self, msg: dict[str, Any]) -> list[str]:
+        topics = msg.get("topics")
+        if topics is None and type(msg.get("topic")) is str:
+            topics = [msg["topic"]]
+        if type(topics) is not list or not topics:
+            raise WireError(ErrorCode.BAD_REQUEST, "topics must be a non-empty list of strings")
+        if len(topics) > self.limits.max_topics_per_request:
+            raise WireError(ErrorCode.TOO_LARGE, "too many topics in one request "
+                            f"(max {self.limits.max_topics_per_request})")
+        for pattern in topics:
+            try:
+                split_pattern(pattern)
+            except ValueError as exc:
+                raise WireError(ErrorCode.BAD_REQUEST, str(exc)) from None
+        return list(dict.fromkeys(topics))  # de-duplicated, in order
+
+    def _subscribe(self, session: Session, msg: dict[str, Any], rid: Any,
+                   out: list[Action]) -> None:
+        self._forbid_on_notifications(session, "subscribe")
+        topics = self._topic_list(msg)
+        for pattern in topics:
+            if not session.grants.may_subscribe(pattern):
+                raise WireError(ErrorCode.FORBIDDEN,
+                                f"your token does not allow topic {pattern!r}")
+        new = [p for p in topics if p not in session.patterns]
+        if len(session.patterns) + len(new) > self.limits.max_topics_per_connection:
+            raise WireError(ErrorCode.FORBIDDEN, "too many topics on this connection "
+                            f"(max {self.limits.max_topics_per_connection})")
+        for pattern in new:
+            session.patterns.add(pattern)
+            self.index.add(pattern, session)
+        self._reply(session, {"type": "subscribed", "topics": topics}, rid, out)
+
+    def _unsubscribe(self, session: Session, msg: dict[str, Any], rid: Any,
+                     out: list[Action]) -> None:
+        topics = self._topic_list(msg)
+        for pattern in topics:
+            if pattern in session.patterns:
+                session.patterns.discard(pattern)
+                self.index.remove(pattern, session)
+        self._reply(session, {"type": "unsubscribed", "topics": topics}, rid, out)
+
+    def _publish(self, session: Session, msg: dict[str, Any], rid: Any,
+                 out: list[Action]) -> None:
+        self._forbid_on_notifications(session, "publish")
+        topic = msg.get("topic")
+        try:
+            split_topic(topic)
+        except ValueError as exc:
+            raise WireError(ErrorCode.BAD_REQUEST, str(exc)) from None
+        assert isinstance(topic, str)
+        if "message" not in msg:
+            raise WireError(ErrorCode.BAD_REQUEST, "missing message")
+        message = msg["message"]
+        self._check_size(message, "message")
+        if not self.client_publish:
+            raise WireError(ErrorCode.FORBIDDEN, "publishing is disabled on this server")
+        if not session.grants.may_publish(topic):
+            raise WireError(ErrorCode.FORBIDDEN, f"your token does not allow publishing "
+                            f"to {topic!r}")
+        recipients = self._fan_out_topic(topic, message, out)
+        self._reply(session, {"type": "published", "topic": topic, "recipients": recipients},
+                    rid, out)
+
+    def _fan_out_topic(self, topic: str, message: Any, out: list[Action]) -> int:
+        subscribers = [s for s in self.index.match(topic) if not s.closing]
+        event = {
+            "type": "notification", "topic": topic, "message": message,
+            "timestamp": iso_timestamp(self._wall()), "seq": self.store.next_topic_seq(topic),
+        }
+        if subscribers:
+            out.append(Send(subscribers, encode(event), True))
+        return len(subscribers)
+
+    # --- entry points for the HTTP API (inputs already validated by the caller) ----------------
+
+    def notify(self, user: str, message: Any) -> tuple[str, int, list[Action]]:
+        """A personal notification: ``("sent", K, actions)`` or ``("queued", 0, [])``."""
+        out: list[Action] = []
+        event = {"type": "notification", "message": message,
+                 "timestamp": iso_timestamp(self._wall())}
+        status, recipients = self._deliver_personal(user, event, droppable=True, out=out)
+        return status, recipients, out
+
+    def broadcast(self, message: Any) -> tuple[int, list[Action]]:
+        """A notification to every authenticated connection."""
+        targets = [s for s in self.sessions.values() if not s.closing]
+        event = {"type": "notification", "message": message,
+                 "timestamp": iso_timestamp(self._wall())}
+        out: list[Action] = [Send(targets, encode(event), True)] if targets else []
+        return len(targets), out
+
+    def publish(self, topic: str, message: Any) -> tuple[int, list[Action]]:
+        out: list[Action] = []
+        return self._fan_out_topic(topic, message, out), out
+
+    def post(self, room: str, user: str, content: Any) -> tuple[dict[str, Any], list[Action]]:
+        """A room message from outside (the HTTP API). May raise RoomLimitReached."""
+        out: list[Action] = []
+        event = self._post(room, user, content, None, _NO_ID, out)
+        return event, out
+
+    # --- read-only views (HTTP API) ------------------------------------------------------------
+
+    def rooms_summary(self) -> list[dict[str, Any]]:
+        store = self.store
+        return [
+            {"room": name, "user_count": len(store.room_users(name)), "seq": store.room_seq(name)}
+            for name in store.room_names()
+        ]
+
+    def room_detail(self, room: str) -> dict[str, Any] | None:
+        store = self.store
+        if not store.has_room(room):
+            return None
+        return {
+            "room": room,
+            "users": store.room_users(room),
+            "history": store.history(room, since=None, limit=self.limits.history_on_join),
+            "seq": store.room_seq(room),
+        }
+
+    def online_users(self) -> list[str]:
+        return sorted(self.store.online_users())
+
+    def topic_count(self) -> int:
+        return len(self.index.patterns())
+
+    def iter_sessions(self) -> Iterable[Session]:
+        yield from self.sessions.values()
+        yield from self.pending.values()
