@@ -1,0 +1,56 @@
+"""Helpers for the sans-I/O tests: protocols in a known state, feeding strategies, frame reading."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from rawws.sansio.protocol import ClientProtocol, CloseReceived, Protocol, ServerProtocol, State
+
+#: The masking key of the RFC 6455 §5.7 examples.
+RFC_KEY = bytes.fromhex("37fa213d")
+
+
+def fixed_random(pattern: bytes = RFC_KEY) -> object:
+    """A deterministic ``random`` that repeats ``pattern`` (so every masking key is the same)."""
+
+    def random(n: int) -> bytes:
+        return (pattern * (n // len(pattern) + 1))[:n]
+
+    return random
+
+
+def open_server(**kwargs: object) -> ServerProtocol:
+    return ServerProtocol(state=State.OPEN, **kwargs)  # type: ignore[arg-type]
+
+
+def open_client(**kwargs: object) -> ClientProtocol:
+    kwargs.setdefault("random", fixed_random())
+    return ClientProtocol(host="example.com", port=80, state=State.OPEN,
+                          **kwargs)  # type: ignore[arg-type]
+
+
+def splits(data: bytes) -> Iterator[list[bytes]]:
+    """Every way the tests feed a vector: whole, byte by byte, and split at every offset."""
+    yield [data]
+    yield [data[i : i + 1] for i in range(len(data))]
+    for i in range(1, len(data)):
+        yield [data[:i], data[i:]]
+
+
+def feed(protocol: Protocol, chunks: list[bytes]) -> list[object]:
+    events: list[object] = []
+    for chunk in chunks:
+        protocol.receive_data(chunk)
+        events.extend(protocol.events_received())
+    return events
+
+
+def close_code_sent(protocol: Protocol) -> int | None:
+    """Read what ``protocol`` sent with a peer protocol and return the close code it carried."""
+    peer: Protocol = open_client() if isinstance(protocol, ServerProtocol) else open_server()
+    for data in protocol.data_to_send():
+        peer.receive_data(data)
+    for event in peer.events_received():
+        if isinstance(event, CloseReceived):
+            return event.code
+    return None
