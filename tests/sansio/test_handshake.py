@@ -239,7 +239,7 @@ class TestHeadLimits:
         assert parser.feed(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n") is None
         with pytest.raises(HeadTooLarge):
             parser.feed(b"C: 3\r\n")
-        parser = HeadParser(max_line=100, max_headers=10, max_head=30)
+        parser = HeadParser(max_line=100, max_headers=10, max_head=20)
         with pytest.raises(HeadTooLarge):
             parser.feed(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n")
 
