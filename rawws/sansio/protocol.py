@@ -176,10 +176,14 @@ class Protocol:
         self.random = random
         self.logger = logger if logger is not None else _DEFAULT_LOGGER
         self.debug = self.logger.isEnabledFor(logging.DEBUG)
+        # RFC 6455 §5.1: clients mask every frame, servers none.
+        self._expect_mask = self.side is Side.SERVER
 
         #: Negotiated extensions, in the order they apply on send.
         self.extensions: list[Extension] = []
         self._rsv_allowed = 0
+        # True when every frame must take the full path (extensions, debug transcript).
+        self._plain_path_off = self.debug
         #: The close frame received and the one sent, as ``(code, reason)``.
         self.close_rcvd: tuple[int, str] | None = None
         self.close_sent: tuple[int, str] | None = None
@@ -243,6 +247,7 @@ class Protocol:
 
     def _use_extensions(self, extensions: list[Extension]) -> None:
         self.extensions = extensions
+        self._plain_path_off = self.debug or bool(extensions)
         self._rsv_allowed = 0
         for ext in extensions:
             self._rsv_allowed |= ext.rsv_bits
@@ -264,7 +269,10 @@ class Protocol:
         if self.state is State.CONNECTING:
             self._receive_handshake(data)
         elif self._parsing:
-            self._receive_frames(data)
+            try:
+                self._parse(data)
+            except ProtocolError as exc:
+                self._fail_with(exc)
         # Otherwise: "An endpoint MUST NOT continue to attempt to process data (including a
         # responding Close frame) from the remote endpoint after being instructed to _Fail the
         # WebSocket Connection_" (§7.1.7), and no frame may follow a close frame (§5.5.1).
@@ -337,7 +345,7 @@ class Protocol:
             self._buf = b""
         pos = 0
         end = len(data)
-        expect_mask = self.side is Side.SERVER
+        expect_mask = self._expect_mask
         while pos < end and self._parsing:
             # Payload of a frame whose header was read in an earlier call (or earlier here).
             if self._frame_left:
@@ -431,6 +439,19 @@ class Protocol:
                 pos += length
                 if key is not None and length:
                     payload = apply_mask(payload, key)
+                if fin and opcode and not self._plain_path_off:
+                    # The most common frame: a whole message, no extension, no transcript.
+                    if opcode == _OP_TEXT:
+                        try:
+                            self._events.append(payload.decode("utf-8"))
+                        except UnicodeDecodeError as exc:
+                            raise InvalidUTF8(
+                                f"text message is not valid UTF-8: {exc.reason}") from None
+                    elif opcode == _OP_BINARY:
+                        self._events.append(payload)
+                    else:
+                        self._control_frame(opcode, payload)
+                    continue
                 self._frame(bool(fin), rsv, opcode, payload, budget)
                 continue
 
@@ -604,6 +625,10 @@ class Protocol:
         self.close_sent = (code if code is not None else CloseCode.NO_STATUS_RCVD, reason)
         self._send_frame(_OP_CLOSE, serialize_close_payload(code, reason))
 
+    def _refuse_new_message(self) -> None:
+        self._check_open()
+        raise InvalidState("a fragmented message is being sent: use send_continuation()")
+
     def _check_open(self) -> None:
         if self.state is not State.OPEN:
             raise InvalidState(f"cannot send: connection is {self.state.name}")
@@ -626,10 +651,12 @@ class Protocol:
 
         ``data`` may be ``bytes`` already encoded as UTF-8 (not checked: the caller vouches).
         """
-        self._check_open()
-        if self._send_opcode:
-            raise InvalidState("a fragmented message is being sent: use send_continuation()")
-        payload = data.encode() if isinstance(data, str) else data
+        if self.state is not State.OPEN or self._send_opcode:
+            self._refuse_new_message()
+        payload = data.encode() if type(data) is str else data
+        if fin and not self._plain_path_off and self.side is Side.SERVER:
+            self._out.append(_serialize_frame(_OP_TEXT, payload))  # the common case
+            return
         self._send_data(_OP_TEXT, payload, fin, compress)
         if not fin:
             self._send_opcode = _OP_TEXT
@@ -637,10 +664,13 @@ class Protocol:
     def send_binary(self, data: bytes | bytearray | memoryview, *, fin: bool = True,
                     compress: bool | None = None) -> None:
         """Send a binary message, or its first fragment when ``fin`` is false."""
-        self._check_open()
-        if self._send_opcode:
-            raise InvalidState("a fragmented message is being sent: use send_continuation()")
-        self._send_data(_OP_BINARY, bytes(data), fin, compress)
+        if self.state is not State.OPEN or self._send_opcode:
+            self._refuse_new_message()
+        payload = data if type(data) is bytes else bytes(data)
+        if fin and not self._plain_path_off and self.side is Side.SERVER:
+            self._out.append(_serialize_frame(_OP_BINARY, payload))  # the common case
+            return
+        self._send_data(_OP_BINARY, payload, fin, compress)
         if not fin:
             self._send_opcode = _OP_BINARY
 
