@@ -653,7 +653,7 @@ class Protocol:
         """
         if self.state is not State.OPEN or self._send_opcode:
             self._refuse_new_message()
-        payload = data.encode() if type(data) is str else data
+        payload = data.encode() if isinstance(data, str) else data
         if fin and not self._plain_path_off and self.side is Side.SERVER:
             self._out.append(_serialize_frame(_OP_TEXT, payload))  # the common case
             return
