@@ -176,10 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("serve", help="the chat and notify server (see docs/chat.md)")
     commands.add_parser("chat", help="a terminal chat client (see docs/chat.md)")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="%(asctime)s %(name)s %(message)s",
-    )
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    if args.debug:
+        logging.getLogger("rawws").setLevel(logging.DEBUG)
     if args.command == "echo":
         return _echo(args)
     return asyncio.run(_client(args.uri, None if args.no_compression else "deflate"))

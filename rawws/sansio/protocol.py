@@ -278,20 +278,23 @@ class Protocol:
         # WebSocket Connection_" (§7.1.7), and no frame may follow a close frame (§5.5.1).
 
     def receive_eof(self) -> None:
-        """The peer ended the TCP stream (or the connection was lost)."""
+        """The peer ended the TCP stream."""
+        self._tcp_ended("x EOF from peer")
+
+    def connection_lost(self) -> None:
+        """The TCP connection is closed (by either side). Same as EOF for the state machine."""
+        self._tcp_ended("x TCP connection closed")
+
+    def _tcp_ended(self, note: str) -> None:
         if self.eof_received:
             return
         self.eof_received = True
         if self.debug:
-            self.logger.debug("x TCP connection ended by peer")
+            self.logger.debug(note)
         self._parsing = False
         if self.state is not State.CLOSED:
             self._set_state(State.CLOSED)
         self.close_transport = True
-
-    def connection_lost(self) -> None:
-        """The TCP connection is closed (by either side). Same as EOF for the state machine."""
-        self.receive_eof()
 
     def _receive_handshake(self, data: bytes) -> None:
         raise NotImplementedError
