@@ -561,8 +561,6 @@ class Connection(asyncio.Protocol):
         self._flush()
 
     def _pong_received(self, payload: bytes) -> None:
-        if payload == self._keepalive_payload:
-            self._keepalive_payload = None
         if payload not in self._pings:
             return
         now = self.loop.time()
@@ -571,6 +569,8 @@ class Connection(asyncio.Protocol):
             future, sent_at = self._pings.pop(key)
             if not future.done():
                 future.set_result(now - sent_at)
+            if key == self._keepalive_payload:
+                self._keepalive_answered(sent_at)
             if key == payload:
                 self.latency = now - sent_at
                 break
@@ -587,6 +587,8 @@ class Connection(asyncio.Protocol):
         if self.protocol.state is not State.OPEN:
             return
         payload = self.protocol.random(4)
+        while payload in self._pings:
+            payload = self.protocol.random(4)
         self._keepalive_payload = payload
         future: asyncio.Future[float] = self.loop.create_future()
         self._pings[payload] = (future, self.loop.time())
@@ -594,18 +596,28 @@ class Connection(asyncio.Protocol):
         self._flush()
         if self.ping_timeout is not None:
             self._keepalive_timer = self.loop.call_later(self.ping_timeout,
-                                                         self._keepalive_check, payload)
+                                                         self._keepalive_timed_out, payload)
         else:
             self._schedule_keepalive()
 
-    def _keepalive_check(self, payload: bytes) -> None:
+    def _keepalive_answered(self, sent_at: float) -> None:
+        """The keepalive ping got its pong: the next one is due ``ping_interval`` after it
+        was sent (not after ``ping_timeout`` expires)."""
+        self._keepalive_payload = None
+        if self.ping_timeout is None or self.ping_interval is None:
+            return  # without a timeout, the next ping is already scheduled
+        if self._keepalive_timer is not None:
+            self._keepalive_timer.cancel()
+        self._keepalive_timer = None
+        if self.protocol.state is State.OPEN:
+            self._keepalive_timer = self.loop.call_at(sent_at + self.ping_interval,
+                                                      self._keepalive)
+
+    def _keepalive_timed_out(self, payload: bytes) -> None:
         self._keepalive_timer = None
         if self._keepalive_payload == payload and self.protocol.state is State.OPEN:
             self.logger.info("%s: no pong within %s s: closing", self, self.ping_timeout)
             self.close_nowait(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
-            return
-        # The pong arrived in time; the next ping is due ping_interval after this one.
-        self._schedule_keepalive()
 
     # --- closing ---------------------------------------------------------------------------------
 
