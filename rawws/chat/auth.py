@@ -112,7 +112,7 @@ UNRESTRICTED: Final = Grants()
 class Identity:
     user: str
     grants: Grants = UNRESTRICTED
-    expires_at: float | None = None  # the token's exp, if any
+    expires_at: float | None = None  # when the token stops being accepted: exp + leeway
 
 
 # --- JWT ---------------------------------------------------------------------------------------
@@ -241,7 +241,8 @@ class JWTVerifier:
             topics=_patterns(claims, "topics"),
             publish=_patterns(claims, "publish"),
         )
-        return Identity(user=user, grants=grants, expires_at=exp)
+        return Identity(user=user, grants=grants,
+                        expires_at=None if exp is None else exp + self._leeway)
 
 
 # --- static tokens -----------------------------------------------------------------------------

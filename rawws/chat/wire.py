@@ -32,6 +32,7 @@ __all__ = [
     "CLOSE_AUTH_INVALID",
     "ErrorCode",
     "WireError",
+    "decode_json",
     "decode_message",
     "encode",
     "is_valid_room",
@@ -130,6 +131,14 @@ def _refuse_constant(name: str) -> Any:
 
 def decode_message(text: str, *, max_depth: int) -> dict[str, Any]:
     """Parse one request; raise :class:`WireError` (bad_json, bad_request or too_large)."""
+    value = decode_json(text, max_depth=max_depth)
+    if type(value) is not dict:
+        raise WireError(ErrorCode.BAD_REQUEST, "expected a JSON object")
+    return value
+
+
+def decode_json(text: str, *, max_depth: int) -> Any:
+    """Parse any strict JSON value; raise :class:`WireError` (bad_json or too_large)."""
     if json_depth_exceeds(text, max_depth):
         raise WireError(ErrorCode.TOO_LARGE, f"JSON nested deeper than {max_depth} levels")
     try:
@@ -143,8 +152,6 @@ def decode_message(text: str, *, max_depth: int) -> dict[str, Any]:
             encode(value).encode("utf-8")
         except UnicodeEncodeError:
             raise WireError(ErrorCode.BAD_JSON, "invalid JSON: lone surrogate escape") from None
-    if type(value) is not dict:
-        raise WireError(ErrorCode.BAD_REQUEST, "expected a JSON object")
     return value
 
 

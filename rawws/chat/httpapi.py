@@ -1,0 +1,347 @@
+"""The HTTP side of the chat server: the JSON API, ``/healthz``, ``/metrics`` and static files.
+
+Owns: routing plain HTTP requests (``rawws.serve(http_handler=...)`` hands them over), the API
+key check, request body validation, and the exact status of every failure. Deliveries go
+through the router (so an API notification follows the same path as a WebSocket one) and the
+``deliver`` callable (the hub's executor).
+
+Does not own: WebSocket upgrades (the hub), body size before the handler runs (rawws answers
+413 above ``max_body_size`` itself; this module checks again for direct callers).
+
+Status rules, checked in this order, each with a JSON body ``{"error": ..., "message": ...}``:
+
+1. 404: no such path. 2. 405 (with ``Allow``): the path exists, the method does not.
+3. 401 (with ``WWW-Authenticate: Bearer``): ``/api/*`` without ``Authorization: Bearer`` while an
+   API key is set; 403: a wrong key (compared with :func:`hmac.compare_digest`).
+4. 413: body over ``max_body_size``, or the content inside it over ``max_content_size``.
+5. 400: empty body, not UTF-8, not strict JSON, nested too deep, or a field or name invalid.
+6. 503: a room cannot be created (``max_rooms`` rooms, all with members).
+
+An unexpected exception is our bug: it is logged with its traceback and answered with a bare
+500; the client never sees a traceback.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import mimetypes
+import re
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from .limits import Limits
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .redact import redact_target
+from .router import Action, Router, Send
+from .store import RoomLimitReached
+from .topics import split_topic
+from .wire import WireError, decode_json, encode, is_valid_room, is_valid_user
+
+__all__ = ["HttpApi", "HttpResponse"]
+
+_logger = logging.getLogger("rawws.chat.http")
+
+MAX_STATIC_SIZE: Final = 4 * 1024 * 1024
+_STATIC_SEGMENT: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
+_HOST: Final = re.compile(
+    r"[A-Za-z0-9.\-]{1,253}(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](?::[0-9]{1,5})?")
+_CONTENT_TYPES: Final = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".txt": "text/plain; charset=utf-8",
+    ".map": "application/json",
+    ".woff2": "font/woff2",
+}
+COMMON_HEADERS: Final = (("X-Content-Type-Options", "nosniff"),)
+
+INDEX_FALLBACK: Final = b"""rawws chat server
+
+WebSocket endpoints: /ws  /ws/chat/{room}  /ws/notifications
+HTTP API: POST /api/notify/{user_id}, /api/broadcast, /api/publish/{topic},
+          /api/rooms/{room}/messages; GET /api/rooms, /api/rooms/{room}, /api/users/online
+Health and metrics: /healthz  /metrics
+Protocol reference: docs/protocol.md
+"""
+
+
+class HeaderLookup(Protocol):
+    def get(self, name: str, default: str | None = None) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+
+class _Fail(Exception):
+    def __init__(self, status: int, error: str, message: str,
+                 headers: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.headers = headers
+
+
+def _json(status: int, value: Any, headers: tuple[tuple[str, str], ...] = ()) -> HttpResponse:
+    return HttpResponse(status, [("Content-Type", "application/json"),
+                                 ("Cache-Control", "no-store"), *COMMON_HEADERS, *headers],
+                        encode(value).encode("utf-8"))
+
+
+class HttpApi:
+    """Answers plain HTTP requests. One per server."""
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        deliver: Callable[[list[Action]], None],
+        api_key: str | None = None,
+        static_dir: Path | None = None,
+        limits: Limits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.router = router
+        self.deliver = deliver
+        self._api_key = api_key.encode("utf-8") if api_key else None
+        self.static_dir = static_dir
+        self.limits = limits or router.limits
+        self._clock = clock
+        self._started = clock()
+        self.metrics = router.metrics
+        self.logger = logger or _logger
+
+    # --- entry point -------------------------------------------------------------------------
+
+    def handle(self, method: str, target: str, headers: HeaderLookup,
+               body: bytes) -> HttpResponse:
+        try:
+            response = self._route(method, target, headers, body)
+        except _Fail as fail:
+            response = _json(fail.status, {"error": fail.error, "message": fail.message},
+                             fail.headers)
+        except Exception:
+            self.logger.exception("HTTP %s %s: internal error", method, redact_target(target))
+            response = _json(500, {"error": "internal_error", "message": "internal error"})
+        self.metrics.http_requests[response.status] += 1
+        if self.logger.isEnabledFor(logging.INFO):
+            self.logger.info("HTTP %s %s -> %d", method[:16], redact_target(target),
+                             response.status)
+        return response
+
+    def _route(self, method: str, target: str, headers: HeaderLookup,
+               body: bytes) -> HttpResponse:
+        raw_path = target.partition("?")[0]
+        parts = [urllib.parse.unquote(p, errors="replace") for p in raw_path.split("/")[1:]]
+        if parts and parts[-1] == "" and len(parts) > 1:
+            parts.pop()  # a trailing slash
+        match parts:
+            case [""]:
+                self._allow(method, "GET")
+                return self._index(headers)
+            case ["static", *names] if names:
+                self._allow(method, "GET")
+                return self._static(names, headers)
+            case ["healthz"]:
+                self._allow(method, "GET")
+                return _json(200, {"status": "ok",
+                                   "uptime_seconds": round(self._clock() - self._started, 3)})
+            case ["metrics"]:
+                self._allow(method, "GET")
+                return HttpResponse(200, [("Content-Type", METRICS_CONTENT_TYPE),
+                                          ("Cache-Control", "no-store"), *COMMON_HEADERS],
+                                    self.metrics.render().encode("utf-8"))
+            case ["api", "notify", user]:
+                self._allow(method, "POST")
+                self._authorize(headers)
+                return self._notify(user, body)
+            case ["api", "broadcast"]:
+                self._allow(method, "POST")
+                self._authorize(headers)
+                return self._broadcast(body)
+            case ["api", "publish", topic]:
+                self._allow(method, "POST")
+                self._authorize(headers)
+                return self._publish(topic, body)
+            case ["api", "rooms"]:
+                self._allow(method, "GET")
+                self._authorize(headers)
+                return _json(200, {"rooms": self.router.rooms_summary()})
+            case ["api", "rooms", room]:
+                self._allow(method, "GET")
+                self._authorize(headers)
+                return self._room(room)
+            case ["api", "rooms", room, "messages"]:
+                self._allow(method, "POST")
+                self._authorize(headers)
+                return self._post(room, body)
+            case ["api", "users", "online"]:
+                self._allow(method, "GET")
+                self._authorize(headers)
+                users = self.router.online_users()
+                return _json(200, {"users": users, "count": len(users)})
+        raise _Fail(404, "not_found", "no such endpoint")
+
+    @staticmethod
+    def _allow(method: str, allowed: str) -> None:
+        if method != allowed:
+            raise _Fail(405, "method_not_allowed", f"use {allowed}", (("Allow", allowed),))
+
+    def _authorize(self, headers: HeaderLookup) -> None:
+        if self._api_key is None:
+            return
+        value = headers.get("Authorization")
+        scheme, _, key = (value or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise _Fail(401, "unauthorized", "send Authorization: Bearer <api key>",
+                        (("WWW-Authenticate", 'Bearer realm="rawws"'),))
+        if not hmac.compare_digest(key.strip().encode("utf-8", "replace"), self._api_key):
+            raise _Fail(403, "forbidden", "wrong API key")
+
+    # --- bodies ------------------------------------------------------------------------------
+
+    def _body(self, body: bytes) -> Any:
+        if len(body) > self.limits.max_body_size:
+            raise _Fail(413, "too_large", f"body over {self.limits.max_body_size} bytes")
+        if not body.strip():
+            raise _Fail(400, "bad_request", "empty body; send JSON")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Fail(400, "bad_json", "body is not UTF-8") from None
+        try:
+            return decode_json(text, max_depth=self.limits.max_json_depth)
+        except WireError as exc:
+            raise _Fail(400, exc.code.value, exc.message) from None
+
+    def _check_size(self, value: Any, what: str) -> None:
+        size = len(encode(value).encode("utf-8"))
+        if size > self.limits.max_content_size:
+            raise _Fail(413, "too_large", f"{what} is {size} bytes; the limit is "
+                        f"{self.limits.max_content_size}")
+
+    def _message(self, body: bytes) -> Any:
+        value = self._body(body)
+        # {"message": X} is unwrapped to X; any other JSON body is the message itself.
+        if type(value) is dict and len(value) == 1 and "message" in value:
+            value = value["message"]
+        self._check_size(value, "message")
+        return value
+
+    # --- endpoints ---------------------------------------------------------------------------
+
+    def _notify(self, user: str, body: bytes) -> HttpResponse:
+        if not is_valid_user(user):
+            raise _Fail(400, "bad_request", "invalid user_id")
+        message = self._message(body)
+        status, recipients, actions = self.router.notify(user, message)
+        self.deliver(actions)
+        return _json(200, {"status": status, "recipients": recipients})
+
+    def _broadcast(self, body: bytes) -> HttpResponse:
+        message = self._message(body)
+        recipients, actions = self.router.broadcast(message)
+        self.deliver(actions)
+        return _json(200, {"status": "sent", "recipients": recipients})
+
+    def _publish(self, topic: str, body: bytes) -> HttpResponse:
+        try:
+            split_topic(topic)
+        except ValueError as exc:
+            raise _Fail(400, "bad_request", str(exc)) from None
+        message = self._message(body)
+        recipients, actions = self.router.publish(topic, message)
+        self.deliver(actions)
+        return _json(200, {"status": "sent", "topic": topic, "recipients": recipients})
+
+    def _room(self, room: str) -> HttpResponse:
+        if not is_valid_room(room):
+            raise _Fail(400, "bad_request", "invalid room name")
+        detail = self.router.room_detail(room)
+        if detail is None:
+            raise _Fail(404, "not_found", f"no room {room!r}")
+        return _json(200, detail)
+
+    def _post(self, room: str, body: bytes) -> HttpResponse:
+        if not is_valid_room(room):
+            raise _Fail(400, "bad_request", "invalid room name")
+        value = self._body(body)
+        if type(value) is not dict:
+            raise _Fail(400, "bad_request", 'expected {"content": ..., "user_id": ...}')
+        if "content" not in value:
+            raise _Fail(400, "bad_request", "missing content")
+        user = value.get("user_id", "api")
+        if not is_valid_user(user):
+            raise _Fail(400, "bad_request", "invalid user_id")
+        self._check_size(value["content"], "content")
+        try:
+            event, actions = self.router.post(room, user, value["content"])
+        except RoomLimitReached as exc:
+            raise _Fail(503, "unavailable", str(exc), (("Retry-After", "60"),)) from None
+        self.deliver(actions)
+        recipients = sum(len(a.targets) for a in actions if isinstance(a, Send))
+        return _json(200, {"status": "sent", "room": room, "seq": event["seq"],
+                           "recipients": recipients})
+
+    # --- the page ----------------------------------------------------------------------------
+
+    def _page_headers(self, headers: HeaderLookup, content_type: str) -> list[tuple[str, str]]:
+        host = headers.get("Host")
+        connect = "'self'"
+        if host and _HOST.fullmatch(host):
+            connect += f" ws://{host} wss://{host}"
+        csp = (f"default-src 'self'; connect-src {connect}; img-src 'self' data:; "
+               "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+        return [("Content-Type", content_type), ("Content-Security-Policy", csp),
+                ("Referrer-Policy", "no-referrer"), ("X-Frame-Options", "DENY"),
+                ("Cache-Control", "no-cache"), *COMMON_HEADERS]
+
+    def _index(self, headers: HeaderLookup) -> HttpResponse:
+        if self.static_dir is not None:
+            page = self._read_static(["index.html"])
+            if page is not None:
+                return HttpResponse(200, self._page_headers(headers, _CONTENT_TYPES[".html"]),
+                                    page)
+        return HttpResponse(200, self._page_headers(headers, "text/plain; charset=utf-8"),
+                            INDEX_FALLBACK)
+
+    def _static(self, names: list[str], headers: HeaderLookup) -> HttpResponse:
+        data = self._read_static(names) if self.static_dir is not None else None
+        if data is None:
+            raise _Fail(404, "not_found", "no such file")
+        suffix = Path(names[-1]).suffix.lower()
+        content_type = _CONTENT_TYPES.get(suffix) or mimetypes.types_map.get(
+            suffix, "application/octet-stream")
+        return HttpResponse(200, self._page_headers(headers, content_type), data)
+
+    def _read_static(self, names: list[str]) -> bytes | None:
+        assert self.static_dir is not None
+        if len(names) > 4 or not all(_STATIC_SEGMENT.fullmatch(n) and ".." not in n
+                                     for n in names):
+            return None
+        root = self.static_dir.resolve()
+        path = root.joinpath(*names)
+        try:
+            resolved = path.resolve()
+            if root not in resolved.parents or not resolved.is_file():
+                return None
+            if resolved.stat().st_size > MAX_STATIC_SIZE:
+                return None
+            return resolved.read_bytes()
+        except OSError:
+            return None

@@ -1,0 +1,366 @@
+"""The hub: the chat router wired to real WebSocket connections through ``rawws.Listener``.
+
+Owns: the handshake checks (endpoint, Origin, connection caps, ``user_id``, where the token
+comes from), the per-connection outbound queue and slow-consumer policy, the auth and token
+expiry timers, and carrying out the router's :class:`~rawws.chat.router.Send` and
+:class:`~rawws.chat.router.Close` actions.
+
+Does not own: what messages mean (:mod:`rawws.chat.router`), HTTP (:mod:`rawws.chat.httpapi`),
+or starting the server (:mod:`rawws.chat.server`).
+
+Theory of operation:
+
+1. Callbacks, not tasks: a connection costs a :class:`Peer` (a few slots and an empty deque),
+   no coroutine. Everything runs on the event loop thread, in order.
+2. Fan-out writes each frame once: connections that can take data now get it through
+   ``rawws.broadcast`` (serialized once per distinct ``broadcast_key``).
+3. A connection whose transport is paused (its write buffer went over ``write_limit``) gets its
+   messages in its own queue instead, drained by ``on_writable``. The queue is bounded in
+   messages and bytes; when it is full the connection is closed with 1013 (try again later) or,
+   with ``slow_consumer="drop-oldest"``, its oldest queued notification is dropped and counted.
+   So one stalled reader costs at most ``write_limit + max_queue_bytes`` and never delays others.
+4. Connection caps are checked in ``process_request`` (HTTP 503), which rawws runs in the same
+   callback as the switch to OPEN, so counts cannot race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Literal
+
+import rawws
+
+from .router import Action, Close, Route, Router, Send, Session, route_for
+from .wire import encode, is_valid_user
+
+__all__ = ["ChatHub", "Peer"]
+
+_logger = logging.getLogger("rawws.chat")
+
+SlowConsumerPolicy = Literal["close", "drop-oldest"]
+CLOSE_TRY_AGAIN_LATER: Final = 1013  # RFC 6455 §7.4.1 / IANA: "Try Again Later"
+TOKEN_COOKIE: Final = "rawws_token"
+
+
+def bearer_token(value: str | None) -> str | None:
+    if not value:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def cookie_value(headers: rawws.Headers, name: str) -> str | None:
+    for header in headers.get_all("Cookie"):
+        for part in header.split(";"):
+            key, sep, value = part.strip().partition("=")
+            if sep and key == name:
+                return value.strip().strip('"') or None
+    return None
+
+
+def same_origin(origin: str, host: str | None) -> bool:
+    """Whether ``origin`` is the page's own origin: http(s) plus the request's Host."""
+    if not host:
+        return False
+    origin = origin.lower()
+    host = host.lower()
+    return origin in (f"http://{host}", f"https://{host}")
+
+
+class Peer:
+    """The hub's state for one connection."""
+
+    __slots__ = ("ip", "queue", "queued_bytes", "session", "timers", "ws")
+
+    def __init__(self, ws: rawws.Connection, ip: str) -> None:
+        self.ws = ws
+        self.ip = ip
+        self.session: Session | None = None
+        self.queue: deque[tuple[str, bool]] = deque()  # (text, droppable)
+        self.queued_bytes = 0
+        self.timers: list[asyncio.TimerHandle] = []
+
+
+class ChatHub(rawws.Listener):
+    """A ``rawws.Listener`` serving the chat endpoints with a :class:`Router`."""
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        allowed_origins: Sequence[str] | None = None,
+        slow_consumer: SlowConsumerPolicy = "close",
+        wall: Callable[[], float] = time.time,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        if slow_consumer not in ("close", "drop-oldest"):
+            raise ValueError(f"slow_consumer must be 'close' or 'drop-oldest', "
+                             f"not {slow_consumer!r}")
+        self.router = router
+        self.limits = router.limits
+        self.metrics = router.metrics
+        self.allowed_origins = None if allowed_origins is None else frozenset(allowed_origins)
+        self.slow_consumer = slow_consumer
+        self._wall = wall
+        self.logger = logger or _logger
+        self.peers: set[Peer] = set()
+        self.per_ip: Counter[str] = Counter()
+        self.queued_messages = 0
+        metrics = self.metrics
+        metrics.gauge("connections", "Open WebSocket connections.", lambda: len(self.peers))
+        metrics.gauge("users_online", "Users with at least one connection.",
+                      lambda: len(router.store.online_users()))
+        metrics.gauge("rooms", "Rooms alive (with members or history).",
+                      lambda: len(router.store.room_names()))
+        metrics.gauge("topics", "Distinct topic patterns subscribed.", router.topic_count)
+        metrics.gauge("queued_messages", "Outbound messages waiting on slow readers.",
+                      lambda: self.queued_messages)
+        metrics.gauge("inbox_items", "Offline items waiting in inboxes.",
+                      router.store.inbox_count)
+
+    # --- handshake ---------------------------------------------------------------------------
+
+    def _reject(self, status: int, reason: str, text: str,
+                headers: Sequence[tuple[str, str]] = ()) -> rawws.Response:
+        self.metrics.handshake_rejections[reason] += 1
+        body = encode({"error": reason, "message": text}).encode("utf-8")
+        return rawws.Response(status, rawws.Headers([
+            ("Content-Type", "application/json"), ("X-Content-Type-Options", "nosniff"),
+            *headers]), body)
+
+    def process_request(self, ws: rawws.Connection, request: rawws.Request
+                        ) -> rawws.Response | None:
+        """The ``process_request`` hook of ``rawws.serve``: refuse or accept the upgrade."""
+        route = route_for(request.target.partition("?")[0])
+        if route is None:
+            return self._reject(404, "not_found", "no WebSocket endpoint here; use /ws, "
+                                "/ws/chat/{room} or /ws/notifications")
+        origin = request.headers.get("Origin")
+        if origin is not None and not self._origin_allowed(origin, request.headers.get("Host")):
+            return self._reject(403, "origin", "origin not allowed")
+        limits = self.limits
+        if len(self.peers) >= limits.max_connections:
+            return self._reject(503, "max_connections", "too many connections",
+                                [("Retry-After", "5")])
+        ip = _ip_of(ws)
+        if self.per_ip[ip] >= limits.max_connections_per_ip:
+            return self._reject(503, "per_ip", "too many connections from this address",
+                                [("Retry-After", "5")])
+        query = request.query
+        user_id = query.get("user_id")
+        token: str | None = None
+        if self.router.auth_required:
+            user_id = None  # the identity comes from the token
+            token = (bearer_token(request.headers.get("Authorization"))
+                     or query.get("token") or cookie_value(request.headers, TOKEN_COOKIE))
+        elif user_id is not None and not is_valid_user(user_id):
+            return self._reject(400, "bad_user_id", "invalid user_id: 1-64 characters from "
+                                "A-Z a-z 0-9 _ - . ~ @")
+        ws.user_data["chat"] = (route, token, user_id)
+        return None
+
+    def _origin_allowed(self, origin: str, host: str | None) -> bool:
+        if self.allowed_origins is not None:
+            return "*" in self.allowed_origins or origin in self.allowed_origins
+        return same_origin(origin, host)
+
+    # --- rawws.Listener ----------------------------------------------------------------------
+
+    def on_connect(self, ws: rawws.Connection) -> None:
+        route: Route
+        token: str | None
+        user_id: str | None
+        route, token, user_id = ws.user_data.pop("chat")
+        peer = Peer(ws, _ip_of(ws))
+        ws.user_data["peer"] = peer
+        self.peers.add(peer)
+        self.per_ip[peer.ip] += 1
+        self.metrics.connections_opened += 1
+        session, actions = self.router.open(peer, route, remote_ip=peer.ip, token=token,
+                                            user_id=user_id)
+        peer.session = session
+        loop = asyncio.get_running_loop()
+        if session.id in self.router.pending:
+            peer.timers.append(loop.call_later(self.limits.auth_timeout, self._auth_deadline,
+                                               peer))
+        self._schedule_expiry(peer)
+        self.execute(actions)
+
+    def on_message(self, ws: rawws.Connection, message: str | bytes) -> None:
+        peer: Peer = ws.user_data["peer"]
+        metrics = self.metrics
+        metrics.messages_received += 1
+        if isinstance(message, str) and not message.isascii():
+            metrics.bytes_received += len(message.encode("utf-8", "surrogatepass"))
+        else:
+            metrics.bytes_received += len(message)
+        session = peer.session
+        assert session is not None
+        was_pending = not session.authenticated
+        self.execute(self.router.receive(session, message))
+        if was_pending and session.authenticated:
+            self._schedule_expiry(peer)
+
+    def on_writable(self, ws: rawws.Connection) -> None:
+        peer: Peer | None = ws.user_data.get("peer")
+        if peer is not None:
+            self._drain(peer)
+
+    def on_close(self, ws: rawws.Connection, code: int, reason: str) -> None:
+        peer: Peer | None = ws.user_data.pop("peer", None)
+        if peer is None or peer not in self.peers:
+            return
+        self.peers.discard(peer)
+        self.per_ip[peer.ip] -= 1
+        if self.per_ip[peer.ip] <= 0:
+            del self.per_ip[peer.ip]
+        for timer in peer.timers:
+            timer.cancel()
+        peer.timers.clear()
+        self._clear_queue(peer)
+        if peer.session is not None:
+            self.execute(self.router.close(peer.session))
+
+    # --- timers ------------------------------------------------------------------------------
+
+    def _auth_deadline(self, peer: Peer) -> None:
+        if peer.session is not None:
+            self.execute(self.router.auth_deadline(peer.session))
+
+    def _schedule_expiry(self, peer: Peer) -> None:
+        session = peer.session
+        if session is None or session.expires_at is None or session.closing:
+            return
+        delay = max(0.0, session.expires_at - self._wall())
+        loop = asyncio.get_running_loop()
+        peer.timers.append(loop.call_later(delay, self._expired, peer))
+
+    def _expired(self, peer: Peer) -> None:
+        if peer.session is not None:
+            self.execute(self.router.token_expired(peer.session))
+
+    # --- carrying out actions ----------------------------------------------------------------
+
+    def execute(self, actions: list[Action]) -> None:
+        for action in actions:
+            if type(action) is Send:
+                self.deliver(action.targets, action.text, action.droppable)
+            else:
+                assert type(action) is Close
+                self.close_peer(action.session.handle, action.code, action.reason)
+
+    def deliver(self, targets: Sequence[Session], text: str, droppable: bool = False) -> None:
+        """Send ``text`` to every target: at once where possible, else through its queue."""
+        ready: list[rawws.Connection] = []
+        for session in targets:
+            peer: Peer = session.handle
+            if peer.queue or peer.ws.writing_paused:
+                if not session.closing:
+                    self._enqueue(peer, text, droppable)
+            elif not session.closing:
+                ready.append(peer.ws)
+        if ready:
+            sent = rawws.broadcast(ready, text) if len(ready) > 1 else self._send_one(ready[0],
+                                                                                    text)
+            self._count_sent(sent, text)
+
+    def _send_one(self, ws: rawws.Connection, text: str) -> int:
+        try:
+            ws.send_nowait(text)
+        except (rawws.ConnectionClosed, rawws.InvalidState):
+            return 0
+        return 1
+
+    def _count_sent(self, count: int, text: str) -> None:
+        if count:
+            self.metrics.messages_sent += count
+            size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+            self.metrics.bytes_sent += count * size
+
+    def _enqueue(self, peer: Peer, text: str, droppable: bool) -> None:
+        limits = self.limits
+        size = len(text)
+        if (len(peer.queue) >= limits.max_queue
+                or peer.queued_bytes + size > limits.max_queue_bytes):
+            if self.slow_consumer == "drop-oldest":
+                if self._drop_oldest_notification(peer):
+                    pass
+                elif droppable:
+                    self.metrics.dropped["slow_consumer"] += 1
+                    return
+                else:
+                    self._overflow(peer)
+                    return
+                # Still over the byte budget after one drop (a big message): close.
+                if peer.queued_bytes + size > limits.max_queue_bytes:
+                    self._overflow(peer)
+                    return
+            else:
+                self._overflow(peer)
+                return
+        peer.queue.append((text, droppable))
+        peer.queued_bytes += size
+        self.queued_messages += 1
+
+    def _drop_oldest_notification(self, peer: Peer) -> bool:
+        for i, (text, droppable) in enumerate(peer.queue):
+            if droppable:
+                del peer.queue[i]
+                peer.queued_bytes -= len(text)
+                self.queued_messages -= 1
+                self.metrics.dropped["slow_consumer"] += 1
+                return True
+        return False
+
+    def _overflow(self, peer: Peer) -> None:
+        self.metrics.dropped["queue_full"] += len(peer.queue) + 1
+        if peer.session is not None:
+            peer.session.closing = True
+        self.logger.info("connection %s: outbound queue full (slow reader): closing with 1013",
+                         peer.session.id if peer.session else "?")
+        self.close_peer(peer, CLOSE_TRY_AGAIN_LATER, "outbound queue full: reading too slowly")
+
+    def _clear_queue(self, peer: Peer) -> None:
+        self.queued_messages -= len(peer.queue)
+        peer.queue.clear()
+        peer.queued_bytes = 0
+
+    def _drain(self, peer: Peer) -> None:
+        ws = peer.ws
+        queue = peer.queue
+        sent = 0
+        size = 0
+        while queue and not ws.writing_paused:
+            text, _ = queue.popleft()
+            peer.queued_bytes -= len(text)
+            self.queued_messages -= 1
+            try:
+                ws.send_nowait(text)
+            except (rawws.ConnectionClosed, rawws.InvalidState):
+                self._clear_queue(peer)
+                break
+            sent += 1
+            size += len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+        self.metrics.messages_sent += sent
+        self.metrics.bytes_sent += size
+
+    def close_peer(self, peer: Peer, code: int, reason: str) -> None:
+        self._clear_queue(peer)
+        if peer.session is not None:
+            peer.session.closing = True
+        if peer.ws.state is rawws.State.OPEN:
+            self.metrics.closes[code] += 1
+            peer.ws.close_nowait(code, reason)
+
+
+def _ip_of(ws: rawws.Connection) -> str:
+    address: Any = ws.remote_address
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return str(address or "")

@@ -1,0 +1,178 @@
+"""``ChatServer``: one process serving WebSocket chat and notifications, the HTTP API and the
+demo page on one port, with the in-memory store by default.
+
+Owns: building the parts from a :class:`ChatConfig` (authenticator, store, router, hub, HTTP
+API) and handing them to ``rawws.serve`` (the hub as a ``Listener``, its ``process_request``
+hook, the API as ``http_handler``). Everything else lives in the parts.
+
+Usage::
+
+    async with ChatServer(ChatConfig(port=0)) as server:
+        print(server.url)            # ws://127.0.0.1:PORT
+        await server.serve_forever()
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Final
+
+import rawws
+
+from .auth import Authenticator, JWTVerifier, StaticTokens
+from .httpapi import HttpApi
+from .hub import ChatHub, SlowConsumerPolicy
+from .limits import Limits
+from .metrics import Metrics
+from .redact import RedactingFilter
+from .router import Router
+from .store import MemoryStore, Store
+
+__all__ = ["DEFAULT_STATIC_DIR", "ChatConfig", "ChatServer"]
+
+DEFAULT_STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
+
+_ws_logger = logging.getLogger("rawws.chat.ws")
+_ws_logger.addFilter(RedactingFilter())
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChatConfig:
+    """Everything ``python -m rawws serve`` can set. Auth is off unless a secret or tokens are
+    given; the HTTP API is open unless ``api_key`` is set."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    limits: Limits = field(default_factory=Limits)
+    jwt_secret: str | None = None
+    jwt_algorithms: tuple[str, ...] = ("HS256", "HS384", "HS512")
+    jwt_leeway: float = 30.0
+    tokens_file: str | None = None
+    static_tokens: Mapping[str, str] | None = None
+    api_key: str | None = None
+    #: Origins allowed to open WebSockets (``"*"``: any). None: the page's own origin only.
+    #: Requests without an Origin header (non-browser clients) are always allowed.
+    allowed_origins: tuple[str, ...] | None = None
+    slow_consumer: SlowConsumerPolicy = "close"
+    client_publish: bool = True
+    static_dir: Path | None = DEFAULT_STATIC_DIR
+    #: "deflate" negotiates permessage-deflate; off by default so that fan-out serializes each
+    #: frame once for everyone (compression with context takeover encodes per connection).
+    compression: str | None = None
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    close_timeout: float = 10.0
+    write_limit: int = 64 * 1024
+
+
+class ChatServer:
+    """The chat-and-notify server. ``await server.start()`` or ``async with``."""
+
+    def __init__(
+        self,
+        config: ChatConfig | None = None,
+        *,
+        store: Store | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config = config or ChatConfig()
+        limits = config.limits
+        self.metrics = Metrics()
+        self.store: Store = store if store is not None else MemoryStore(limits)
+        if isinstance(self.store, MemoryStore):
+            memory = self.store
+            self.metrics.dropped_source(lambda: {"inbox_full": memory.inbox_dropped,
+                                                 "inbox_expired": memory.inbox_expired})
+        self.authenticator = _authenticator(config, wall)
+        self.router = Router(store=self.store, limits=limits, authenticator=self.authenticator,
+                             metrics=self.metrics, client_publish=config.client_publish,
+                             clock=clock, wall=wall)
+        self.hub = ChatHub(self.router, allowed_origins=config.allowed_origins,
+                           slow_consumer=config.slow_consumer, wall=wall)
+        self.api = HttpApi(self.router, deliver=self.hub.execute, api_key=config.api_key,
+                           static_dir=config.static_dir, limits=limits, clock=clock)
+        self._server: rawws.Server | None = None
+
+    async def start(self) -> ChatServer:
+        config = self.config
+        limits = config.limits
+        self._server = await rawws.serve(
+            self.hub,
+            config.host,
+            config.port,
+            process_request=self.hub.process_request,
+            http_handler=self._http,
+            max_size=limits.max_message_size,
+            max_body_size=limits.max_body_size,
+            compression=config.compression,
+            ping_interval=config.ping_interval,
+            ping_timeout=config.ping_timeout,
+            close_timeout=config.close_timeout,
+            write_limit=config.write_limit,
+            logger=_ws_logger,
+        )
+        return self
+
+    def _http(self, request: rawws.Request) -> rawws.Response:
+        answer = self.api.handle(request.method, request.target, request.headers, request.body)
+        return rawws.Response(answer.status, rawws.Headers(answer.headers), answer.body)
+
+    @property
+    def server(self) -> rawws.Server:
+        if self._server is None:
+            raise RuntimeError("the server is not started")
+        return self._server
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def url(self) -> str:
+        """``ws://host:port`` (append ``/ws``, ``/ws/chat/ROOM`` or ``/ws/notifications``)."""
+        return f"ws://{_url_host(self.config.host)}:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{_url_host(self.config.host)}:{self.port}"
+
+    async def serve_forever(self) -> None:
+        await self.server.serve_forever()
+
+    async def close(self) -> None:
+        """Close every connection with 1001 and stop listening."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> ChatServer:
+        return await self.start()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _authenticator(config: ChatConfig, wall: Callable[[], float]) -> Authenticator | None:
+    jwt = None
+    if config.jwt_secret:
+        jwt = JWTVerifier(config.jwt_secret, algorithms=config.jwt_algorithms,
+                          leeway=config.jwt_leeway, clock=wall)
+    static = None
+    if config.tokens_file:
+        static = StaticTokens.from_file(config.tokens_file)
+    elif config.static_tokens is not None:
+        static = StaticTokens(config.static_tokens)
+    if jwt is None and static is None:
+        return None
+    return Authenticator(jwt=jwt, static=static)
