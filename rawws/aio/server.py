@@ -302,6 +302,7 @@ class Server:
         self._handler_tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._closing = False
+        self._closing_connections = False
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -371,6 +372,7 @@ class Server:
         if self._server is not None:
             self._server.close()
         if close_connections:
+            self._closing_connections = True
             for connection in list(self.connections):
                 if connection.protocol.state is State.OPEN:
                     connection.close_nowait(code, reason)
@@ -380,12 +382,27 @@ class Server:
 
     async def wait_closed(self) -> None:
         """Wait until the server and every connection are closed (each connection's close is
-        bounded by ``close_timeout``) and every handler has returned."""
+        bounded by ``close_timeout``) and every handler has returned.
+
+        After :meth:`close` closed the connections, a handler gets ``close_timeout`` more to
+        return (e.g. to save state); one that ignores its closed connection (awaiting something
+        else) is then cancelled, so a shutdown always ends.
+        """
         closed = [c.closed for c in self.connections]
         if closed:
             await asyncio.wait(closed)
         if self._handler_tasks:
-            await asyncio.wait(list(self._handler_tasks))
+            tasks = list(self._handler_tasks)
+            if not self._closing_connections:
+                await asyncio.wait(tasks)
+            else:
+                _, pending = await asyncio.wait(tasks, timeout=self.close_timeout)
+                for task in pending:
+                    self.logger.warning("connection handler still running %s s after its "
+                                        "connection closed: cancelling it", self.close_timeout)
+                    task.cancel()
+                if pending:
+                    await asyncio.wait(pending)
         if self._server is not None:
             await self._server.wait_closed()
 
