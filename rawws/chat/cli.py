@@ -1,0 +1,405 @@
+"""``python -m rawws serve`` and ``python -m rawws chat``: the server and a terminal chat.
+
+``rawws/__main__.py`` hands ``serve`` and ``chat`` (with the rest of the arguments) to
+:func:`main_serve` and :func:`main_chat`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .client import ChatClient, ChatError
+from .limits import Limits
+from .server import DEFAULT_STATIC_DIR, ChatConfig, ChatServer
+
+__all__ = ["format_event", "main_chat", "main_serve"]
+
+
+# --- serve -------------------------------------------------------------------------------------
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    defaults = Limits()
+    p = argparse.ArgumentParser(
+        prog="python -m rawws serve",
+        description="The rawws chat-and-notify server: WebSocket chat, topics and personal "
+                    "notifications, an HTTP API and the demo page, on one port.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
+    auth = p.add_argument_group("auth (off unless a JWT secret or a tokens file is given)")
+    auth.add_argument("--jwt-secret", default=os.environ.get("RAWWS_JWT_SECRET"),
+                      help="HMAC secret for JWTs (default: $RAWWS_JWT_SECRET)")
+    auth.add_argument("--jwt-alg", action="append", choices=["HS256", "HS384", "HS512"],
+                      help="accepted JWT algorithm (repeatable; default all three)")
+    auth.add_argument("--tokens", metavar="FILE",
+                      help="static tokens file: one 'TOKEN USER' per line (or a JSON object)")
+    auth.add_argument("--api-key", default=os.environ.get("RAWWS_API_KEY"),
+                      help="require 'Authorization: Bearer KEY' on /api/* "
+                           "(default: $RAWWS_API_KEY)")
+    web = p.add_argument_group("browsers")
+    web.add_argument("--allow-origin", action="append", metavar="ORIGIN",
+                     help="origin allowed to open WebSockets (repeatable; '*' for any; "
+                          "default: the page's own origin)")
+    web.add_argument("--static-dir", type=Path, default=DEFAULT_STATIC_DIR,
+                     help="directory served at / and /static/ (default: the demo page)")
+    lim = p.add_argument_group("limits")
+    lim.add_argument("--max-connections", type=int, default=defaults.max_connections)
+    lim.add_argument("--max-connections-per-ip", type=int,
+                     default=defaults.max_connections_per_ip)
+    lim.add_argument("--max-message-size", type=int, default=defaults.max_message_size,
+                     help="bytes; larger messages close the connection with 1009")
+    lim.add_argument("--rate", type=float, default=defaults.rate,
+                     help="messages per second per connection")
+    lim.add_argument("--burst", type=float, default=defaults.burst)
+    lim.add_argument("--history-size", type=int, default=defaults.history_size)
+    lim.add_argument("--inbox-size", type=int, default=defaults.inbox_size)
+    lim.add_argument("--inbox-ttl", type=float, default=defaults.inbox_ttl, help="seconds")
+    lim.add_argument("--max-rooms", type=int, default=defaults.max_rooms)
+    lim.add_argument("--max-queue", type=int, default=defaults.max_queue,
+                     help="outbound messages queued for a slow reader")
+    lim.add_argument("--slow-consumer", choices=["close", "drop-oldest"], default="close",
+                     help="full outbound queue: close with 1013, or drop the oldest "
+                          "notifications")
+    p.add_argument("--no-client-publish", action="store_true",
+                   help="WebSocket clients may not publish (the HTTP API still may)")
+    p.add_argument("--compression", action="store_true",
+                   help="negotiate permessage-deflate (costs CPU per connection on fan-out)")
+    p.add_argument("--log-level", default="info",
+                   choices=["debug", "info", "warning", "error"])
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> ChatConfig:
+    limits = Limits(
+        max_connections=args.max_connections,
+        max_connections_per_ip=args.max_connections_per_ip,
+        max_message_size=args.max_message_size,
+        rate=args.rate,
+        burst=args.burst,
+        history_size=args.history_size,
+        inbox_size=args.inbox_size,
+        inbox_ttl=args.inbox_ttl,
+        max_rooms=args.max_rooms,
+        max_queue=args.max_queue,
+    )
+    return ChatConfig(
+        host=args.host,
+        port=args.port,
+        limits=limits,
+        jwt_secret=args.jwt_secret or None,
+        jwt_algorithms=tuple(args.jwt_alg or ("HS256", "HS384", "HS512")),
+        tokens_file=args.tokens,
+        api_key=args.api_key or None,
+        allowed_origins=tuple(args.allow_origin) if args.allow_origin else None,
+        slow_consumer=args.slow_consumer,
+        client_publish=not args.no_client_publish,
+        static_dir=args.static_dir,
+        compression="deflate" if args.compression else None,
+    )
+
+
+async def _serve(config: ChatConfig, ready: Callable[[ChatServer], None]) -> None:
+    loop = asyncio.get_running_loop()
+    stop: asyncio.Future[None] = loop.create_future()
+
+    def request_stop() -> None:
+        if not stop.done():
+            stop.set_result(None)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, request_stop)
+    async with ChatServer(config) as server:
+        ready(server)
+        await stop
+
+
+def main_serve(argv: list[str]) -> int:
+    args = _serve_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = config_from_args(args)
+        ChatServer(config)  # validate the configuration (tokens file, secret) before binding
+    except (OSError, ValueError) as exc:
+        print(f"rawws serve: {exc}", file=sys.stderr)
+        return 2
+
+    def ready(server: ChatServer) -> None:
+        auth = []
+        if config.jwt_secret:
+            auth.append("JWT")
+        if config.tokens_file:
+            auth.append("static tokens")
+        print(f"rawws chat server on {server.http_url}  (WebSocket: {server.url}/ws, "
+              f"{server.url}/ws/chat/ROOM, {server.url}/ws/notifications)", flush=True)
+        print(f"auth: {' + '.join(auth) or 'off (use ?user_id=NAME)'}; HTTP API key: "
+              f"{'required' if config.api_key else 'off'}; Ctrl+C stops", flush=True)
+
+    try:
+        asyncio.run(_serve(config, ready))
+    except OSError as exc:
+        print(f"rawws serve: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+# --- chat --------------------------------------------------------------------------------------
+
+HELP = """commands:
+  TEXT               send TEXT to the current room   (//TEXT sends a line starting with /)
+  /join ROOM         join ROOM and make it current   /room ROOM   switch the current room
+  /leave [ROOM]      leave ROOM (default: current)   /who         users in the current room
+  /msg USER TEXT     private message                 /ping        round trip to the server
+  /sub TOPIC...      subscribe (* one segment, # the rest)   /unsub TOPIC...
+  /pub TOPIC TEXT    publish (TEXT is sent as JSON if it parses, else as a string)
+  /quit              leave"""
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _clock(event: dict[str, Any]) -> str:
+    stamp = event.get("timestamp")
+    return stamp[11:19] if isinstance(stamp, str) and len(stamp) >= 19 else "--:--:--"
+
+
+class ChatView:
+    """What the terminal shows: one line (or none) per event."""
+
+    def __init__(self) -> None:
+        self.me: str | None = None
+        self.users: dict[str, list[str]] = {}
+        self.shown_history: set[str] = set()
+
+    def format(self, event: dict[str, Any]) -> list[str]:
+        kind = event.get("type")
+        if kind == "welcome":
+            self.me = event.get("user_id")
+            return [f"= connected as {self.me}"]
+        if kind == "disconnected":
+            return [f"= connection lost ({event.get('code')}); reconnecting..."]
+        if kind == "message":
+            seq = event.get("seq")
+            return [f"[{_clock(event)}] #{event.get('room')} {event.get('user_id')}: "
+                    f"{_show(event.get('content'))}" + (f"  (seq {seq})" if seq else "")]
+        if kind == "joined":
+            room = str(event.get("room"))
+            users = [str(u) for u in event.get("users") or []]
+            self.users[room] = users
+            lines = []
+            if room not in self.shown_history:
+                self.shown_history.add(room)
+                for item in event.get("history") or []:
+                    if isinstance(item, dict):
+                        lines.extend(self.format(item))
+                lines.append(f"= joined #{room}; here: {', '.join(users)}")
+            else:
+                lines.append(f"= rejoined #{room}; here: {', '.join(users)}")
+            return lines
+        if kind in ("user_joined", "user_left"):
+            room = str(event.get("room"))
+            self.users[room] = [str(u) for u in event.get("users") or []]
+            verb = "joined" if kind == "user_joined" else "left"
+            return [f"* {event.get('user_id')} {verb} #{room}"]
+        if kind == "left":
+            self.users.pop(str(event.get("room")), None)
+            return [f"= left #{event.get('room')}"]
+        if kind == "private":
+            return [f"[{_clock(event)}] (private) {event.get('from')}: "
+                    f"{_show(event.get('content'))}"]
+        if kind == "notification":
+            topic = event.get("topic")
+            where = f"{topic}" if topic else "notification"
+            return [f"[{_clock(event)}] ({where}) {_show(event.get('message'))}"]
+        if kind == "subscribed":
+            return [f"= subscribed to {', '.join(map(str, event.get('topics') or []))}"]
+        if kind == "unsubscribed":
+            return [f"= unsubscribed from {', '.join(map(str, event.get('topics') or []))}"]
+        if kind == "published":
+            return [f"= published to {event.get('topic')} ({event.get('recipients')} "
+                    "recipients)"]
+        if kind == "private_ack":
+            status = event.get("status")
+            return [f"= to {event.get('target')}: {status}"
+                    + (" (offline: delivered when they connect)" if status == "queued" else "")]
+        if kind == "error":
+            return [f"! {event.get('code')}: {event.get('message')}"]
+        if kind == "pong":
+            return ["= pong"]
+        return [f"< {_show(event)}"]
+
+
+def format_event(event: dict[str, Any], view: ChatView | None = None) -> list[str]:
+    """The terminal lines for one event (a fresh view if none is given)."""
+    return (view or ChatView()).format(event)
+
+
+async def _stdin_lines() -> Any:
+    """An async iterator over stdin lines: a pipe reader where possible, else a thread."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    try:
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    except (ValueError, OSError):
+        while True:
+            line = await asyncio.to_thread(sys.stdin.readline)
+            if not line:
+                return
+            yield line.rstrip("\n")
+    else:
+        while True:
+            raw = await reader.readline()
+            if not raw:
+                return
+            yield raw.decode("utf-8", "replace").rstrip("\r\n")
+
+
+class _Session:
+    def __init__(self, client: ChatClient, view: ChatView, room: str | None) -> None:
+        self.client = client
+        self.view = view
+        self.room = room
+
+    def say(self, line: str) -> None:
+        print(line, flush=True)
+
+    async def command(self, line: str) -> bool:
+        """Run one input line; False to quit."""
+        client = self.client
+        if not line.strip():
+            return True
+        if not line.startswith("/") or line.startswith("//"):
+            text = line[1:] if line.startswith("//") else line
+            if self.room is None:
+                self.say("! join a room first: /join ROOM")
+            else:
+                await client.send(self.room, text)
+            return True
+        command, _, rest = line.partition(" ")
+        rest = rest.strip()
+        if command == "/quit":
+            return False
+        if command == "/help":
+            self.say(HELP)
+        elif command == "/join" and rest:
+            await client.join(rest)
+            self.room = rest
+        elif command == "/room" and rest:
+            if rest not in client.rooms:
+                self.say(f"! not in #{rest}; /join {rest} first")
+            else:
+                self.room = rest
+                self.say(f"= talking in #{rest}")
+        elif command == "/leave":
+            room = rest or self.room
+            if room is None:
+                self.say("! which room?")
+            else:
+                await client.leave(room)
+                if room == self.room:
+                    self.room = next(iter(client.rooms), None)
+        elif command == "/who":
+            if self.room is None:
+                self.say("! not in a room")
+            else:
+                self.say(f"= in #{self.room}: {', '.join(self.view.users.get(self.room, []))}")
+        elif command == "/msg" and len(rest.split(None, 1)) == 2:
+            target, text = rest.split(None, 1)
+            await client.private(target, text)
+            self.say(f"(private) you -> {target}: {text}")
+        elif command == "/sub" and rest:
+            await client.subscribe(*rest.split())
+        elif command == "/unsub" and rest:
+            await client.unsubscribe(*rest.split())
+        elif command == "/pub" and len(rest.split(None, 1)) == 2:
+            topic, text = rest.split(None, 1)
+            try:
+                message: Any = json.loads(text)
+            except ValueError:
+                message = text
+            await client.publish(topic, message)
+        elif command == "/ping":
+            await client.ping()
+        else:
+            self.say("! unknown command or missing argument; /help lists them")
+        return True
+
+
+async def _chat(url: str, *, user: str | None, room: str | None, token: str | None,
+                reconnect: bool) -> int:
+    client = ChatClient(url, token=token, user_id=user, reconnect=reconnect)
+    view = ChatView()
+    print(f"= connecting to {client.url.split('?')[0]}", flush=True)
+    try:
+        await client.connect()
+    except ChatError as exc:
+        print(f"! could not connect: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+    async def printer() -> None:
+        async for event in client:
+            for line in view.format(event):
+                print(line, flush=True)
+
+    printing = asyncio.create_task(printer())
+    session = _Session(client, view, None)
+    status = 0
+    try:
+        if room:
+            await client.join(room)
+            session.room = room
+        async for line in _stdin_lines():
+            if printing.done():
+                break
+            try:
+                if not await session.command(line):
+                    break
+            except ChatError as exc:
+                print(f"! {exc.code}: {exc.message}", flush=True)
+            except TimeoutError:
+                print("! no answer from the server (still reconnecting?)", flush=True)
+    except ChatError as exc:
+        print(f"! {exc}", file=sys.stderr, flush=True)
+        status = 1
+    finally:
+        await client.close()
+        with contextlib.suppress(asyncio.CancelledError, ChatError):
+            await asyncio.wait_for(printing, 5)
+    if printing.done() and not printing.cancelled() and printing.exception() is not None:
+        print(f"! {printing.exception()}", file=sys.stderr, flush=True)
+        status = 1
+    return status
+
+
+def main_chat(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m rawws chat",
+        description="An interactive terminal chat on a rawws chat server. Type /help inside.")
+    p.add_argument("url", nargs="?", default="ws://127.0.0.1:8765/ws",
+                   help="server URL (default ws://127.0.0.1:8765/ws)")
+    p.add_argument("--user", help="your name when the server runs without auth")
+    p.add_argument("--room", default="lobby", help="room to join at start (default lobby; "
+                                                   "'' for none)")
+    p.add_argument("--token", default=os.environ.get("RAWWS_TOKEN"),
+                   help="JWT or static token (default: $RAWWS_TOKEN); sent in a header")
+    p.add_argument("--no-reconnect", action="store_true", help="exit when the connection drops")
+    args = p.parse_args(argv)
+    try:
+        return asyncio.run(_chat(args.url, user=args.user, room=args.room or None,
+                                 token=args.token, reconnect=not args.no_reconnect))
+    except KeyboardInterrupt:
+        return 0

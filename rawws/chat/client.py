@@ -1,0 +1,413 @@
+"""``ChatClient``: the chat protocol from the client side, with reconnection that loses nothing.
+
+Owns: one background task that connects, reads, and reconnects with exponential backoff and
+jitter; re-joining rooms with ``since`` (the last ``seq`` seen per room) and re-subscribing
+topics after each reconnect; request/reply matching by ``id``; the event stream.
+
+Usage::
+
+    async with ChatClient("ws://127.0.0.1:8765/ws", user_id="alice") as chat:
+        await chat.join("lobby")
+        await chat.send("lobby", "hello")
+        async for event in chat:
+            print(event)
+
+Rules:
+
+1. Every JSON object the server sends is an event, in order, replies included. Two kinds of
+   events are made by the client: ``{"type": "disconnected", "code": C, "reason": R}`` when a
+   connection is lost and another attempt follows, and, after a re-join, each missed room
+   message as an ordinary ``message`` event (taken from the ``joined`` history, oldest first).
+   Room messages whose ``seq`` was already seen are never yielded twice.
+2. Request methods (``join``, ``send``...) send a request with a fresh ``id`` and return the
+   matching reply; an ``error`` reply raises :class:`ChatError`. They wait for a connection if
+   there is none (up to ``request_timeout``).
+3. A refused token (4001, 4002), a policy close (1008) or a handshake refused with a 4xx status
+   ends the client: reconnecting could not help. Anything else is retried.
+4. The event queue is bounded: a consumer that stops iterating stops the reader, which stops
+   reading the socket (back-pressure reaches the server, whose own limit then applies).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import random
+import urllib.parse
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+from typing import Any, Final
+
+import rawws
+
+__all__ = ["FATAL_CLOSE_CODES", "ChatClient", "ChatError"]
+
+_logger = logging.getLogger("rawws.chat.client")
+
+#: Close codes after which reconnecting cannot help.
+FATAL_CLOSE_CODES: Final = frozenset({1008, 4001, 4002})
+_END: Final = object()
+
+
+class ChatError(Exception):
+    """The server answered a request with an ``error`` (``code``: bad_request, forbidden...),
+    or the client stopped for good (``code``: ``closed``, ``auth``, ``rejected``)."""
+
+    def __init__(self, code: str, message: str, reply: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.reply = reply
+
+
+class ChatClient:
+    """A reconnecting chat client. See the module docstring."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        user_id: str | None = None,
+        reconnect: bool = True,
+        backoff_initial: float = 0.2,
+        backoff_factor: float = 2.0,
+        backoff_max: float = 10.0,
+        request_timeout: float = 10.0,
+        open_timeout: float = 10.0,
+        max_events: int = 10_000,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        parts = urllib.parse.urlsplit(url)
+        path = parts.path if parts.path not in ("", "/") else "/ws"
+        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        if user_id is not None:
+            query = [(k, v) for k, v in query if k != "user_id"] + [("user_id", user_id)]
+        self.url = urllib.parse.urlunsplit(
+            (parts.scheme, parts.netloc, path, urllib.parse.urlencode(query), ""))
+        self._token = token
+        self.reconnect = reconnect
+        self.backoff_initial = backoff_initial
+        self.backoff_factor = backoff_factor
+        self.backoff_max = backoff_max
+        self.request_timeout = request_timeout
+        self.open_timeout = open_timeout
+        self._jitter = jitter
+        self._events: asyncio.Queue[Any] = asyncio.Queue(max_events)
+        self._ids = itertools.count(1)
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._ws: rawws.ClientConnection | None = None
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._failure: ChatError | None = None
+        #: Rooms to be in, with the last seq seen in each (0: none yet).
+        self.rooms: dict[str, int] = {}
+        #: Topic patterns to be subscribed to.
+        self.topics: list[str] = []
+        self.user_id: str | None = None
+        self.connection_id: str | None = None
+        self.connections = 0  # how many times a connection was established
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def connect(self) -> ChatClient:
+        """Start the client and wait for the first connection (or its fatal failure)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        waiter = asyncio.ensure_future(self._connected.wait())
+        try:
+            await asyncio.wait([waiter, self._task], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if self._failure is not None:
+            raise self._failure
+        return self
+
+    async def close(self) -> None:
+        """Close the connection (1000) and stop; iteration ends after the queued events."""
+        self._closing = True
+        ws = self._ws
+        if ws is not None:
+            await ws.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._finish()
+
+    async def __aenter__(self) -> ChatClient:
+        return await self.connect()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def websocket(self) -> rawws.ClientConnection | None:
+        """The current connection, if any (tests use it to cut the line)."""
+        return self._ws
+
+    # --- events ------------------------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            event = await self._events.get()
+            if event is _END:
+                self._events.put_nowait(_END)  # later iterations end too
+                if self._failure is not None and not self._closing:
+                    raise self._failure
+                return
+            yield event
+
+    async def next_event(self, timeout: float | None = None) -> dict[str, Any]:
+        """The next event (``ChatError`` once the client has stopped)."""
+        async with asyncio.timeout(timeout):
+            event = await self._events.get()
+        if event is _END:
+            self._events.put_nowait(_END)
+            raise self._failure or ChatError("closed", "the client is closed")
+        result: dict[str, Any] = event
+        return result
+
+    # --- requests ----------------------------------------------------------------------------
+
+    async def request(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Send a request with a fresh ``id`` and return its reply (``ChatError`` on error)."""
+        rid = f"c{next(self._ids)}"
+        message = {**payload, "id": rid}
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = future
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                while True:
+                    if self._failure is not None:
+                        raise self._failure
+                    await self._connected.wait()
+                    ws = self._ws
+                    if ws is None:
+                        continue
+                    try:
+                        await ws.send(json.dumps(message))
+                    except rawws.ConnectionClosed:
+                        self._connected.clear()
+                        continue
+                    break
+                reply = await future
+        finally:
+            self._pending.pop(rid, None)
+        if reply.get("type") == "error":
+            raise ChatError(str(reply.get("code")), str(reply.get("message")), reply)
+        return reply
+
+    async def join(self, room: str, *, since: int | None = None) -> dict[str, Any]:
+        payload: dict[str, Any] = {"type": "join", "room": room}
+        if since is not None:
+            payload["since"] = since
+        return await self.request(payload)
+
+    async def leave(self, room: str) -> dict[str, Any]:
+        return await self.request({"type": "leave", "room": room})
+
+    async def send(self, room: str, content: Any) -> dict[str, Any]:
+        """Post to a room; returns the message as delivered (with its ``seq``)."""
+        return await self.request({"type": "message", "room": room, "content": content})
+
+    async def private(self, target: str, content: Any) -> dict[str, Any]:
+        return await self.request({"type": "private", "target": target, "content": content})
+
+    async def subscribe(self, *topics: str) -> dict[str, Any]:
+        reply = await self.request({"type": "subscribe", "topics": list(topics)})
+        for topic in topics:
+            if topic not in self.topics:
+                self.topics.append(topic)
+        return reply
+
+    async def unsubscribe(self, *topics: str) -> dict[str, Any]:
+        reply = await self.request({"type": "unsubscribe", "topics": list(topics)})
+        self.topics = [t for t in self.topics if t not in topics]
+        return reply
+
+    async def publish(self, topic: str, message: Any) -> dict[str, Any]:
+        return await self.request({"type": "publish", "topic": topic, "message": message})
+
+    async def ping(self) -> dict[str, Any]:
+        return await self.request({"type": "ping"})
+
+    # --- the connection loop -----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        delay = self.backoff_initial
+        try:
+            while not self._closing:
+                code, reason = 1006, ""
+                try:
+                    ws = await rawws.connect(self.url, compression=None,
+                                             open_timeout=self.open_timeout,
+                                             extra_headers=self._auth_headers())
+                except rawws.InvalidStatus as exc:
+                    if 400 <= exc.status_code < 500 and exc.status_code not in (408, 429):
+                        self._failure = ChatError("rejected", f"HTTP {exc.status_code}")
+                        return
+                    _logger.info("connect failed: HTTP %d; retrying", exc.status_code)
+                except (OSError, TimeoutError, rawws.InvalidHandshake) as exc:
+                    _logger.info("connect failed: %s; retrying", exc)
+                else:
+                    self._ws = ws
+                    try:
+                        if await self._session(ws):
+                            delay = self.backoff_initial  # a working session resets backoff
+                    finally:
+                        self._ws = None
+                        self._connected.clear()
+                    code, reason = ws.close_code or 1006, ws.close_reason or ""
+                    self._fail_pending("disconnected", f"connection closed ({code})")
+                    if self._closing:
+                        return
+                    if code in FATAL_CLOSE_CODES:
+                        self._failure = ChatError("auth" if code in (4001, 4002) else "policy",
+                                                  f"closed by the server: {code} {reason}")
+                        return
+                    if code == 1000 or not self.reconnect:
+                        self._failure = ChatError("closed", f"closed by the server: {code}")
+                        return
+                    await self._events.put({"type": "disconnected", "code": code,
+                                            "reason": reason})
+                if not self.reconnect:
+                    self._failure = self._failure or ChatError("closed", "could not connect")
+                    return
+                await asyncio.sleep(delay * (0.5 + 0.5 * self._jitter()))
+                delay = min(delay * self.backoff_factor, self.backoff_max)
+        finally:
+            self._finish()
+
+    def _auth_headers(self) -> list[tuple[str, str]]:
+        return [("Authorization", f"Bearer {self._token}")] if self._token else []
+
+    async def _session(self, ws: rawws.ClientConnection) -> bool:
+        """Read one connection until it closes; return whether it got as far as the welcome."""
+        welcomed = False
+        rejoin: dict[str, str] = {}  # request id -> room, for the re-joins of this connection
+        try:
+            async for raw in ws:
+                event = _parse(raw)
+                if event is None:
+                    continue
+                kind = event.get("type")
+                if kind == "welcome" and not welcomed:
+                    welcomed = True
+                    self.connections += 1
+                    self.user_id = event.get("user_id")
+                    self.connection_id = event.get("connection_id")
+                    await self._events.put(event)
+                    rejoin = await self._restore(ws)
+                    self._connected.set()
+                    continue
+                rid = event.get("id")
+                if type(rid) is str and rid in rejoin:
+                    await self._rejoined(rejoin.pop(rid), event)
+                    continue
+                if kind == "message" and not self._fresh(event):
+                    continue  # already yielded (recovered from history, or a duplicate)
+                if kind == "joined":
+                    self._track(event)
+                elif kind == "left":
+                    self.rooms.pop(str(event.get("room")), None)
+                await self._events.put(event)
+                if type(rid) is str:
+                    future = self._pending.get(rid)
+                    if future is not None and not future.done():
+                        future.set_result(event)
+        except rawws.ConnectionClosed:
+            pass
+        return welcomed
+
+    async def _restore(self, ws: rawws.ClientConnection) -> dict[str, str]:
+        """After a (re)connect: re-join rooms with ``since`` and re-subscribe topics."""
+        rejoin: dict[str, str] = {}
+        with contextlib.suppress(rawws.ConnectionClosed):
+            for room, seq in list(self.rooms.items()):
+                rid = f"r{next(self._ids)}"
+                rejoin[rid] = room
+                await ws.send(json.dumps({"type": "join", "room": room, "since": seq,
+                                          "id": rid}))
+            if self.topics:
+                await ws.send(json.dumps({"type": "subscribe", "topics": self.topics,
+                                          "id": f"s{next(self._ids)}"}))
+        return rejoin
+
+    async def _rejoined(self, room: str, reply: dict[str, Any]) -> None:
+        if reply.get("type") == "joined":
+            history = reply.get("history")
+            for message in history if isinstance(history, list) else ():
+                if isinstance(message, dict) and self._fresh(message):
+                    await self._events.put(message)
+            self._track(reply)
+        else:
+            self.rooms.pop(room, None)  # e.g. forbidden now: stop trying
+        await self._events.put(reply)
+
+    def _track(self, joined: dict[str, Any]) -> None:
+        """In a room: remember the last seq already accounted for (the room's seq when we
+        joined; the history before it was in the reply)."""
+        room = joined.get("room")
+        if not isinstance(room, str):
+            return
+        seq = joined.get("seq")
+        base = seq if type(seq) is int else _seq_of(joined.get("history"))
+        self.rooms[room] = max(self.rooms.get(room, 0), base)
+
+    def _fresh(self, message: dict[str, Any]) -> bool:
+        """Whether a room message is new to us (and remember its seq)."""
+        room = message.get("room")
+        seq = message.get("seq")
+        if not isinstance(room, str) or type(seq) is not int:
+            return True
+        last = self.rooms.get(room)
+        if last is None:
+            return True  # not a room we track (e.g. left already)
+        if seq <= last:
+            return False
+        self.rooms[room] = seq
+        return True
+
+    def _fail_pending(self, code: str, message: str) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ChatError(code, message))
+        # The futures stay registered; request() removes its own on the way out.
+
+    def _finish(self) -> None:
+        self._connected.clear()
+        self._fail_pending("closed", "the client stopped")
+        with contextlib.suppress(asyncio.QueueFull):
+            self._events.put_nowait(_END)
+
+
+def _parse(raw: str | bytes) -> dict[str, Any] | None:
+    if not isinstance(raw, str):
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _seq_of(history: Any) -> int:
+    if isinstance(history, list) and history:
+        last = history[-1]
+        if isinstance(last, dict) and type(last.get("seq")) is int:
+            seq: int = last["seq"]
+            return seq
+    return 0
