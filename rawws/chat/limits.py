@@ -68,6 +68,7 @@ class Limits:
     max_rooms: int = 10_000  # rooms alive at once (empty rooms are evicted first): forbidden
     history_size: int = 100  # messages kept per room
     history_on_join: int = 50  # messages sent in a `joined` reply without `since`
+    max_users_listed: int = 100  # `users` in joined/user_joined/user_left (`user_count`: all)
     history_max_bytes: int = 64 * 1024 * 1024  # all rooms' history; least active rooms shrink
     inbox_size: int = 100  # offline items kept per user (oldest dropped)
     inbox_ttl: float = 7 * 24 * 3600.0  # seconds an offline item is kept

@@ -440,13 +440,15 @@ class Router:
         except RoomLimitReached as exc:
             raise WireError(ErrorCode.FORBIDDEN, str(exc)) from None
         session.rooms.add(room)
-        users = self.store.room_users(room)
+        all_users = self.store.room_users(room)
+        users = all_users[: self.limits.max_users_listed]
         seq = self.store.room_seq(room)
         if since is not None and since > seq:
             since = 0  # the room was re-created since the client saw it: send all we have
         history = self.store.history(room, since=since, limit=self.limits.history_on_join)
         joined: dict[str, Any] = {
-            "type": "joined", "room": room, "users": users, "history": history, "seq": seq,
+            "type": "joined", "room": room, "users": users, "user_count": len(all_users),
+            "history": history, "seq": seq,
         }
         if since is not None:
             # Some messages after `since` are no longer kept: the client cannot fully recover.
@@ -458,7 +460,8 @@ class Router:
             if others:
                 out.append(Send(others, encode({
                     "type": "user_joined", "room": room, "user_id": session.user,
-                    "users": users, "timestamp": iso_timestamp(self._wall()),
+                    "users": users, "user_count": len(all_users),
+                    "timestamp": iso_timestamp(self._wall()),
                 })))
 
     def _leave(self, session: Session, msg: dict[str, Any], rid: Any, out: list[Action]) -> None:
@@ -473,9 +476,10 @@ class Router:
         if self.store.leave(room, session.user, session.id):
             others = self._members(room, exclude=session)
             if others:
+                users = self.store.room_users(room)
                 out.append(Send(others, encode({
                     "type": "user_left", "room": room, "user_id": session.user,
-                    "users": self.store.room_users(room),
+                    "users": users[: self.limits.max_users_listed], "user_count": len(users),
                     "timestamp": iso_timestamp(self._wall()),
                 })))
 

@@ -84,9 +84,9 @@ def test_chat_endpoint_joins_on_connect() -> None:
     welcome, joined = h.take(s)
     assert welcome["type"] == "welcome"
     assert joined == {"type": "joined", "room": "lobby", "users": ["bob", "alice"],
-                      "history": [], "seq": 0}
+                      "user_count": 2, "history": [], "seq": 0}
     assert h.take(bob) == [{"type": "user_joined", "room": "lobby", "user_id": "alice",
-                            "users": ["bob", "alice"], "timestamp": STAMP}]
+                            "users": ["bob", "alice"], "user_count": 2, "timestamp": STAMP}]
 
 
 def test_chat_endpoint_message_defaults_to_its_room() -> None:
@@ -119,12 +119,12 @@ def test_join_message_leave() -> None:
     a = h.welcomed("alice")
     b = h.welcomed("bob")
     h.send(a, {"type": "join", "room": "lobby", "id": 1})
-    assert h.take(a) == [{"type": "joined", "room": "lobby", "users": ["alice"], "history": [],
-                          "seq": 0, "id": 1}]
+    assert h.take(a) == [{"type": "joined", "room": "lobby", "users": ["alice"],
+                          "user_count": 1, "history": [], "seq": 0, "id": 1}]
     h.send(b, {"type": "join", "room": "lobby"})
     assert h.take_one(b)["users"] == ["alice", "bob"]
     assert h.take(a) == [{"type": "user_joined", "room": "lobby", "user_id": "bob",
-                          "users": ["alice", "bob"], "timestamp": STAMP}]
+                          "users": ["alice", "bob"], "user_count": 2, "timestamp": STAMP}]
 
     h.send(a, {"type": "message", "room": "lobby", "content": "hello"})
     expected = {"type": "message", "room": "lobby", "user_id": "alice", "content": "hello",
@@ -142,7 +142,7 @@ def test_join_message_leave() -> None:
     h.send(b, {"type": "leave", "room": "lobby", "id": 9})
     assert h.take(b) == [{"type": "left", "room": "lobby", "id": 9}]
     assert h.take(a) == [{"type": "user_left", "room": "lobby", "user_id": "bob",
-                          "users": ["alice"], "timestamp": STAMP}]
+                          "users": ["alice"], "user_count": 1, "timestamp": STAMP}]
     h.send(b, {"type": "message", "room": "lobby", "content": "x"})
     assert only_error(h, b)["code"] == "not_found"
 
@@ -207,7 +207,22 @@ def test_second_connection_of_a_user_is_not_announced() -> None:
     assert h.take(b) == []  # alice is still present through a2
     h.disconnect(a2)
     assert h.take(b) == [{"type": "user_left", "room": "r", "user_id": "alice", "users": ["bob"],
-                          "timestamp": STAMP}]
+                          "user_count": 1, "timestamp": STAMP}]
+
+
+def test_user_lists_are_capped() -> None:
+    h = Harness(limits=Limits(max_users_listed=3))
+    sessions = [h.welcomed(f"u{i}") for i in range(5)]
+    for s in sessions:
+        h.send(s, {"type": "join", "room": "r"})
+    joined = h.take(sessions[4])[-1]
+    assert joined["users"] == ["u0", "u1", "u2"] and joined["user_count"] == 5
+    announced = h.take(sessions[0])[-1]
+    assert announced["type"] == "user_joined" and announced["user_id"] == "u4"
+    assert announced["users"] == ["u0", "u1", "u2"] and announced["user_count"] == 5
+    h.disconnect(sessions[1])
+    left = h.take(sessions[0])[-1]
+    assert left["users"] == ["u0", "u2", "u3"] and left["user_count"] == 4
 
 
 def test_join_twice_is_idempotent() -> None:
