@@ -166,7 +166,10 @@ class ServerConnection(Connection):
             return
         finally:
             self._handshake_task = None
-        if self.transport is not None and self.protocol.state is not State.CLOSED:
+        if (self.transport is not None and self.protocol.state is not State.CLOSED
+                and not self._reading_paused):
+            # Unless frames that arrived with the request already filled the queue
+            # (max_queue paused reading): then recv() resumes it.
             self.transport.resume_reading()
 
     def _hook_failed(self) -> None:

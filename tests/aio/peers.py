@@ -17,10 +17,30 @@ from collections.abc import Callable, Sequence
 from rawws.sansio.codes import Opcode
 from rawws.sansio.frames import parse_close_payload, serialize_frame
 from rawws.sansio.handshake import accept_key
+from rawws.sansio.mask import apply_mask
 
 HOST = "127.0.0.1"
 #: Upper bound of any single wait in a test (a hang guard, not a performance assertion).
 BOUND = 20.0
+
+
+def small_buffer_socket(*, sndbuf: int | None = None,
+                        rcvbuf: int | None = None) -> socket.socket:
+    """A fresh TCP socket with small kernel buffers, set before it connects or listens (a
+    listening socket passes its buffer sizes on to the sockets it accepts). Connect it with
+    :func:`connect_socket` and pass it as ``sock=``."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if sndbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    return sock
+
+
+async def connect_socket(sock: socket.socket, port: int) -> socket.socket:
+    await asyncio.get_running_loop().sock_connect(sock, (HOST, port))
+    return sock
 
 
 async def until(predicate: Callable[[], object], *, timeout: float = BOUND,
@@ -181,15 +201,23 @@ class RawServer:
     (a coroutine taking a :class:`RawServerSide`): for clients facing misbehaving servers."""
 
     def __init__(self, behave: Callable[[RawServerSide], object], *,
-                 respond: bool = True) -> None:
+                 respond: bool = True, rcvbuf: int | None = None) -> None:
         self.behave = behave
         self.respond = respond
+        self.rcvbuf = rcvbuf
         self.server: asyncio.Server | None = None
         self.sides: list[RawServerSide] = []
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> RawServer:
-        self.server = await asyncio.start_server(self._serve, HOST, 0)
+        if self.rcvbuf is None:
+            self.server = await asyncio.start_server(self._serve, HOST, 0)
+            return self
+        # Accepted sockets inherit the listening socket's (small) receive buffer.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+        sock.bind((HOST, 0))
+        self.server = await asyncio.start_server(self._serve, sock=sock)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -231,6 +259,10 @@ class RawServer:
                 await result
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except asyncio.CancelledError:
+            # Torn down by __aexit__: end quietly (a cancelled client_connected_cb task is
+            # logged as an error by asyncio.start_server).
+            pass
         finally:
             self.tasks.discard(task)
 
@@ -257,5 +289,5 @@ class RawServerSide:
             length = int.from_bytes(await self.reader.readexactly(8), "big")
         key = await self.reader.readexactly(4)
         data = await self.reader.readexactly(length)
-        payload = bytes(b ^ key[i % 4] for i, b in enumerate(data))
+        payload = apply_mask(data, key)
         return bool(head[0] & 0x80), head[0] & 0x0F, payload
