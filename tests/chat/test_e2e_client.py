@@ -1,0 +1,183 @@
+"""End to end: rawws.chat.ChatClient, including reconnection that recovers missed messages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import pytest
+
+import rawws
+from rawws.chat import encode_jwt
+from rawws.chat.client import ChatClient, ChatError
+
+from .e2e import WAIT, Limits, eventually, recv, running, user
+
+
+async def events_until(client: ChatClient, predicate: Any) -> list[dict[str, Any]]:
+    """Collect events until one satisfies ``predicate`` (inclusive)."""
+    seen: list[dict[str, Any]] = []
+    async with asyncio.timeout(WAIT):
+        while True:
+            event = await client.next_event()
+            seen.append(event)
+            if predicate(event):
+                return seen
+
+
+async def test_every_request() -> None:
+    async with running() as server, ChatClient(server.url, user_id="alice") as alice, \
+            ChatClient(server.url + "/ws", user_id="bob") as bob:
+        assert alice.user_id == "alice" and alice.connection_id
+        joined = await alice.join("lobby")
+        assert joined["type"] == "joined" and joined["users"] == ["alice"]
+        await bob.join("lobby")
+        sent = await alice.send("lobby", "hi")
+        assert (sent["type"], sent["seq"], sent["content"]) == ("message", 1, "hi")
+        got = await events_until(bob, lambda e: e["type"] == "message")
+        assert got[-1]["content"] == "hi" and "id" not in got[-1]
+        ack = await alice.private("bob", {"secret": 1})
+        assert (ack["status"], ack["recipients"]) == ("sent", 1)
+        got = await events_until(bob, lambda e: e["type"] == "private")
+        assert got[-1]["content"] == {"secret": 1}
+        assert (await bob.subscribe("alerts.#"))["topics"] == ["alerts.#"]
+        published = await alice.publish("alerts.disk", "90%")
+        assert published["recipients"] == 1
+        got = await events_until(bob, lambda e: e["type"] == "notification")
+        assert got[-1]["message"] == "90%"
+        assert (await bob.unsubscribe("alerts.#"))["type"] == "unsubscribed"
+        assert bob.topics == []
+        assert (await alice.ping())["type"] == "pong"
+        assert (await alice.leave("lobby"))["type"] == "left"
+        assert "lobby" not in alice.rooms
+        with pytest.raises(ChatError) as info:
+            await alice.send("lobby", "not a member")
+        assert info.value.code == "not_found"
+
+
+async def test_reconnect_recovers_missed_room_messages() -> None:
+    async with running() as server:
+        poster = await user(server, "poster", "/ws/chat/lobby")
+        await recv(poster)
+        client = ChatClient(server.url, user_id="alice", backoff_initial=0.05)
+        await client.connect()
+        await client.join("lobby")
+        await client.subscribe("news.*")
+
+        async def post(n: int) -> None:
+            await poster.send(f'{{"type":"message","content":"m{n}"}}')
+
+        for n in range(1, 6):
+            await post(n)
+        got = await events_until(client, lambda e: e.get("content") == "m5")
+        assert [e["seq"] for e in got if e["type"] == "message"] == [1, 2, 3, 4, 5]
+
+        # Kill the connection mid-session, then post while the client is away. No await
+        # between the abort and the posts: the client cannot have reconnected yet.
+        ws = client.websocket
+        assert ws is not None and ws.transport is not None
+        ws.transport.abort()
+        for n in range(6, 11):
+            _, actions = server.router.post("lobby", "poster", f"m{n}")
+            server.hub.execute(actions)
+        await eventually(lambda: client.connections == 2)
+        await post(11)
+
+        got = await events_until(client, lambda e: e.get("content") == "m11")
+        kinds = [e["type"] for e in got]
+        assert kinds[0] == "disconnected"
+        assert "welcome" in kinds and "joined" in kinds and "subscribed" in kinds
+        messages = [e for e in got if e["type"] == "message"]
+        assert [m["content"] for m in messages] == [f"m{n}" for n in range(6, 12)]
+        assert [m["seq"] for m in messages] == list(range(6, 12))
+        # The topic subscription came back too.
+        published = await client.publish("news.eu", "fresh")
+        assert published["recipients"] == 1
+        assert client.rooms == {"lobby": 11}
+        await client.close()
+        await poster.close()
+
+
+async def test_reconnect_after_server_restart_on_the_same_port() -> None:
+    async with running() as first:
+        port = first.port
+        client = ChatClient(first.url, user_id="alice", backoff_initial=0.05, backoff_max=0.2)
+        await client.connect()
+        await client.join("lobby")
+    # The server went away (1001); a new one comes up on the same port.
+    async with running(port=port) as second:
+        await eventually(lambda: client.connections == 2, timeout=WAIT * 2)
+        first = await events_until(client, lambda e: e["type"] == "disconnected")
+        assert [e["type"] for e in first] == ["welcome", "joined", "disconnected"]
+        assert first[-1]["code"] == 1001
+        again = await events_until(client, lambda e: e["type"] == "joined")
+        assert [e["type"] for e in again] == ["welcome", "joined"]
+        assert again[-1]["room"] == "lobby"
+        assert (await client.send("lobby", "again"))["seq"] == 1
+        assert second.router.online_users() == ["alice"]
+        await client.close()
+
+
+async def test_token_in_header_and_fatal_auth_failure() -> None:
+    secret = "client-secret"
+    async with running(jwt_secret=secret) as server:
+        good = encode_jwt({"sub": "alice"}, secret)
+        async with ChatClient(server.url, token=good) as client:
+            assert client.user_id == "alice"
+        bad = ChatClient(server.url, token=encode_jwt({"sub": "alice"}, "wrong"))
+        with pytest.raises(ChatError) as info:
+            await bad.connect()
+        assert info.value.code == "auth" and "4002" in info.value.message
+        await bad.close()
+
+
+async def test_rejected_handshake_is_fatal() -> None:
+    async with running() as server:
+        client = ChatClient(server.url + "/wrong/path", user_id="alice")
+        with pytest.raises(ChatError) as info:
+            await client.connect()
+        assert info.value.code == "rejected" and "404" in info.value.message
+        await client.close()
+
+
+async def test_iteration_ends_after_close() -> None:
+    async with running() as server:
+        client = ChatClient(server.url, user_id="alice")
+        await client.connect()
+        events = []
+
+        async def consume() -> None:
+            async for event in client:
+                events.append(event["type"])
+
+        consumer = asyncio.ensure_future(consume())
+        await client.ping()
+        await client.close()
+        async with asyncio.timeout(WAIT):
+            await consumer
+        assert events == ["welcome", "pong"]
+        with pytest.raises(ChatError):
+            await client.next_event(timeout=WAIT)
+
+
+async def test_policy_close_is_not_retried() -> None:
+    limits = Limits(rate=1.0, burst=1.0, rate_strikes=1.0, rate_strike_refill=0.001)
+    async with running(limits=limits) as server:
+        client = ChatClient(server.url, user_id="alice", backoff_initial=0.01,
+                            request_timeout=WAIT)
+        await client.connect()
+        ws = client.websocket
+        assert ws is not None
+        for _ in range(3):
+            with contextlib.suppress(rawws.ConnectionClosed):
+                await ws.send('{"type":"ping"}')
+        seen: list[str] = []
+        with pytest.raises(ChatError) as info:
+            async with asyncio.timeout(WAIT):
+                async for event in client:
+                    seen.append(event["type"])
+        assert info.value.code == "policy"
+        assert seen == ["welcome", "pong", "error"]
+        assert client.connections == 1
+        await client.close()
