@@ -11,14 +11,22 @@ The protocol is documented in ``docs/protocol.md``. Layers inside this package:
 from __future__ import annotations
 
 from .auth import Authenticator, Grants, Identity, JWTVerifier, StaticTokens, encode_jwt
+from .client import ChatClient, ChatError
+from .hub import ChatHub
 from .limits import Limits, TokenBucket
 from .metrics import Metrics
 from .router import Endpoint, Route, Router, Session, route_for
+from .server import ChatConfig, ChatServer
 from .store import MemoryStore, Store
 from .topics import TopicIndex
 
 __all__ = [
     "Authenticator",
+    "ChatClient",
+    "ChatConfig",
+    "ChatError",
+    "ChatHub",
+    "ChatServer",
     "Endpoint",
     "Grants",
     "Identity",

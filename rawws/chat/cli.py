@@ -369,7 +369,8 @@ async def _chat(url: str, *, user: str | None, room: str | None, token: str | No
                 if not await session.command(line):
                     break
             except ChatError as exc:
-                print(f"! {exc.code}: {exc.message}", flush=True)
+                if exc.reply is None:  # an error reply is already shown as an event
+                    print(f"! {exc.code}: {exc.message}", flush=True)
             except TimeoutError:
                 print("! no answer from the server (still reconnecting?)", flush=True)
     except ChatError as exc:
