@@ -50,7 +50,12 @@ def broadcast(
                 transport = ws.transport
                 if transport is None or ws._closing_transport:
                     continue
-                transport.write(data)
+                if ws._in_receive:
+                    # Called from this connection's own callback: bytes it queued in this batch
+                    # (a reply, the 101 response) must leave first, so go through the outbox.
+                    ws.send_prepared(data)
+                else:
+                    transport.write(data)
         except (ConnectionClosed, InvalidState):
             continue
         sent += 1

@@ -215,15 +215,21 @@ class ServerConnection(Connection):
             if self._open_timer is not None:
                 self._open_timer.cancel()
                 self._open_timer = None
-            self._on_open()
-            if self.listener is None:
-                self._handler_task = self.loop.create_task(self._run_handler())
-                self.server._handler_tasks.add(self._handler_task)
-                self._handler_task.add_done_callback(self.server._handler_tasks.discard)
-            # Frames the client sent right after its request are processed now.
-            events = protocol.events_received()
-            if events:
-                self._dispatch(events)
+            # One batch, as in data_received: whatever on_connect or the early frames' callbacks
+            # send (or broadcast) is written after the 101, in order.
+            batching, self._in_receive = self._in_receive, True
+            try:
+                self._on_open()
+                if self.listener is None:
+                    self._handler_task = self.loop.create_task(self._run_handler())
+                    self.server._handler_tasks.add(self._handler_task)
+                    self._handler_task.add_done_callback(self.server._handler_tasks.discard)
+                # Frames the client sent right after its request are processed now.
+                events = protocol.events_received()
+                if events:
+                    self._dispatch(events)
+            finally:
+                self._in_receive = batching
         self._flush()
 
     async def _run_handler(self) -> None:

@@ -129,10 +129,14 @@ class RawClient:
     def write(self, data: bytes) -> None:
         self.writer.write(data)
 
+    @staticmethod
+    def frame(opcode: int, payload: bytes = b"", *, fin: bool = True, rsv: int = 0) -> bytes:
+        """The bytes of one masked client frame."""
+        return serialize_frame(opcode, payload, fin=fin, rsv=rsv, masking_key=os.urandom(4))
+
     def send_frame(self, opcode: int, payload: bytes = b"", *, fin: bool = True,
                    rsv: int = 0) -> None:
-        self.write(serialize_frame(opcode, payload, fin=fin, rsv=rsv,
-                                   masking_key=os.urandom(4)))
+        self.write(self.frame(opcode, payload, fin=fin, rsv=rsv))
 
     def send_close(self, code: int | None = 1000, reason: str = "") -> None:
         payload = b"" if code is None else code.to_bytes(2, "big") + reason.encode()
