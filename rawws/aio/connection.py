@@ -296,6 +296,11 @@ class Connection(asyncio.Protocol):
     def _call(self, callback: Callable[..., None], *args: Any) -> None:
         try:
             callback(*args)
+        except ConnectionClosed as exc:
+            # Sending in reply to a message that arrived just before the peer's close: the
+            # connection is closing, which is not a bug in the callback.
+            if self.logger.isEnabledFor(logging.DEBUG):
+                self.logger.debug("%s: %s in listener callback", self, exc)
         except Exception:
             self.logger.exception("%s: listener callback %s failed", self,
                                   getattr(callback, "__name__", callback))
