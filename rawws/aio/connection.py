@@ -118,6 +118,7 @@ class Connection(asyncio.Protocol):
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._in_receive = False  # batch writes while handling one data_received call
+        self._batched = 0  # bytes (roughly) sent in the current batch and not yet written
         self._closing_transport = False
         self._close_timer: asyncio.TimerHandle | None = None
         self._keepalive_timer: asyncio.TimerHandle | None = None
@@ -323,6 +324,7 @@ class Connection(asyncio.Protocol):
     def _flush(self) -> None:
         """Write what the protocol queued; close the transport when the protocol says so."""
         protocol = self.protocol
+        self._batched = 0
         out = protocol.data_to_send()
         transport = self.transport
         if out and transport is not None and not self._closing_transport:
@@ -444,6 +446,12 @@ class Connection(asyncio.Protocol):
             raise TypeError(f"message must be str or bytes-like, not {type(message).__name__}")
         if not self._in_receive:
             self._flush()
+        else:
+            self._batched += len(message)
+            if self._batched >= self.write_limit:
+                # A callback sending a lot: write now, so that writing_paused tells the truth
+                # and the outbox never holds more than write_limit.
+                self._flush()
 
     def send_prepared(self, frame_bytes: bytes) -> None:
         """Write a frame prepared once for many connections (see :func:`rawws.broadcast`)."""
@@ -451,6 +459,10 @@ class Connection(asyncio.Protocol):
         self.protocol.send_prepared(frame_bytes)
         if not self._in_receive:
             self._flush()
+        else:
+            self._batched += len(frame_bytes)
+            if self._batched >= self.write_limit:
+                self._flush()
 
     async def send(
         self,

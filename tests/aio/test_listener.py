@@ -154,6 +154,39 @@ async def test_exception_in_on_close_is_logged_only(caplog: pytest.LogCaptureFix
     assert any("bug in on_close" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
 
 
+async def test_on_writable_after_the_write_buffer_drains() -> None:
+    chunk = 2**16
+    count = 100
+
+    class Flooder(Recorder):
+        def on_message(self, ws: Connection, message: Message) -> None:
+            self.calls.append(("message", ws, message))
+            for _ in range(count):
+                ws.send_nowait(b"w" * chunk)
+            self.calls.append(("paused after flood", ws, ws.writing_paused))
+
+    flooder = Flooder()
+    async with rawws.serve(flooder, HOST, 0, write_limit=chunk, compression=None) as server:
+        raw = await RawClient.connect(server.port, rcvbuf=4096)
+        raw.send_frame(Opcode.TEXT, b"go")
+        await until(lambda: len(flooder.calls) >= 3)
+        assert [call[0] for call in flooder.calls] == ["connect", "message",
+                                                       "paused after flood"]
+        assert flooder.calls[2][2] is True
+        for _ in range(count):
+            assert await raw.read_frame() == (True, Opcode.BINARY, b"w" * chunk)
+        await until(lambda: any(call[0] == "writable" for call in flooder.calls))
+        assert [call[0] for call in flooder.calls] == ["connect", "message",
+                                                       "paused after flood", "writable"]
+        server_ws = flooder.calls[0][1]
+        assert isinstance(server_ws, Connection)
+        assert flooder.calls[3][1] is server_ws
+        assert not server_ws.writing_paused
+        raw.send_close()
+        await raw.read_until_close()
+        await raw.aclose()
+
+
 async def test_pause_and_resume_reading_from_callbacks() -> None:
     """The callback-API back-pressure pattern: pause reading while our replies back up."""
     received: list[Message] = []
