@@ -1,0 +1,1 @@
+"""rawws benchmarks: servers, load generator, driver and micro-benchmarks (see README.md)."""

@@ -1,0 +1,77 @@
+"""What every benchmark server shares: options, the ready signal, and never outliving its driver.
+
+* Options: ``--host``, ``--port`` (0 picks one), ``--max-size`` (largest message accepted, bytes),
+  ``--uvloop`` (only the reference null server uses it; the servers under test run on plain
+  asyncio, as users run them).
+* Ready signal: once listening, print ``READY <port>`` on stdout and flush.
+* Lifetime: exit when the parent process (the driver) goes away, or after ``--max-seconds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import sys
+from collections.abc import Awaitable, Callable
+
+# Big enough for the 1 MiB echo plus headroom; the same for every server.
+DEFAULT_MAX_SIZE = 4 * 1024 * 1024
+
+
+def parse_args(argv: list[str] | None = None, **flags: bool) -> argparse.Namespace:
+    """The common options, plus one ``--name-with-dashes`` switch per keyword in ``flags``."""
+    parser = argparse.ArgumentParser()
+    for name in flags:
+        parser.add_argument("--" + name.replace("_", "-"), action="store_true")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIZE)
+    parser.add_argument("--max-seconds", type=float, default=1800.0)
+    parser.add_argument("--uvloop", action="store_true")
+    return parser.parse_args(argv)
+
+
+def raise_nofile_limit() -> int:
+    """Raise the soft open-files limit to the hard limit; return the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def port_of(server: asyncio.AbstractServer | object) -> int:
+    """The port an asyncio.Server (or anything with ``.sockets``) listens on."""
+    sockets = server.sockets  # type: ignore[attr-defined]
+    return int(sockets[0].getsockname()[1])
+
+
+async def _watchdog(max_seconds: float) -> None:
+    parent = os.getppid()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max_seconds
+    while True:
+        await asyncio.sleep(0.5)
+        if os.getppid() != parent or loop.time() > deadline:
+            os._exit(0)
+
+
+def run(start: Callable[[argparse.Namespace], Awaitable[int]], **flags: bool) -> None:
+    """Parse options, call ``await start(args)`` (which listens and returns the port), print the
+    ready line, then serve until killed. ``flags``: extra switches this server accepts."""
+    args = parse_args(None, **flags)
+    raise_nofile_limit()
+
+    async def main() -> None:
+        port = await start(args)
+        sys.stdout.write(f"READY {port}\n")
+        sys.stdout.flush()
+        await _watchdog(args.max_seconds)
+
+    if args.uvloop:
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
