@@ -288,21 +288,19 @@ class ChatHub(rawws.Listener):
         size = len(text)
         if (len(peer.queue) >= limits.max_queue
                 or peer.queued_bytes + size > limits.max_queue_bytes):
-            if self.slow_consumer == "drop-oldest":
-                if self._drop_oldest_notification(peer):
-                    pass
-                elif droppable:
+            if self.slow_consumer == "close":
+                self._overflow(peer)
+                return
+            # drop-oldest: make room by dropping the oldest queued notification; with none
+            # queued, a new notification is the one dropped, anything else closes.
+            if not self._drop_oldest_notification(peer):
+                if droppable:
                     self.metrics.dropped["slow_consumer"] += 1
-                    return
                 else:
                     self._overflow(peer)
-                    return
-                # Still over the byte budget after one drop (a big message): close.
-                if peer.queued_bytes + size > limits.max_queue_bytes:
-                    self._overflow(peer)
-                    return
-            else:
-                self._overflow(peer)
+                return
+            if peer.queued_bytes + size > limits.max_queue_bytes:
+                self._overflow(peer)  # still over the byte budget after one drop
                 return
         peer.queue.append((text, droppable))
         peer.queued_bytes += size
