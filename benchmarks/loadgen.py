@@ -425,9 +425,13 @@ class SubClient(asyncio.Protocol):
     it counts the data frames it receives. Server frames are unmasked, so counting only needs
     each frame's length."""
 
-    def __init__(self, request: bytes, state: FanoutState) -> None:
+    def __init__(
+        self, request: bytes, state: FanoutState, setup: bytes = b"", marker: bytes = b""
+    ) -> None:
         self.request = request
         self.state = state
+        self.setup = setup  # a frame to send once open ...
+        self.marker = marker  # ... and the bytes of the reply that makes us ready
         self.ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.transport: asyncio.Transport | None = None
         self.count = 0
@@ -460,8 +464,14 @@ class SubClient(asyncio.Protocol):
                 self.ready.set_exception(ConnectionError(buf[:40].decode()))
                 return
             self.open = True
-            self.ready.set_result(True)
             buf = buf[end + 4 :]
+            if self.setup:
+                assert self.transport is not None
+                self.transport.write(self.setup)
+            else:
+                self.ready.set_result(True)
+        if not self.ready.done() and self.marker in buf:  # the setup reply arrived
+            self.ready.set_result(True)
         pos = 0
         size = len(buf)
         count = 0
@@ -503,25 +513,38 @@ class PubClient(WSListener):
             transport.disconnect()
 
 
+CHAT_SUBSCRIBE = b'{"type":"subscribe","topics":["bench"]}'
+CHAT_SUBSCRIBED = b'"subscribed"'
+
+
 async def cmd_fanout(
     port: int, subs: int, messages: int, size: int = 64, repeats: int = 1, timeout: float = 60,
-    server_pid: int = 0, **_: Any,
+    server_pid: int = 0, chat: bool = False, **_: Any,
 ) -> dict[str, Any]:
+    """``chat``: the rawws chat server's protocol (subscribe to a topic on /ws, publish to it)
+    instead of the plain /sub and /pub paths."""
     state = FanoutState(subs)
     loop = asyncio.get_running_loop()
     t0 = time.perf_counter()
+    sub_path, pub_path = ("/ws", "/ws") if chat else ("/sub", "/pub")
 
     async def subscribe() -> SubClient:
-        request = _handshake_request(port, "/sub")
-        _, client = await loop.create_connection(lambda: SubClient(request, state), HOST, port)
+        request = _handshake_request(port, sub_path)
+        setup, marker = (_client_frame(CHAT_SUBSCRIBE, 0x81), CHAT_SUBSCRIBED) if chat else (
+            b"", b"")
+        _, client = await loop.create_connection(
+            lambda: SubClient(request, state, setup, marker), HOST, port)
         await asyncio.wait_for(client.ready, 20)
         return client
 
     clients = await _gather_bounded([subscribe() for _ in range(subs)], 200)
     setup = time.perf_counter() - t0
     await asyncio.sleep(0.2)  # let the server register the last subscribers
-    pub, _ = await ws_connect(PubClient, f"ws://{HOST}:{port}/pub")
-    payload = ('{"type":"message","seq":0,"content":"' + "x" * size)[: size - 2] + '"}'
+    pub, _ = await ws_connect(PubClient, f"ws://{HOST}:{port}{pub_path}")
+    if chat:
+        payload = '{"type":"publish","topic":"bench","message":"' + "x" * (size - 48) + '"}'
+    else:
+        payload = ('{"type":"message","seq":0,"content":"' + "x" * size)[: size - 2] + '"}'
     payload_b = payload.encode()
 
     async def burst(count: int) -> dict[str, float]:

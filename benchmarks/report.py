@@ -32,7 +32,8 @@ TITLES = {
     "idle": "Idle memory: server RSS growth per open connection",
 }
 
-# (label, scenario, configuration key or None for the first one, peer, threshold, higher is better)
+# (label, scenario, configuration key or None for the first one, peer, threshold, higher is
+# better[, subject when not the run's subject])
 TARGETS = [
     ("64 B echo, 32 conns, vs websockets", "echo", "64 B x32", "websockets", 1.8, True),
     ("64 B echo, 32 conns, vs aiohttp", "echo", "64 B x32", "aiohttp", 1.15, True),
@@ -41,6 +42,8 @@ TARGETS = [
     ("1 MiB echo, 32 conns, vs websockets", "echo", "1 MiB x32", "websockets", 1.0, True),
     ("fan-out to 10,000 vs websockets broadcast()", "fanout", "10000 subscribers", "websockets",
      3.0, True),
+    ("fan-out to 10,000, chat hub (rawws-chat), vs websockets", "fanout", "10000 subscribers",
+     "websockets", 3.0, True, "rawws-chat"),
     ("idle memory/conn, no compression, vs websockets", "idle", "no compression", "websockets",
      0.3, False),
     ("handshakes/s vs websockets", "handshake", None, "websockets", 1.5, True),
@@ -141,9 +144,9 @@ def _config(results: dict[str, Any], scenario: str, key: str | None) -> Any:
 
 
 def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
-    subject = data.get("subject", "rawws")
     out = []
-    for label, scenario, key, peer, threshold, higher in TARGETS:
+    for label, scenario, key, peer, threshold, higher, *who in TARGETS:
+        subject = who[0] if who else data.get("subject", "rawws")
         config = _config(data.get("results", {}), scenario, key)
         row: dict[str, Any] = {"label": label, "threshold": threshold, "higher": higher,
                                "peer": peer, "verdict": "n/a", "ratio": None}

@@ -52,6 +52,7 @@ MiB = 1024 * 1024
 SERVERS: dict[str, tuple[str, list[str]]] = {
     "null": ("null", ["--uvloop"]),
     "rawws": ("rawws_server", []),
+    "rawws-chat": ("rawws_chat_server", []),
     "websockets": ("websockets_server", []),
     "aiohttp": ("aiohttp_server", []),
     "picows": ("picows_server", []),
@@ -247,7 +248,7 @@ SERVERS_FOR = {
     "echo": ["null", "rawws", "websockets", "aiohttp", "picows", "floor", "floor-dr"],
     "deflate": ["null", "rawws", "websockets", "aiohttp", "floor"],  # picows: no permessage-deflate
     "handshake": ["null", "rawws", "websockets", "aiohttp", "picows", "floor"],
-    "fanout": ["null", "rawws", "websockets", "aiohttp", "picows", "floor"],
+    "fanout": ["null", "rawws", "rawws-chat", "websockets", "aiohttp", "picows", "floor"],
     "idle": ["rawws", "websockets", "aiohttp", "picows", "floor"],
 }
 
@@ -360,6 +361,7 @@ class Runner:
                         result = self.loadgen.call(
                             op="fanout", port=server.port, server_pid=server.pid, subs=subs,
                             messages=messages, repeats=bursts, timeout=240,
+                            chat=name == "rawws-chat",
                         ) if server.alive() else {"error": "server died"}
                         if "error" in result:
                             samples = [result] * bursts
@@ -521,6 +523,11 @@ def rawws_available() -> bool:
     return subprocess.run([PY, "-c", check], cwd=ROOT, capture_output=True).returncode == 0
 
 
+def chat_available() -> bool:
+    check = "from rawws.chat.server import ChatConfig, ChatServer"
+    return subprocess.run([PY, "-c", check], cwd=ROOT, capture_output=True).returncode == 0
+
+
 # -- main ---------------------------------------------------------------------------------------
 
 
@@ -557,6 +564,9 @@ def main(argv: list[str] | None = None) -> int:
         servers.remove("rawws")
         notes.append("rawws could not be imported with serve/Listener/broadcast: not measured.")
         print("! rawws is not available yet: measuring the peers only", flush=True)
+    if "rawws-chat" in servers and not chat_available():
+        servers.remove("rawws-chat")
+        notes.append("rawws.chat could not be imported: its hub was not measured.")
     if len(os.sched_getaffinity(0)) < 2:
         notes.append("Only one CPU: server and load generator share it; figures are not valid.")
 
