@@ -753,6 +753,12 @@ class Protocol:
         return _serialize_frame(opcode, payload, rsv=rsv)
 
 
+def _redacted(target: str) -> str:
+    """A request target for logs: the query string may carry credentials (``?token=``)."""
+    path, sep, _ = target.partition("?")
+    return path + "?…" if sep else path
+
+
 def _opname(opcode: int) -> str:
     try:
         return Opcode(opcode).name
@@ -929,7 +935,8 @@ class ServerProtocol(Protocol):
             self._use_extensions(self._pending_extensions)
             self._out.append(response.serialize())
             if self.debug:
-                self.logger.debug("> HTTP 101 to %s", self.request.target if self.request else "")
+                self.logger.debug("> HTTP 101 to %s",
+                              _redacted(self.request.target) if self.request else "")
             self._set_state(State.OPEN)
             early, self._early = self._early, b""
             if early:
@@ -1031,7 +1038,7 @@ class ClientProtocol(Protocol):
         self.request = request
         self._out.append(request.serialize())
         if self.debug:
-            self.logger.debug("> GET %s HTTP/1.1", request.target)
+            self.logger.debug("> GET %s HTTP/1.1", _redacted(request.target))
 
     def _receive_handshake(self, data: bytes) -> None:
         if not self._parsing:

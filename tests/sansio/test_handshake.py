@@ -464,3 +464,21 @@ def test_check_request_returns_the_key() -> None:
     server.receive_data(GOOD_REQUEST)
     (request,) = server.events_received()
     assert check_request(request) == RFC_KEY_HEADER  # type: ignore[arg-type]
+
+
+def test_transcript_never_logs_query_strings(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    logger = logging.getLogger("rawws.test.transcript")
+    logger.setLevel(logging.DEBUG)
+    with caplog.at_level(logging.DEBUG, logger="rawws.test.transcript"):
+        client = ClientProtocol(host="example.com", port=80, resource="/ws?token=s3cr3t",
+                                logger=logger)
+        client.send_request(client.connect())
+        server = ServerProtocol(logger=logger)
+        server.receive_data(b"".join(client.data_to_send()))
+        (request,) = server.events_received()
+        server.send_response(server.accept(request))  # type: ignore[arg-type]
+    assert "> GET /ws?… HTTP/1.1" in caplog.text
+    assert "> HTTP 101 to /ws?…" in caplog.text
+    assert "s3cr3t" not in caplog.text
