@@ -41,5 +41,19 @@ bench: $(BENCH_STAMP)
 bench-full: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run --full $(ARGS)
 
+# Real-browser tests (tests/browser/, issue 7): Debian's Chromium (scripts/install_chromium.sh,
+# idempotent) driven by playwright from the `browser` extra (stamp file). `make test` skips them
+# when either is missing; here a missing piece fails them (RAWWS_BROWSER_TESTS=require).
+BROWSER_STAMP := $(VENV)/.installed-browser
+
+$(BROWSER_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,browser]'
+	touch $(BROWSER_STAMP)
+
+.PHONY: test-browser
+test-browser: $(BROWSER_STAMP)
+	scripts/install_chromium.sh
+	RAWWS_BROWSER_TESTS=require $(BIN)/python -m pytest -q tests/browser $(ARGS)
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info

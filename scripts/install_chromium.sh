@@ -22,8 +22,11 @@ die() {
 
 works() { "$CHROMIUM" --version >/dev/null 2>&1; }
 
+# Debian's launcher script prints a harmless shell warning on stderr: keep only the version.
+version() { printf '== install_chromium: %s\n' "$("$CHROMIUM" --version 2>/dev/null)" >&2; }
+
 if [ -x "$CHROMIUM" ] && works; then
-    "$CHROMIUM" --version >&2
+    version
     echo "$CHROMIUM"
     exit 0
 fi
@@ -46,5 +49,5 @@ printf '== install_chromium: apt-get install -y chromium\n' >&2
 
 [ -x "$CHROMIUM" ] || die "apt-get installed chromium but $CHROMIUM does not exist"
 works || die "$CHROMIUM --version failed after the install"
-"$CHROMIUM" --version >&2
+version
 echo "$CHROMIUM"

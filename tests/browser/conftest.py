@@ -12,7 +12,6 @@ if its pages had any. A failing test leaves a screenshot of each of its pages in
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -41,7 +40,9 @@ NARROW = {"width": 390, "height": 844}
 
 
 def missing_piece() -> str | None:
-    if importlib.util.find_spec("playwright") is None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
         return ("the Python package playwright is not installed "
                 "(make test-browser installs it: pip install -e '.[browser]')")
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
