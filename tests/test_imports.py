@@ -1,0 +1,192 @@
+"""The layering rules, read from the source: imports point one way, chat -> aio -> sansio.
+
+* ``rawws/sansio`` imports nothing from ``rawws.aio`` or ``rawws.chat``, and no I/O or clock
+  module (asyncio, socket, ssl, time, select, selectors...): it is bytes in, events out.
+* ``rawws/aio`` never imports ``rawws.chat``.
+* ``rawws/chat`` uses only the public API: ``rawws`` itself, ``rawws.errors`` and
+  ``rawws.sansio.codes`` (plus its own modules).
+* ``rawws/errors.py`` imports nothing from rawws.
+* No module is named after a stdlib module (``http.py`` would shadow ``http`` for scripts run
+  from inside the package).
+* ``import rawws`` loads only the standard library.
+
+Every import counts: module level, inside functions, ``importlib.import_module("...")`` and
+``__import__("...")`` with a literal name.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import rawws
+
+ROOT = Path(rawws.__file__).parent
+MODULES = sorted(ROOT.rglob("*.py"))
+
+#: Modules the sans-I/O core must not touch: event loops, sockets, TLS, clocks, threads.
+SANSIO_FORBIDDEN = {"asyncio", "socket", "ssl", "time", "select", "selectors", "threading",
+                    "concurrent", "subprocess", "signal"}
+#: What rawws/chat may import from rawws (besides rawws.chat itself).
+CHAT_ALLOWED = {"rawws", "rawws.errors", "rawws.sansio.codes"}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module ``path`` imports, as absolute dotted names (``from a import b`` gives
+    both ``a`` and ``a.b``: b may be a module)."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base_parts = package.split(".")
+                if node.level > 1:
+                    base_parts = base_parts[: -(node.level - 1)]
+                base = ".".join(base_parts)
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                assert node.module is not None
+                target = node.module
+            found.add(target)
+            found.update(f"{target}.{alias.name}" for alias in node.names)
+        elif (isinstance(node, ast.Call) and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+              and (_is_name(node.func, "__import__")
+                   or _is_attr(node.func, "importlib", "import_module"))):
+            found.add(node.args[0].value)
+    return found
+
+
+def _is_name(node: ast.expr, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def _is_attr(node: ast.expr, owner: str, attr: str) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == attr and _is_name(node.value, owner)
+
+
+def rawws_modules_in(imported: set[str]) -> set[str]:
+    """The rawws modules among ``imported`` (names that are modules, not attributes)."""
+    result = set()
+    for name in imported:
+        if name != "rawws" and not name.startswith("rawws."):
+            continue
+        # ``from rawws.sansio.codes import CloseCode`` adds rawws.sansio.codes.CloseCode: keep
+        # the longest prefix that is a module or package of rawws.
+        parts = name.split(".")
+        while len(parts) > 1 and not _exists(".".join(parts)):
+            parts.pop()
+        result.add(".".join(parts))
+    return result
+
+
+def _exists(dotted: str) -> bool:
+    path = ROOT.parent.joinpath(*dotted.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def top_level(name: str) -> str:
+    return name.partition(".")[0]
+
+
+def in_layer(layer: str) -> list[Path]:
+    return [p for p in MODULES if module_name(p).startswith(f"rawws.{layer}")]
+
+
+def test_the_layers_exist() -> None:
+    assert in_layer("sansio") and in_layer("aio") and in_layer("chat")
+    names = {module_name(p) for p in MODULES}
+    assert {"rawws.sansio.protocol", "rawws.aio.connection", "rawws.errors"} <= names
+
+
+@pytest.mark.parametrize("path", in_layer("sansio"), ids=module_name)
+def test_sansio_imports_no_io_and_no_upper_layer(path: Path) -> None:
+    imported = imports_of(path)
+    assert not {top_level(n) for n in imported} & SANSIO_FORBIDDEN, sorted(imported)
+    for name in rawws_modules_in(imported):
+        assert name.startswith(("rawws.sansio", "rawws.errors")), name
+
+
+@pytest.mark.parametrize("path", in_layer("aio"), ids=module_name)
+def test_aio_never_imports_chat(path: Path) -> None:
+    for name in rawws_modules_in(imports_of(path)):
+        assert not name.startswith("rawws.chat"), name
+
+
+@pytest.mark.parametrize("path", in_layer("chat"), ids=module_name)
+def test_chat_uses_only_the_public_api(path: Path) -> None:
+    for name in rawws_modules_in(imports_of(path)):
+        assert name.startswith("rawws.chat") or name in CHAT_ALLOWED, name
+
+
+@pytest.mark.parametrize("path", in_layer("chat"), ids=module_name)
+def test_chat_reaches_no_private_module_through_attributes(path: Path) -> None:
+    """``import rawws`` then ``rawws.sansio.protocol.State`` would dodge the import rule."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and _is_name(node.value, "rawws")
+                and node.attr not in rawws.__all__ and node.attr not in {"errors", "sansio"}):
+            pytest.fail(f"{module_name(path)} uses rawws.{node.attr}, which is not public")
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
+                and _is_name(node.value.value, "rawws") and node.value.attr == "sansio"
+                and node.attr != "codes"):
+            pytest.fail(f"{module_name(path)} uses rawws.sansio.{node.attr}")
+
+
+def test_errors_imports_nothing_from_rawws() -> None:
+    assert not rawws_modules_in(imports_of(ROOT / "errors.py"))
+
+
+def test_the_checker_sees_relative_and_dynamic_imports(tmp_path: Path) -> None:
+    """The rules above are only as good as imports_of(): check it on the real modules."""
+    protocol = imports_of(ROOT / "sansio" / "protocol.py")
+    assert {"rawws.errors", "rawws.sansio.handshake", "rawws.sansio.frames"} <= protocol
+    server = imports_of(ROOT / "aio" / "server.py")
+    assert {"asyncio", "rawws.sansio.protocol", "rawws.aio.connection"} <= server
+    assert "rawws.sansio.deflate" in server  # imported inside a function
+    main = imports_of(ROOT / "__main__.py")
+    assert "rawws.chat.cli" in main  # importlib.import_module("rawws.chat.cli")
+
+
+@pytest.mark.parametrize("path", MODULES, ids=module_name)
+def test_no_module_is_named_after_a_stdlib_module(path: Path) -> None:
+    name = path.stem if path.name != "__init__.py" else path.parent.name
+    if name in {"__main__", "__init__"}:
+        return
+    assert name not in sys.stdlib_module_names, f"{path} shadows the stdlib module {name!r}"
+
+
+def test_import_rawws_loads_only_the_standard_library() -> None:
+    code = (
+        "import json, sys\n"
+        "before = set(sys.modules)\n"
+        "import rawws\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+    )
+    result = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
+                            timeout=60, cwd=ROOT.parent)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    assert "rawws" in loaded
+    outside = sorted(
+        name for name in loaded
+        if top_level(name) != "rawws" and top_level(name) not in sys.stdlib_module_names
+    )
+    assert outside == []
+    assert not any(name.startswith("rawws.chat") for name in loaded)
