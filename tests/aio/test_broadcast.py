@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from collections.abc import Callable
 
 import pytest
@@ -15,7 +14,14 @@ from rawws.sansio.protocol import ServerProtocol
 
 from .peers import HOST, RawClient, until
 
-HAS_DEFLATE = importlib.util.find_spec("rawws.sansio.deflate") is not None
+#: permessage-deflate is negotiated by rawws only once rawws.sansio.deflate exists (the same
+#: test rawws.aio makes).
+try:
+    import rawws.sansio.deflate
+except ImportError:
+    HAS_DEFLATE = False
+else:
+    HAS_DEFLATE = True
 
 
 class Hub:
