@@ -519,7 +519,10 @@
       setActive('room', msg.room);
       // Right after signing in (the form is gone, focus with it): ready to type.
       const focused = document.activeElement;
-      if (!rejoin && (!focused || focused === document.body)) $('composer-input').focus();
+      if (!rejoin && (!focused || focused === document.body ||
+                      $('signin-view').contains(focused))) {
+        $('composer-input').focus();
+      }
     }
     renderRooms();
     renderPeople();
