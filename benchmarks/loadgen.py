@@ -181,7 +181,7 @@ async def _settle(clients: list[Any], timeout: float = 5.0) -> None:
         if total == last:
             return
         last = total
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.01)
 
 
 # -- echo with permessage-deflate ---------------------------------------------------------------

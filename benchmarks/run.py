@@ -228,9 +228,9 @@ def make_plan(mode: str) -> Plan:
         return Plan(
             mode, rounds=5, echo_configs=[(s, c) for s in sizes for c in (1, 32)],
             echo_warmup=0.05, echo_duration=0.15,
-            fanout_configs=[(1000, 50, 5, 1), (10000, 10, 1, 5)],
-            idle_conns=10000, idle_rounds=1,
-            handshake_concurrency=16, handshake_duration=0.4,
+            fanout_configs=[(1000, 20, 3, 2), (10000, 5, 1, 5)],
+            idle_conns=5000, idle_rounds=1,
+            handshake_concurrency=16, handshake_duration=0.3,
             deflate_conns=[32], micro_scale=0.2,
         )
     return Plan(
@@ -281,7 +281,8 @@ class Runner:
     def interleaved(
         self, scenario: str, key: str, names: list[str], measure: Any, rounds: int
     ) -> dict[str, list[dict[str, Any]]]:
-        """Measure every server once per round, in order; round 0 is the warm-up (dropped)."""
+        """Measure every server once per round, in order; round 0 is the warm-up (dropped).
+        ``measure(server, warm_up)`` may run a shorter window when ``warm_up`` is true."""
         servers = {n: s for n in names if (s := self.start(n)) is not None}
         rows: dict[str, list[dict[str, Any]]] = {n: [] for n in servers}
         try:
@@ -290,7 +291,7 @@ class Runner:
                     if not server.alive():
                         result: dict[str, Any] = {"error": "server died"}
                     else:
-                        result = measure(server)
+                        result = measure(server, r == 0)
                     if r > 0:
                         rows[name].append(result)
                 line = "  ".join(
@@ -312,11 +313,12 @@ class Runner:
             these = [n for n in names if n != "floor-dr" or size == 64]
             budget = 60 + size * conns / (20 * MiB)
 
-            def measure(server: Server, size: int = size, conns: int = conns,
+            def measure(server: Server, warm: bool, size: int = size, conns: int = conns,
                         budget: float = budget) -> dict[str, Any]:
                 return self.loadgen.call(
                     op="echo", port=server.port, server_pid=server.pid, size=size, conns=conns,
-                    warmup=p.echo_warmup, duration=p.echo_duration, timeout=budget,
+                    warmup=p.echo_warmup, duration=0.05 if warm else p.echo_duration,
+                    timeout=budget,
                 )
 
             self.interleaved("echo", f"{_size(size)} x{conns}", these, measure, p.rounds)
@@ -324,10 +326,10 @@ class Runner:
     def deflate(self) -> None:
         p = self.plan
         for conns in p.deflate_conns:
-            def measure(server: Server, conns: int = conns) -> dict[str, Any]:
+            def measure(server: Server, warm: bool, conns: int = conns) -> dict[str, Any]:
                 return self.loadgen.call(
                     op="echo_deflate", port=server.port, server_pid=server.pid, conns=conns,
-                    warmup=p.echo_warmup, duration=p.echo_duration,
+                    warmup=p.echo_warmup, duration=0.05 if warm else p.echo_duration,
                 )
 
             self.interleaved("deflate", f"1 KiB JSON x{conns}", self.among("deflate"), measure,
@@ -336,10 +338,11 @@ class Runner:
     def handshake(self) -> None:
         p = self.plan
 
-        def measure(server: Server) -> dict[str, Any]:
+        def measure(server: Server, warm: bool) -> dict[str, Any]:
             return self.loadgen.call(
                 op="handshake", port=server.port, server_pid=server.pid,
-                concurrency=p.handshake_concurrency, warmup=0.1, duration=p.handshake_duration,
+                concurrency=p.handshake_concurrency, warmup=0.1,
+                duration=0.1 if warm else p.handshake_duration,
             )
 
         self.interleaved("handshake", f"x{p.handshake_concurrency} concurrent",

@@ -47,6 +47,34 @@ def port_of(server: asyncio.AbstractServer | object) -> int:
     return int(sockets[0].getsockname()[1])
 
 
+def _trace_memory(frames: int) -> None:
+    """``BENCH_TRACEMALLOC=N``: trace allocations (N frames deep); SIGUSR1 takes a snapshot,
+    SIGUSR2 prints to stderr what was allocated since, grouped by traceback (benchmarks/memory.py).
+    """
+    import signal
+    import tracemalloc
+
+    tracemalloc.start(frames)
+    state: dict[str, tracemalloc.Snapshot] = {}
+
+    def mark(signum: int, frame: object) -> None:
+        state["base"] = tracemalloc.take_snapshot()
+
+    def report(signum: int, frame: object) -> None:
+        snap = tracemalloc.take_snapshot()
+        stats = snap.compare_to(state.get("base", snap), "traceback")
+        total = sum(s.size_diff for s in stats)
+        out = [f"TRACEMALLOC total {total} bytes in {sum(s.count_diff for s in stats)} blocks"]
+        for stat in stats[:25]:
+            out.append(f"-- {stat.size_diff} bytes in {stat.count_diff} blocks")
+            out += [f"     {line}" for line in stat.traceback.format()[-2 * frames :]]
+        sys.stderr.write("\n".join(out) + "\nTRACEMALLOC end\n")
+        sys.stderr.flush()
+
+    signal.signal(signal.SIGUSR1, mark)
+    signal.signal(signal.SIGUSR2, report)
+
+
 async def _watchdog(max_seconds: float) -> None:
     parent = os.getppid()
     loop = asyncio.get_running_loop()
@@ -62,6 +90,8 @@ def run(start: Callable[[argparse.Namespace], Awaitable[int]], **flags: bool) ->
     ready line, then serve until killed. ``flags``: extra switches this server accepts."""
     args = parse_args(None, **flags)
     raise_nofile_limit()
+    if os.environ.get("BENCH_TRACEMALLOC"):
+        _trace_memory(int(os.environ["BENCH_TRACEMALLOC"]))
 
     async def main() -> None:
         port = await start(args)
