@@ -7,6 +7,8 @@ whole module; each test uses its own user names so that tests do not see each ot
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -84,10 +86,43 @@ def test_private_message_from_the_presence_list(chat: ChatServerThread, pages: P
     expect(toast).to_contain_text("lunch at noon?")
     entry = carol.locator('#dm-list li[data-user="dave"]')
     expect(entry.locator(".badge")).to_have_text("1")
+    expect(carol).to_have_title("(1) rawws chat")
     entry.get_by_role("button").click()
     expect(carol.get_by_role("log", name="Conversation with dave")).to_contain_text(
         "lunch at noon?")
     expect(entry.locator(".badge")).to_have_count(0)
+    expect(carol).to_have_title("rawws chat")
+
+
+def test_room_directory_join_with_history_leave_and_sign_out(chat: ChatServerThread,
+                                                            pages: Pages) -> None:
+    # A room that exists only through the HTTP API: history, no members.
+    status, _, body = http("POST", f"{chat.base_url}/api/rooms/announcements/messages",
+                           {"content": "Office closed on Friday", "user_id": "hr"})
+    assert status == 200, body
+    page = pages.open(chat.base_url)
+    sign_in(page, "oscar")
+    entry = page.locator('#room-list li[data-room="announcements"]')
+    expect(entry.locator(".count")).to_have_text("0")
+    entry.get_by_role("button", name="Join announcements").click()
+    expect(page.locator("#conv-title")).to_have_text("# announcements")
+    log = room_log(page, "announcements")
+    expect(log.locator("li.msg.history", has_text="Office closed on Friday")).to_contain_text("hr")
+    expect(log).to_contain_text("Earlier messages")
+    expect(entry.locator(".count")).to_have_text("1")
+    expect(entry).to_have_class(re.compile(r"\bjoined\b"))
+
+    page.get_by_role("button", name="Leave room").click()
+    expect(page.locator('#room-list li.joined[data-room="announcements"]')).to_have_count(0)
+    expect(page.locator("#conv-title")).to_have_text("# lobby")
+    expect(entry.get_by_role("button", name="Join announcements")).to_be_visible()
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.locator("#status")).to_have_attribute("data-state", "idle")
+    sign_in(page, "oscar2")
+    expect(page.locator("#me-name")).to_have_text("oscar2")
+    expect(page.locator("#conn-reconnects")).to_have_text("0")
 
 
 def test_notify_api_shows_a_toast_and_a_list_entry(chat: ChatServerThread,
@@ -277,6 +312,5 @@ def test_screenshots_desktop_and_narrow(chat: ChatServerThread, pages: Pages,
     assert desktop.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert narrow.stat().st_size > 10_000
     # RAWWS_UPDATE_SCREENSHOT=1 refreshes the committed copy used by the README.
-    import os
     if os.environ.get("RAWWS_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(desktop, DOCS_SCREENSHOT)

@@ -24,6 +24,7 @@
   const MAX_DELAY_MS = 15000;
   const TOAST_MS = 8000;
   const ROOMS_REFRESH_MS = 15000;
+  const LOG_LIMIT = 1000;  // lines kept per conversation on the page
   const USER_RE = /^[A-Za-z0-9_\-.~@]{1,64}$/;
   const ROOM_RE = /^[A-Za-z0-9_\-~]{1,64}(\.[A-Za-z0-9_\-~]{1,64}){0,7}$/;
   const TOPIC_RE = /^[^.\s]+(\.[^.\s]+)*$/;
@@ -621,13 +622,19 @@
           status ? h('span', { className: 'msg-status', text: status }) : null),
         h('p', { className: 'msg-text', text: contentText(content) })));
     log.append(item);
+    trim(log);
     if (stick) log.scrollTop = log.scrollHeight;
     return item;
+  }
+
+  function trim(log) {
+    while (log.children.length > LOG_LIMIT) log.firstElementChild.remove();
   }
 
   function systemLine(log, text, kind = 'system') {
     const stick = log.hidden || nearBottom(log);
     log.append(h('li', { className: `sys sys-${kind}`, text }));
+    trim(log);
     if (stick) log.scrollTop = log.scrollHeight;
   }
 
@@ -795,6 +802,14 @@
       h('p', { className: 'notif-text', text: contentText(entry.message) }));
   }
 
+  // "(3) rawws chat" while something is unread, so a background tab shows it.
+  function updateTitle() {
+    let unread = state.unreadNotifications;
+    for (const r of state.rooms.values()) unread += r.unread;
+    for (const t of state.dms.values()) unread += t.unread;
+    document.title = unread ? `(${unread}) rawws chat` : 'rawws chat';
+  }
+
   function renderNotificationMeta() {
     const count = $('notif-count');
     count.hidden = state.unreadNotifications === 0;
@@ -802,6 +817,7 @@
     count.setAttribute('aria-label', `${state.unreadNotifications} new`);
     $('notif-empty').hidden = state.notifications.length > 0;
     $('notif-clear').hidden = state.notifications.length === 0;
+    updateTitle();
   }
 
   // --- errors --------------------------------------------------------------------------------
@@ -894,6 +910,7 @@
                           disabled: Boolean(r && r.joining), onclick: () => joinRoom(name, true) }));
     }));
     if (!sorted.length) list.append(h('li', { className: 'hint', text: 'No rooms yet.' }));
+    updateTitle();
   }
 
   function renderDms() {
@@ -911,6 +928,7 @@
           t.unread ? h('span', { className: 'badge', text: String(t.unread) }) : null));
     }));
     $('dm-empty').hidden = state.dms.size > 0;
+    updateTitle();
   }
 
   function renderPeople() {
