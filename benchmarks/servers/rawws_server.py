@@ -15,21 +15,27 @@ import rawws
 from . import _common
 
 SUBSCRIBERS: set[Any] = set()
+PUBLISHERS: set[Any] = set()
 
 
 class Bench(rawws.Listener):
     def on_connect(self, ws: Any) -> None:
-        if ws.request.path == "/sub":
+        # Route once, at connect time (the request's path does not change).
+        path = ws.request.path
+        if path == "/sub":
             SUBSCRIBERS.add(ws)
+        elif path == "/pub":
+            PUBLISHERS.add(ws)
 
     def on_message(self, ws: Any, message: str | bytes) -> None:
-        if ws.request.path == "/pub":
+        if ws in PUBLISHERS:
             rawws.broadcast(SUBSCRIBERS, message)
         else:
             ws.send_nowait(message)
 
     def on_close(self, ws: Any, code: int, reason: str) -> None:
         SUBSCRIBERS.discard(ws)
+        PUBLISHERS.discard(ws)
 
 
 async def start(args: Any) -> int:
