@@ -41,6 +41,11 @@ Message = str | bytes
 
 _logger = logging.getLogger("rawws")
 
+#: A closing handshake with these codes both ways is a normal closure (ConnectionClosedOK).
+#: 1005 is what a close frame without a body reports (§7.1.5): a browser's ``ws.close()``.
+_OK_CLOSE_CODES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY,
+                             CloseCode.NO_STATUS_RCVD})
+
 
 class Listener:
     """The callback API: override the methods you need. One instance serves every connection.
@@ -374,8 +379,7 @@ class Connection(asyncio.Protocol):
         code = protocol.close_code
         sent = protocol.close_sent[0] if protocol.close_sent is not None else None
         ok = (protocol.close_rcvd is not None and protocol.close_sent is not None
-              and code in (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY)
-              and sent in (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY))
+              and code in _OK_CLOSE_CODES and sent in _OK_CLOSE_CODES)
         cls = ConnectionClosedOK if ok else ConnectionClosedError
         return cls(code, protocol.close_reason, sent)
 

@@ -512,3 +512,33 @@ async def test_server_connections_tracks_open_connections() -> None:
             await client.close()
         await until(lambda: not server.connections)
         assert server.open_count == 0
+
+
+# --- odd but legal inputs ------------------------------------------------------------------------
+
+
+async def test_close_frame_without_status_code_is_a_normal_close() -> None:
+    """A close frame with no body (what a browser's ``ws.close()`` sends) reports 1005 and is a
+    normal closure: ``async for`` ends quietly, recv() raises ConnectionClosedOK."""
+    outcome: list[object] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        async for _ in ws:
+            pass
+        outcome.append(("loop ended", ws.close_code, ws.close_reason))
+        try:
+            await ws.recv()
+        except ConnectionClosed as exc:
+            outcome.append(exc)
+
+    async with rawws.serve(handler, HOST, 0) as server:
+        raw = await RawClient.connect(server.port)
+        raw.send_close(None)
+        (code, reason), _ = await raw.read_until_close()
+        assert (code, reason) == (1005, "")  # the echo is an empty close frame too
+        await raw.read_eof()
+        await raw.aclose()
+        await until(lambda: len(outcome) == 2)
+    assert outcome[0] == ("loop ended", 1005, "")
+    assert isinstance(outcome[1], ConnectionClosedOK)
+    assert outcome[1].code == 1005
