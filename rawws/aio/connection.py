@@ -446,6 +446,8 @@ class Connection(asyncio.Protocol):
             self.protocol.send_text(message, compress=compress)
         elif isinstance(message, (bytes, bytearray, memoryview)):
             self.protocol.send_binary(message, compress=compress)
+        elif isinstance(message, str):  # a str subclass (StrEnum...): after the fast paths
+            self.protocol.send_text(str(message), compress=compress)
         else:
             raise TypeError(f"message must be str or bytes-like, not {type(message).__name__}")
         if not self._in_receive:

@@ -542,3 +542,21 @@ async def test_close_frame_without_status_code_is_a_normal_close() -> None:
     assert outcome[0] == ("loop ended", 1005, "")
     assert isinstance(outcome[1], ConnectionClosedOK)
     assert outcome[1].code == 1005
+
+
+async def test_str_subclasses_are_text() -> None:
+    import enum
+
+    class Color(enum.StrEnum):
+        RED = "red"
+
+    class Markup(str):
+        pass
+
+    async with rawws.serve(echo, HOST, 0) as server, rawws.connect(uri(server)) as ws:
+        await ws.send(Color.RED)
+        assert await ws.recv() == "red"
+        ws.send_nowait(Markup("<b>"))
+        assert await ws.recv() == "<b>"
+        await ws.send([Markup("a"), Color.RED])
+        assert await ws.recv() == "ared"
