@@ -122,6 +122,8 @@ class Connection(asyncio.Protocol):
         self._writing_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        self._fragmented_send: asyncio.Future[None] | None = None  # done when it ends
+        self._fragments_text = False  # type of the fragmented message being sent
         self._in_receive = False  # batch writes while handling one data_received call
         self._batched = 0  # bytes (roughly) sent in the current batch and not yet written
         self._closing_transport = False
@@ -479,14 +481,30 @@ class Connection(asyncio.Protocol):
         """Send a message, then wait while the write buffer is over ``write_limit``.
 
         ``message`` may also be an iterable or async iterable of ``str`` (or of bytes-like):
-        each item is sent as one fragment of a single message (RFC 6455 §5.4).
+        each item is sent as one fragment of a single message (RFC 6455 §5.4). Other messages
+        sent meanwhile wait until its last fragment is out. If the iterable raises (or the
+        send is cancelled) after the first fragment went out, the message can never be
+        finished and nothing else can be sent: the connection is closed with 1011.
         """
+        while self._fragmented_send is not None:
+            await asyncio.shield(self._fragmented_send)
         if isinstance(message, (str, bytes, bytearray, memoryview)):
             self.send_nowait(message, compress=compress)  # type: ignore[arg-type]
-        elif isinstance(message, AsyncIterable):
-            await self._send_fragments_async(message, compress)
-        elif isinstance(message, Iterable):
-            await self._send_fragments(iter(message), compress)
+        elif isinstance(message, (AsyncIterable, Iterable)):
+            done = self._fragmented_send = self.loop.create_future()
+            try:
+                if isinstance(message, AsyncIterable):
+                    await self._send_fragments_async(message, compress)
+                else:
+                    await self._send_fragments(cast(Iterable[Message], message), compress)
+            except BaseException:
+                if self.protocol._send_opcode and self.protocol.state is State.OPEN:
+                    self.close_nowait(CloseCode.INTERNAL_ERROR,
+                                      "error while sending a fragmented message")
+                raise
+            finally:
+                self._fragmented_send = None
+                done.set_result(None)
         else:
             raise TypeError(f"cannot send {type(message).__name__}")
         if self._writing_paused:
@@ -528,6 +546,13 @@ class Connection(asyncio.Protocol):
                        compress: bool | None) -> None:
         self._check_sendable()
         protocol = self.protocol
+        text = isinstance(fragment, str)
+        if not text and not isinstance(fragment, (bytes, bytearray, memoryview)):
+            raise TypeError(f"fragment must be str or bytes-like, not {type(fragment).__name__}")
+        if first:
+            self._fragments_text = text
+        elif text is not self._fragments_text:
+            raise TypeError("the fragments of a message must be all str or all bytes-like")
         if not first:
             protocol.send_continuation(fragment, fin=fin, compress=compress)
         elif isinstance(fragment, str):

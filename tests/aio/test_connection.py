@@ -560,3 +560,86 @@ async def test_str_subclasses_are_text() -> None:
         assert await ws.recv() == "<b>"
         await ws.send([Markup("a"), Color.RED])
         assert await ws.recv() == "ared"
+
+
+def broken_fragments() -> object:
+    yield "first"
+    yield "second"
+    raise RuntimeError("generator failed")
+
+
+async def broken_async_fragments() -> AsyncIterator[str]:
+    yield "first"
+    yield "second"
+    raise RuntimeError("generator failed")
+
+
+@pytest.mark.parametrize("fragments, error", [
+    (broken_fragments, RuntimeError),
+    (broken_async_fragments, RuntimeError),
+    (lambda: ["text", b"bytes"], TypeError),
+    (lambda: agen([b"bytes", "text"]), TypeError),
+], ids=["iterator-raises", "async-iterator-raises", "mixed-str-bytes", "mixed-async"])
+async def test_a_fragmented_message_that_cannot_finish_closes_1011(fragments: object,
+                                                                   error: type) -> None:
+    """Half a message is on the wire and the rest will never come: nothing else can be sent on
+    this connection, so it closes with 1011 (as websockets does) instead of staying stuck."""
+    async with rawws.serve(echo, HOST, 0) as server, rawws.connect(uri(server)) as ws:
+        with pytest.raises(error):
+            await ws.send(fragments())  # type: ignore[operator]
+        with pytest.raises(ConnectionClosedError) as info:
+            await ws.recv()
+        assert info.value.sent_code == 1011
+        assert info.value.code == 1011  # the server echoed our close
+        with pytest.raises(ConnectionClosed):
+            await ws.send("after")
+
+
+async def test_cancelled_fragmented_send_closes_1011() -> None:
+    forever = asyncio.Event()
+
+    async def stalled() -> AsyncIterator[str]:
+        yield "a"
+        yield "b"
+        await forever.wait()
+        yield "c"
+
+    async with rawws.serve(echo, HOST, 0) as server, rawws.connect(uri(server)) as ws:
+        sending = asyncio.ensure_future(ws.send(stalled()))
+        await until(lambda: ws.protocol._send_opcode != 0)
+        sending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sending
+        with pytest.raises(ConnectionClosedError) as info:
+            await ws.recv()
+        assert info.value.sent_code == 1011
+
+
+async def test_send_during_a_fragmented_send_waits_for_it() -> None:
+    """Frames of two messages may not interleave (§5.4): a send() while a fragmented message is
+    going out waits for its last fragment, instead of failing."""
+    release = asyncio.Event()
+    errors: list[BaseException] = []
+
+    async def slow() -> AsyncIterator[str]:
+        yield "a"
+        yield "b"
+        await release.wait()
+        yield "c"
+
+    async def handler(ws: ServerConnection) -> None:
+        fragmented = asyncio.ensure_future(ws.send(slow()))
+        await until(lambda: ws.protocol._send_opcode != 0)
+        others = [asyncio.ensure_future(ws.send(m)) for m in ("x", b"y", ["z1", "z2"])]
+        await asyncio.sleep(0.01)
+        release.set()
+        for task in (fragmented, *others):
+            try:
+                await task
+            except Exception as exc:
+                errors.append(exc)
+        await ws.wait_closed()
+
+    async with rawws.serve(handler, HOST, 0) as server, rawws.connect(uri(server)) as ws:
+        assert [await ws.recv() for _ in range(4)] == ["abc", "x", b"y", "z1z2"]
+    assert errors == []
