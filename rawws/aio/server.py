@@ -131,10 +131,14 @@ class ServerConnection(Connection):
                 return
             self._run_hook(self._plain_request(request))
             return
-        if server.max_connections is not None and server.open_count >= server.max_connections:
-            self._respond(self.protocol.reject(503, "too many connections",
-                                               [("Retry-After", "5")]))
-            return
+        if server.max_connections is not None:
+            # Count the upgrades admitted so far, open or still in a handshake hook: counting
+            # only open connections let concurrent handshakes with async hooks all slip in.
+            if len(server._admitted) >= server.max_connections:
+                self._respond(self.protocol.reject(503, "too many connections",
+                                                   [("Retry-After", "5")]))
+                return
+            server._admitted.add(self)
         self._run_hook(self._upgrade(request))
 
     def _run_hook(self, steps: Generator[Any, Any, None]) -> None:
@@ -309,6 +313,8 @@ class Server:
         #: Handshake rejections counted by HTTP status.
         self.rejections: collections.Counter[int] = collections.Counter()
         self._handler_tasks: set[asyncio.Task[None]] = set()
+        #: Upgrade requests that passed max_connections, until their TCP connection closes.
+        self._admitted: set[ServerConnection] = set()
         self._server: asyncio.Server | None = None
         self._closing = False
         self._closing_connections = False
@@ -358,6 +364,7 @@ class Server:
 
     def _unregister(self, connection: ServerConnection) -> None:
         self.connections.discard(connection)
+        self._admitted.discard(connection)
 
     @property
     def open_count(self) -> int:

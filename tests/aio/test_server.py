@@ -572,3 +572,34 @@ async def roundtrip(port: int, i: int) -> str:
         await ws.send(f"hello {i}")
         return str(await ws.recv())
 
+
+
+async def test_max_connections_holds_with_concurrent_async_handshakes() -> None:
+    """Handshakes waiting in an async hook count against max_connections: they cannot all slip
+    through while none of them is open yet."""
+    release = asyncio.Event()
+    waiting: list[ServerConnection] = []
+
+    async def hook(ws: ServerConnection, request: Request) -> None:
+        waiting.append(ws)
+        await release.wait()
+
+    async with rawws.serve(echo, HOST, 0, max_connections=2, process_request=hook) as server:
+        attempts = [asyncio.ensure_future(rawws.connect(f"ws://{HOST}:{server.port}/"))
+                    for _ in range(4)]
+        await until(lambda: len(waiting) == 2 and sum(t.done() for t in attempts) == 2)
+        rejected = [t for t in attempts if t.done()]
+        for task in rejected:
+            assert isinstance(task.exception(), InvalidStatus)
+            assert task.exception().status_code == 503  # type: ignore[union-attr]
+        release.set()
+        opened = [await t for t in attempts if t not in rejected]
+        assert len(opened) == 2
+        assert server.open_count == 2
+        for ws in opened:
+            await ws.close()
+        await until(lambda: not server.connections)
+        # The places are free again.
+        async with rawws.connect(f"ws://{HOST}:{server.port}/") as ws:
+            await ws.send("in")
+            assert await ws.recv() == "in"
