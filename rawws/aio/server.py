@@ -349,6 +349,9 @@ class Server:
     async def start(self, host: str | Sequence[str] | None = None, port: int | None = None,
                     **kwargs: Any) -> Server:
         loop = asyncio.get_running_loop()
+        if self.ssl is not None and self.open_timeout is not None:
+            # open_timeout bounds the TLS handshake too (connection_made comes after it).
+            kwargs.setdefault("ssl_handshake_timeout", self.open_timeout)
         if "sock" in kwargs and kwargs["sock"] is not None:
             self._server = await loop.create_server(self._make_connection, ssl=self.ssl,
                                                     **kwargs)

@@ -12,7 +12,7 @@ import pytest
 import rawws
 from rawws import ConnectionClosedOK, ServerConnection
 
-from .peers import HOST, until
+from .peers import HOST, RawClient, until
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +128,12 @@ async def test_websockets_client_against_rawws_wss_server(
             assert await ws.recv() == b"\x01" * 100000
             await ws.close(4000, "done")
         assert ws.close_code == 4000
+
+
+async def test_open_timeout_bounds_the_tls_handshake(server_context: ssl.SSLContext) -> None:
+    """A client that opens TCP and never starts TLS is dropped after open_timeout (asyncio's
+    own TLS handshake timeout is 60 s, beyond this test's bound)."""
+    async with rawws.serve(echo, HOST, 0, ssl=server_context, open_timeout=0.1) as server:
+        raw = await RawClient.open(server.port)
+        assert await raw.read_eof() == b""
+        await raw.aclose()
