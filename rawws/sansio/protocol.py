@@ -193,6 +193,7 @@ class Protocol:
         self.close_transport = False
         #: The error that failed the connection, if any (peer error or handshake error).
         self.failure: Exception | None = None
+        self._deferred_failure: ProtocolError | None = None
         self.eof_received = False
 
         self._events: list[Event] = []
@@ -261,6 +262,9 @@ class Protocol:
 
     def data_to_send(self) -> list[bytes]:
         """Return the bytes to write, in order, produced since the last call."""
+        if self._deferred_failure is not None:
+            self._fail_with(self._deferred_failure)
+            self._deferred_failure = None
         out, self._out = self._out, []
         return out
 
@@ -272,7 +276,7 @@ class Protocol:
             try:
                 self._parse(data)
             except ProtocolError as exc:
-                self._fail_with(exc)
+                self._peer_error(exc)
         # Otherwise: "An endpoint MUST NOT continue to attempt to process data (including a
         # responding Close frame) from the remote endpoint after being instructed to _Fail the
         # WebSocket Connection_" (§7.1.7), and no frame may follow a close frame (§5.5.1).
@@ -334,6 +338,25 @@ class Protocol:
         try:
             self._parse(data)
         except ProtocolError as exc:
+            self._peer_error(exc)
+
+    def _peer_error(self, exc: ProtocolError) -> None:
+        """Fail the connection for a peer error found while parsing.
+
+        When messages that arrived *before* the bad frame are still waiting in the events, the
+        failure is applied at the next :meth:`data_to_send` instead: the application can answer
+        those messages first, exactly as if the bad frame had arrived in a later read (Autobahn
+        3.x-5.x send a valid message and a bad frame in one write and expect the valid one to be
+        echoed). Parsing stops at once either way.
+        """
+        if self._events and self.state is State.OPEN:
+            self.failure = exc
+            self._deferred_failure = exc
+            self._parsing = False
+            self._buf = b""
+            self._frame_left = 0
+            self._reset_message()
+        else:
             self._fail_with(exc)
 
     def _parse(self, data: bytes) -> None:

@@ -468,3 +468,38 @@ class Conversation(RuleBasedStateMachine):
 
 TestConversation = Conversation.TestCase
 TestConversation.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
+
+class TestFailureAfterValidMessages:
+    """A bad frame in the same read as valid messages: the messages are delivered and can be
+    answered before the close frame goes out (Autobahn 3.2, 4.1.3, 5.15...)."""
+
+    def test_answer_goes_out_before_the_close(self) -> None:
+        server = open_server()
+        server.receive_data(masked(Opcode.TEXT, b"Hello") + masked(Opcode.TEXT, b"x", rsv=RSV2)
+                            + masked(Opcode.PING, b""))
+        assert server.events_received() == ["Hello"]
+        server.send_text("Hello")  # the application echoes what it got
+        out = server.data_to_send()
+        assert out[0] == serialize_frame(Opcode.TEXT, b"Hello")
+        client = open_client()
+        for data in out[1:]:
+            client.receive_data(data)
+        assert client.events_received() == [CloseReceived(1002, "reserved bits set: 010")]
+        assert server.state is State.CLOSING
+        assert server.close_transport
+
+    def test_nothing_after_the_bad_frame_is_read(self) -> None:
+        server = open_server()
+        server.receive_data(masked(Opcode.TEXT, b"a") + masked(4, b"") + masked(Opcode.TEXT,
+                                                                              b"b"))
+        assert server.events_received() == ["a"]
+        assert not server.receiving
+        server.data_to_send()
+        server.receive_data(masked(Opcode.TEXT, b"c"))
+        assert server.events_received() == []
+
+    def test_without_pending_messages_it_fails_at_once(self) -> None:
+        server = open_server()
+        server.receive_data(masked(4, b""))
+        assert server.state is State.CLOSING
