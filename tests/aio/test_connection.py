@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -643,3 +644,20 @@ async def test_send_during_a_fragmented_send_waits_for_it() -> None:
     async with rawws.serve(handler, HOST, 0) as server, rawws.connect(uri(server)) as ws:
         assert [await ws.recv() for _ in range(4)] == ["abc", "x", b"y", "z1z2"]
     assert errors == []
+
+
+async def test_debug_transcript(caplog: pytest.LogCaptureFixture) -> None:
+    """With the ``rawws`` logger at DEBUG, both sides log a transcript with the prefixes of the
+    guide: ``<`` received, ``>`` sent, ``=`` state change, ``x`` TCP closed."""
+    caplog.set_level(logging.DEBUG, logger="rawws")
+    async with rawws.serve(echo, HOST, 0) as server, rawws.connect(uri(server)) as ws:
+        await ws.send("transcribed")
+        assert await ws.recv() == "transcribed"
+    for side in ("rawws.server", "rawws.client"):
+        lines = [r.getMessage() for r in caplog.records if r.name == side]
+        prefixes = {line[:1] for line in lines}
+        assert {"<", ">", "="} <= prefixes, (side, lines)
+        assert any("transcribed" in line for line in lines if line.startswith("<"))
+        assert any("CONNECTING -> OPEN" in line for line in lines)
+    assert any(r.getMessage().startswith("x") for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
