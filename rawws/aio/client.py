@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Generator, Sequence
 from types import TracebackType
 from typing import Any, cast
 
-from ..errors import InvalidHandshake, InvalidURI
+from ..errors import ConnectionClosed, InvalidHandshake, InvalidURI
 from ..sansio.extensions import ClientExtensionFactory
 from ..sansio.http11 import Headers, Request, Response
 from ..sansio.protocol import ClientProtocol
@@ -234,7 +234,8 @@ class connect:
                 if status is not None and 400 <= status < 500 and status not in (408, 429):
                     raise
                 self.logger.info("connect to %s failed: %s; retrying", self.uri, exc)
-            except (TimeoutError, OSError) as exc:
+            except (TimeoutError, OSError, ConnectionClosed) as exc:
+                # ConnectionClosed: the server closed TCP before answering the handshake.
                 self.logger.info("connect to %s failed: %s; retrying", self.uri, exc)
             else:
                 delay = self.backoff_initial

@@ -240,3 +240,37 @@ async def test_await_connect_and_async_with() -> None:
             assert ws2.state is rawws.State.OPEN
         assert ws2.state is rawws.State.CLOSED
         assert ws2.close_code == 1000
+
+
+async def test_reconnects_when_the_server_drops_the_handshake() -> None:
+    """A server that accepts TCP then closes it before answering (one restarting, or shedding
+    load) is retried like a refused connection, not raised out of ``async for``."""
+    attempts = 0
+
+    async def flaky(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal attempts
+        attempts += 1
+        head = await reader.readuntil(b"\r\n\r\n")
+        if attempts < 3:
+            writer.close()
+            return
+        key = next(line.split(":", 1)[1].strip() for line in head.decode().split("\r\n")
+                   if line.lower().startswith("sec-websocket-key:"))
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                     + accept_key(key).encode() + b"\r\n\r\n\x81\x02ok")
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(flaky, HOST, 0)
+    try:
+        connector = rawws.connect(f"ws://{HOST}:{server.sockets[0].getsockname()[1]}/",
+                                  close_timeout=0.1)
+        connector.backoff_initial = 0.01
+        async with asyncio.timeout(20):
+            async for ws in connector:
+                assert await ws.recv() == "ok"
+                break
+        assert attempts == 3
+    finally:
+        server.close()
