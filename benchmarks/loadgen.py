@@ -40,6 +40,9 @@ from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_
 from .servers._common import raise_nofile_limit
 
 HOST = "127.0.0.1"
+# Connections opened at once when setting up many: under the listen backlog that asyncio and the
+# libraries default to (100), so that no SYN is dropped (a dropped SYN is retried after 1 s).
+CONNECTING = 50
 _TAIL = b"\x00\x00\xff\xff"
 
 
@@ -537,7 +540,7 @@ async def cmd_fanout(
         await asyncio.wait_for(client.ready, 20)
         return client
 
-    clients = await _gather_bounded([subscribe() for _ in range(subs)], 200)
+    clients = await _gather_bounded([subscribe() for _ in range(subs)], CONNECTING)
     setup = time.perf_counter() - t0
     await asyncio.sleep(0.2)  # let the server register the last subscribers
     pub, _ = await ws_connect(PubClient, f"ws://{HOST}:{port}{pub_path}")
@@ -674,7 +677,7 @@ async def cmd_idle_open(port: int, conns: int, deflate: bool = False, **_: Any) 
     t0 = time.perf_counter()
     clients = await _gather_bounded(
         [_raw_connect(port, _handshake_request(port, deflate=deflate), None) for _ in range(conns)],
-        200,
+        CONNECTING,
     )
     _IDLE.extend(clients)
     return {

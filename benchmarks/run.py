@@ -229,7 +229,7 @@ def make_plan(mode: str) -> Plan:
             mode, rounds=5, echo_configs=[(s, c) for s in sizes for c in (1, 32)],
             echo_warmup=0.05, echo_duration=0.15,
             fanout_configs=[(1000, 20, 3, 2), (10000, 5, 1, 5)],
-            idle_conns=5000, idle_rounds=1,
+            idle_conns=10000, idle_rounds=1,
             handshake_concurrency=16, handshake_duration=0.3,
             deflate_conns=[32], micro_scale=0.2,
         )
