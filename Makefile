@@ -41,6 +41,15 @@ bench: $(BENCH_STAMP)
 bench-full: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run --full $(ARGS)
 
+# Autobahn testsuite, both modes, against rawws (conformance/README.md). Installs wstest first when
+# missing (/opt/rawws-wstest). UNIMPLEMENTED (12.x/13.x) fails the gate once rawws ships
+# permessage-deflate, detected by `import rawws.sansio.deflate`. Quick pass: ARGS="--cases 1.*".
+.PHONY: conformance
+conformance: $(STAMP)
+	conformance/install_wstest.sh
+	$(BIN)/python conformance/run.py --mode both \
+		$$($(BIN)/python -c 'import rawws.sansio.deflate' 2>/dev/null && echo --require-deflate) $(ARGS)
+
 # Real-browser tests (tests/browser/, issue 7): Debian's Chromium (scripts/install_chromium.sh,
 # idempotent) driven by playwright from the `browser` extra (stamp file). `make test` skips them
 # when either is missing; here a missing piece fails them (RAWWS_BROWSER_TESTS=require).

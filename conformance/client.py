@@ -113,9 +113,12 @@ async def run(args: argparse.Namespace) -> int:
         except Exception as exc:  # the fuzzer breaks connections on purpose: report and go on
             outcome = f"{type(exc).__name__}: {str(exc)[:120]}"
         print(f"case {case}/{count}: {outcome} ({time.monotonic() - started:.1f} s)", flush=True)
-    async with asyncio.timeout(args.case_timeout):
-        await client.echo(f"{args.uri}/updateReports?agent={agent}")
-    print(f"reports updated; driver timeouts: {timeouts or 'none'}")
+    try:
+        async with asyncio.timeout(args.case_timeout):
+            await client.echo(f"{args.uri}/updateReports?agent={agent}")
+    except Exception as exc:  # wstest writes the reports before it closes; run.py checks them
+        print(f"updateReports: {type(exc).__name__}: {exc}")
+    print(f"reports requested; driver timeouts: {timeouts or 'none'}")
     return 0
 
 
