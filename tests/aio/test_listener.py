@@ -234,8 +234,8 @@ async def test_client_side_listener() -> None:
 
 async def test_reply_to_a_message_that_came_with_the_close_is_not_an_error(
         caplog: pytest.LogCaptureFixture) -> None:
-    """A message and the close right behind it arrive in one read: the echo of the message
-    cannot be sent any more (the connection is closing), which is not a bug to log at ERROR."""
+    """A message and the close right behind it arrive in one read: if the echo of the message
+    cannot be sent any more (the connection is closing), that is not a bug to log at ERROR."""
     received: list[Message] = []
 
     class Echo(Listener):
@@ -254,5 +254,6 @@ async def test_reply_to_a_message_that_came_with_the_close_is_not_an_error(
         await raw.read_eof()
         await raw.aclose()
     assert received == ["last words"]
-    assert before == []  # nothing may follow the peer's close (§5.5.1)
+    # The echo either went out before the close echo, or not at all; never after it (§5.5.1).
+    assert before in ([], [(True, Opcode.TEXT, b"last words")])
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
