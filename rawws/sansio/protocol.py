@@ -194,6 +194,7 @@ class Protocol:
         #: The error that failed the connection, if any (peer error or handshake error).
         self.failure: Exception | None = None
         self._deferred_failure: ProtocolError | None = None
+        self._close_echo_due = False
         self.eof_received = False
 
         self._events: list[Event] = []
@@ -241,6 +242,11 @@ class Protocol:
         return self.close_rcvd[1] if self.close_rcvd is not None else ""
 
     @property
+    def sending_fragmented(self) -> bool:
+        """Whether a fragmented message is being sent (started with ``fin=False``)."""
+        return bool(self._send_opcode)
+
+    @property
     def receiving(self) -> bool:
         """Whether more messages may still arrive (the handshake is over, no close frame was
         received, the connection was not failed and the TCP stream has not ended)."""
@@ -265,6 +271,9 @@ class Protocol:
         if self._deferred_failure is not None:
             self._fail_with(self._deferred_failure)
             self._deferred_failure = None
+        if self._close_echo_due:
+            self._close_echo_due = False
+            self._echo_close()
         out, self._out = self._out, []
         return out
 
@@ -616,14 +625,29 @@ class Protocol:
         self._parsing = False
         self._buf = b""
         if self.state is State.OPEN:
-            # §5.5.1: "If an endpoint receives a Close frame and did not previously send a Close
-            # frame, the endpoint MUST send a Close frame in response. [...] it typically echos
-            # the status code it received."
             self.close_rcvd_first = True
+            if self._events:
+                # Messages that arrived before this close are still to be handled: the echo
+                # waits for the next data_to_send(), so replies to them can go out first (§5.5.1:
+                # the endpoint "MAY delay sending a Close frame until its current message is
+                # sent").
+                self._close_echo_due = True
+            else:
+                self._echo_close()
+        self._events.append(CloseReceived(code, reason))
+        if self.side is Side.SERVER and not self._close_echo_due:
+            # §7.1.1: the closing handshake is complete; the server closes TCP first.
+            self.close_transport = True
+
+    def _echo_close(self) -> None:
+        """§5.5.1: "If an endpoint receives a Close frame and did not previously send a Close
+        frame, the endpoint MUST send a Close frame in response. [...] it typically echos the
+        status code it received." """
+        assert self.close_rcvd is not None
+        code, reason = self.close_rcvd
+        if self.state is State.OPEN:
             self._send_close_frame(None if code == CloseCode.NO_STATUS_RCVD else code, reason)
             self._set_state(State.CLOSING)
-        self._events.append(CloseReceived(code, reason))
-        # §7.1.1: the closing handshake is complete; the server closes TCP first.
         if self.side is Side.SERVER:
             self.close_transport = True
 
@@ -648,8 +672,9 @@ class Protocol:
                                             bool(rsv & RSV2), bool(rsv & RSV3)))
 
     def _send_close_frame(self, code: int | None, reason: str) -> None:
+        payload = serialize_close_payload(code, reason)  # validates before anything is recorded
         self.close_sent = (code if code is not None else CloseCode.NO_STATUS_RCVD, reason)
-        self._send_frame(_OP_CLOSE, serialize_close_payload(code, reason))
+        self._send_frame(_OP_CLOSE, payload)
 
     def _refuse_new_message(self) -> None:
         self._check_open()

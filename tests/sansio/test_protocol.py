@@ -503,3 +503,36 @@ class TestFailureAfterValidMessages:
         server = open_server()
         server.receive_data(masked(4, b""))
         assert server.state is State.CLOSING
+
+
+class TestCloseAfterValidMessages:
+    def test_echo_waits_for_the_answers(self) -> None:
+        server = open_server()
+        server.receive_data(masked(Opcode.TEXT, b"last line") + masked(Opcode.CLOSE,
+                                                                       b"\x03\xe8"))
+        assert server.events_received() == ["last line", CloseReceived(1000, "")]
+        assert server.state is State.OPEN  # the application may still answer
+        assert not server.close_transport
+        server.send_text("last line")
+        assert server.data_to_send() == [serialize_frame(Opcode.TEXT, b"last line"),
+                                         serialize_frame(Opcode.CLOSE, b"\x03\xe8")]
+        assert server.state is State.CLOSING
+        assert server.close_transport
+
+    def test_application_close_in_between_is_not_doubled(self) -> None:
+        server = open_server()
+        server.receive_data(masked(Opcode.TEXT, b"x") + masked(Opcode.CLOSE, b"\x0b\xb8"))
+        server.events_received()
+        server.send_close(1001)
+        assert server.data_to_send() == [serialize_frame(Opcode.CLOSE, b"\x03\xe9")]
+        assert server.close_transport
+
+
+def test_invalid_close_leaves_nothing_recorded() -> None:
+    server = open_server()
+    for code, reason in ((1006, ""), (1000, "x" * 124)):
+        with pytest.raises(ValueError):
+            server.send_close(code, reason)
+        assert server.close_sent is None
+        assert server.state is State.OPEN
+        assert server.data_to_send() == []
