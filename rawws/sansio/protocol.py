@@ -159,6 +159,47 @@ class Protocol:
     ``>`` sent, ``=`` state change, ``!`` error, ``x`` TCP closed).
     """
 
+    __slots__ = (
+        "_broadcast_key",
+        "_buf",
+        "_close_echo_due",
+        "_deferred_failure",
+        "_events",
+        "_expect_mask",
+        "_frame_chunks",
+        "_frame_fin",
+        "_frame_key",
+        "_frame_left",
+        "_frame_offset",
+        "_frame_opcode",
+        "_frame_rsv",
+        "_mask_pool",
+        "_mask_pos",
+        "_msg_decoder",
+        "_msg_opcode",
+        "_msg_parts",
+        "_msg_size",
+        "_msg_text",
+        "_out",
+        "_parsing",
+        "_plain_path_off",
+        "_rsv_allowed",
+        "_send_opcode",
+        "close_rcvd",
+        "close_rcvd_first",
+        "close_sent",
+        "close_transport",
+        "debug",
+        "eof_received",
+        "extensions",
+        "failure",
+        "logger",
+        "max_frame_size",
+        "max_size",
+        "random",
+        "state",
+    )
+
     side: Side
 
     def __init__(
@@ -184,6 +225,8 @@ class Protocol:
         self._rsv_allowed = 0
         # True when every frame must take the full path (extensions, debug transcript).
         self._plain_path_off = self.debug
+        # Cached broadcast_key (it depends only on the side and the negotiated extensions).
+        self._broadcast_key: Hashable | None = () if self.side is Side.SERVER else None
         #: The close frame received and the one sent, as ``(code, reason)``.
         self.close_rcvd: tuple[int, str] | None = None
         self.close_sent: tuple[int, str] | None = None
@@ -258,6 +301,11 @@ class Protocol:
         self._rsv_allowed = 0
         for ext in extensions:
             self._rsv_allowed |= ext.rsv_bits
+        if self.side is Side.CLIENT:
+            self._broadcast_key = None
+        else:
+            keys = tuple(ext.broadcast_key for ext in extensions)
+            self._broadcast_key = None if None in keys else keys
 
     # --- the boundary ----------------------------------------------------------------------------
 
@@ -774,12 +822,7 @@ class Protocol:
         ``None`` when a frame depends on this connection (a client masks with a fresh key; an
         extension may carry compression state from one message to the next).
         """
-        if self.side is Side.CLIENT:
-            return None
-        if not self.extensions:
-            return ()
-        keys = tuple(ext.broadcast_key for ext in self.extensions)
-        return None if None in keys else keys
+        return self._broadcast_key
 
     def prepare_message(self, message: str | bytes, *, compress: bool | None = None) -> bytes:
         """Serialize ``message`` as one frame without queuing it (the broadcast path).
@@ -823,6 +866,25 @@ class ServerProtocol(Protocol):
     plain HTTP request: its body (``Content-Length``, at most ``max_body_size``) is read first.
     """
 
+    __slots__ = (
+        "_body",
+        "_body_left",
+        "_early",
+        "_head",
+        "_pending_extensions",
+        "_request",
+        "extension_factories",
+        "extra_headers",
+        "max_body_size",
+        "origins",
+        "request",
+        "response",
+        "select_subprotocol",
+        "server_header",
+        "subprotocol",
+        "subprotocols",
+    )
+
     side = Side.SERVER
 
     def __init__(
@@ -844,11 +906,12 @@ class ServerProtocol(Protocol):
         self.origins = origins
         self.subprotocols = subprotocols
         self.select_subprotocol = select_subprotocol
-        self.extension_factories = list(extensions)
+        self.extension_factories = extensions  # shared by every connection of a server
         self.extra_headers = extra_headers
         self.server_header = server_header
         self.max_body_size = max_body_size
-        self._head = HeadParser(max_line=max_line, max_headers=max_headers, max_head=max_head)
+        self._head: HeadParser | None = HeadParser(max_line=max_line, max_headers=max_headers,
+                                                   max_head=max_head)
         self._request: Request | None = None
         self._body_left = 0
         self._body: list[bytes] = []
@@ -869,13 +932,15 @@ class ServerProtocol(Protocol):
             if self.request is not None:
                 self._early += data  # frames sent before our 101: keep them for later
                 return
+            assert self._head is not None
             head = self._head.feed(data)
             if head is None:
                 return
+            rest = self._head.rest
+            self._head = None  # the parser and its buffer are not needed any more
             start, header_items = head
             method, target, version = parse_request_line(start)
             request = Request(method, target, Headers(header_items), version=version)
-            rest = self._head.rest
             if request.is_upgrade or "Sec-WebSocket-Key" in request.headers:
                 self.request = request
                 self._early = rest
@@ -981,6 +1046,7 @@ class ServerProtocol(Protocol):
         self.response = response
         if response.status == 101:
             self._use_extensions(self._pending_extensions)
+            self._pending_extensions = []
             self._out.append(response.serialize())
             if self.debug:
                 self.logger.debug("> HTTP 101 to %s",
@@ -1022,6 +1088,23 @@ def parse_lengths(values: Sequence[str]) -> list[int]:
 class ClientProtocol(Protocol):
     """The client side: sends the upgrade request, validates the 101, then frames."""
 
+    __slots__ = (
+        "_head",
+        "extension_factories",
+        "extra_headers",
+        "host",
+        "key",
+        "origin",
+        "port",
+        "request",
+        "resource",
+        "response",
+        "secure",
+        "subprotocol",
+        "subprotocols",
+        "user_agent",
+    )
+
     side = Side.CLIENT
 
     def __init__(
@@ -1049,7 +1132,7 @@ class ClientProtocol(Protocol):
         self.extra_headers = extra_headers
         self.user_agent = user_agent
         self.key = handshake.generate_key(self.random)
-        self._head = HeadParser()
+        self._head: HeadParser | None = HeadParser()
         self.request: Request | None = None
         self.response: Response | None = None
         self.subprotocol: str | None = None
@@ -1092,13 +1175,15 @@ class ClientProtocol(Protocol):
         if not self._parsing:
             return
         try:
+            assert self._head is not None
             head = self._head.feed(data)
             if head is None:
                 return
+            rest = self._head.rest
+            self._head = None
             start, header_items = head
             _, status, reason = parse_status_line(start)
             headers = Headers(header_items)
-            rest = self._head.rest
             if status != 101:
                 raise InvalidStatus(status, reason, rest)
             self.subprotocol = handshake.check_response_headers(
