@@ -235,10 +235,10 @@ def make_plan(mode: str) -> Plan:
         )
     return Plan(
         mode, rounds=9, echo_configs=[(s, c) for s in sizes for c in (1, 32)],
-        echo_warmup=0.2, echo_duration=1.0,
+        echo_warmup=0.2, echo_duration=0.6,
         fanout_configs=[(1000, 100, 9, 1), (10000, 20, 3, 3)],
         idle_conns=10000, idle_rounds=5,
-        handshake_concurrency=16, handshake_duration=1.5,
+        handshake_concurrency=16, handshake_duration=1.0,
         deflate_conns=[1, 32], micro_scale=1.0,
     )
 
