@@ -2,13 +2,15 @@
 
 Owns: :func:`broadcast`. Connections are grouped by their protocol's ``broadcast_key``: every
 connection in a group would produce the same bytes for the message (no compression, or
-permessage-deflate without context takeover and with the same settings), so the frame is
-serialized (and compressed) once per group and the same ``bytes`` object is written to each
-transport. Connections whose frames depend on their own history (context takeover) or on a
-per-frame mask (clients) are encoded one by one.
+permessage-deflate without context takeover on our side and with the same settings), so the
+frame is serialized (and compressed) once per group and the same ``bytes`` object is queued on
+each connection. Connections whose frames depend on their own history (context takeover) or on
+a per-frame mask (clients) are encoded one by one.
 
-Written for speed (benchmarks/run.py, fan-out scenario): one dict lookup and one
-``transport.write`` per connection on the common path.
+Written for speed (benchmarks/run.py, fan-out scenario): per connection, a state check, a dict
+lookup and an append to its outbox. Called while a read is being handled (a publisher's
+message), the frames join that read's write batch: a burst of messages from one read reaches
+each subscriber in one ``send()`` (see :mod:`rawws.aio.connection`).
 """
 
 from __future__ import annotations
@@ -34,28 +36,22 @@ def broadcast(
     shed them). Never raises for a closed connection.
     """
     prepared: dict[Hashable, bytes] = {}
+    size = len(message)
     sent = 0
     for ws in connections:
         protocol = ws.protocol
-        if protocol.state is not _OPEN:
+        if protocol.state is not _OPEN or ws._closing_transport:
             continue
         key = protocol.broadcast_key
         try:
-            if key is None or protocol._send_opcode:
+            if key is None or protocol.sending_fragmented:
                 ws.send_nowait(message, compress=compress)
             else:
                 data = prepared.get(key)
                 if data is None:
                     data = prepared[key] = protocol.prepare_message(message, compress=compress)
-                transport = ws.transport
-                if transport is None or ws._closing_transport:
-                    continue
-                if ws._in_receive:
-                    # Called from this connection's own callback: bytes it queued in this batch
-                    # (a reply, the 101 response) must leave first, so go through the outbox.
-                    ws.send_prepared(data)
-                else:
-                    transport.write(data)
+                protocol.send_prepared(data)
+                ws._after_send(size)
         except (ConnectionClosed, InvalidState):
             continue
         sent += 1

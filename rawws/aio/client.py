@@ -71,7 +71,13 @@ def _default_extensions(compression: str | None) -> list[ClientExtensionFactory]
 class ClientConnection(Connection):
     """A connection opened by :func:`connect`."""
 
+    __slots__ = ()
+
     protocol: ClientProtocol
+
+    def __init__(self, protocol: ClientProtocol, **kwargs: Any) -> None:
+        super().__init__(protocol, **kwargs)
+        self._opener = self.loop.create_future()  # connect() waits on it
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -81,8 +87,9 @@ class ClientConnection(Connection):
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         failure = self.protocol.failure
-        if failure is not None and not self._opened.done():
-            self._opened.set_exception(failure)
+        opener = self._opener
+        if failure is not None and opener is not None and not opener.done():
+            opener.set_exception(failure)
 
     def _handle_handshake_event(self, event: Request | Response) -> None:
         self._on_open()
@@ -201,7 +208,8 @@ class connect:
                     await loop.create_connection(
                         lambda: connection, self.host or self.uri_host,
                         self.port or self.uri_port, **kwargs)
-                await asyncio.shield(connection._opened)
+                assert connection._opener is not None
+                await asyncio.shield(connection._opener)
         except BaseException:
             if connection.transport is not None:
                 connection.transport.abort()

@@ -1,4 +1,4 @@
-"""One WebSocket connection on asyncio: an ``asyncio.Protocol`` around the sans-I/O protocol.
+"""One WebSocket connection on asyncio: an ``asyncio.BufferedProtocol`` around the sans-I/O core.
 
 Owns: the transport; delivery of messages to ``recv()`` / ``async for`` or to a
 :class:`Listener`; sending (``send``, ``send_nowait``, fragmented and prepared frames); ping
@@ -8,10 +8,22 @@ both ways (``max_queue`` pauses reading; ``write_limit`` makes ``send`` wait for
 Does not own: protocol rules (:mod:`rawws.sansio.protocol`), the handshake decisions
 (:mod:`rawws.aio.server`, :mod:`rawws.aio.client`).
 
-Built on ``asyncio.Protocol`` rather than streams: the event loop calls
-:meth:`Connection.data_received` with whatever bytes arrived, the sans-I/O core turns them into
-messages in one call, and every byte to send is written once per batch. No task or generator
-per frame (benchmarks/run.py, echo scenarios).
+Three choices make this layer fast without C (benchmarks/run.py, echo and fan-out scenarios;
+benchmarks/memory.py for the memory):
+
+1. **Reads land in one buffer per thread.** As a ``BufferedProtocol``, the connection lends the
+   event loop a buffer to ``recv_into``; a plain ``Protocol`` would get a fresh ``bytes`` from
+   ``recv(256 KiB)`` for every read, which glibc serves with mmap/mremap at about 12 µs a read
+   on these machines, more than the whole Python cost of a small echo. The buffer is shared by
+   every connection of the thread (the bytes are copied out before the callback returns), so an
+   idle connection costs no buffer at all.
+2. **Writes made while handling a read are batched.** Everything sent on any connection during
+   one ``data_received`` (replies, pongs, a broadcast to thousands of connections) is queued in
+   each connection's outbox and written once per connection when the read is handled: one
+   ``send()`` per connection per read instead of one per message. A connection whose batch
+   reaches ``write_limit`` is written at once, so back-pressure stays truthful.
+3. **Nothing is allocated before it is needed.** Slots; the receive queue, ping table, futures
+   and ``user_data`` are created on first use.
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import threading
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import Any, cast
@@ -45,6 +58,35 @@ _logger = logging.getLogger("rawws")
 #: 1005 is what a close frame without a body reports (§7.1.5): a browser's ``ws.close()``.
 _OK_CLOSE_CODES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY,
                              CloseCode.NO_STATUS_RCVD})
+
+#: Size of the per-thread read buffer: asyncio's own read size for plain protocols.
+_READ_BUFFER_SIZE = 256 * 1024
+
+_OPEN = State.OPEN
+
+
+class _ThreadState:
+    """What the connections of one thread (one event loop) share: the read buffer and the
+    write batch. Nothing here outlives a single callback."""
+
+    __slots__ = ("batching", "buffer", "pending", "view")
+
+    def __init__(self) -> None:
+        self.buffer = bytearray(_READ_BUFFER_SIZE)
+        self.view = memoryview(self.buffer)
+        self.batching = False
+        self.pending: list[Connection] = []
+
+
+_local = threading.local()
+
+
+def _thread_state() -> _ThreadState:
+    try:
+        return cast(_ThreadState, _local.state)
+    except AttributeError:
+        _local.state = state = _ThreadState()
+        return state
 
 
 class Listener:
@@ -75,13 +117,50 @@ class Listener:
         """The connection closed. ``code`` is the peer's close code, or 1006 (no close frame)."""
 
 
-class Connection(asyncio.Protocol):
+class Connection(asyncio.BufferedProtocol):
     """A WebSocket connection, server or client side.
 
     The familiar asynchronous API (``await ws.send()``, ``await ws.recv()``, ``async for``,
     ``await ws.ping()``, ``await ws.close()``) and a synchronous one for callbacks and fan-out
-    (``send_nowait()``, ``close_nowait()``, ``send_prepared()``).
+    (``send_nowait()``, ``close_nowait()``, ``abort()``).
     """
+
+    __slots__ = (
+        "_batched",
+        "_close_timer",
+        "_closed",
+        "_closing_transport",
+        "_drain_waiters",
+        "_fragmented_send",
+        "_fragments_text",
+        "_id",
+        "_keepalive_payload",
+        "_keepalive_timer",
+        "_lost",
+        "_messages",
+        "_opener",
+        "_pings",
+        "_queued",
+        "_reading_paused",
+        "_recv_waiter",
+        "_shared",
+        "_user_data",
+        "_was_opened",
+        "_writing_paused",
+        "close_timeout",
+        "latency",
+        "listener",
+        "local_address",
+        "logger",
+        "loop",
+        "max_queue",
+        "ping_interval",
+        "ping_timeout",
+        "protocol",
+        "remote_address",
+        "transport",
+        "write_limit",
+    )
 
     protocol: Protocol
 
@@ -106,32 +185,34 @@ class Connection(asyncio.Protocol):
         self.close_timeout = close_timeout
         self.logger = logger or _logger
         self.loop = asyncio.get_running_loop()
-        #: Free for the application: per-connection state (e.g. the chat user).
-        self.user_data: dict[str, Any] = {}
         #: Round-trip time of the last ping answered, in seconds (0.0 until one is).
         self.latency = 0.0
 
         self.transport: asyncio.Transport | None = None
         self.remote_address: Any = None
         self.local_address: Any = None
+        self._shared = _thread_state()
         self._id: uuid.UUID | None = None
+        self._user_data: dict[str, Any] | None = None
 
-        self._messages: collections.deque[Message] = collections.deque()
+        self._messages: collections.deque[Message] | None = None
         self._recv_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._writing_paused = False
-        self._drain_waiters: list[asyncio.Future[None]] = []
-        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        self._drain_waiters: list[asyncio.Future[None]] | None = None
+        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] | None = None
         self._fragmented_send: asyncio.Future[None] | None = None  # done when it ends
         self._fragments_text = False  # type of the fragmented message being sent
-        self._in_receive = False  # batch writes while handling one data_received call
-        self._batched = 0  # bytes (roughly) sent in the current batch and not yet written
+        self._queued = False  # in the thread's write batch
+        self._batched = 0  # bytes queued in the current batch and not yet written
         self._closing_transport = False
         self._close_timer: asyncio.TimerHandle | None = None
         self._keepalive_timer: asyncio.TimerHandle | None = None
         self._keepalive_payload: bytes | None = None
-        self._opened: asyncio.Future[None] = self.loop.create_future()
-        self._closed: asyncio.Future[None] = self.loop.create_future()
+        self._opener: asyncio.Future[None] | None = None  # made by whoever waits for the open
+        self._was_opened = False
+        self._closed: asyncio.Future[None] | None = None  # made by whoever waits for the close
+        self._lost = False
 
     # --- properties ------------------------------------------------------------------------------
 
@@ -141,6 +222,13 @@ class Connection(asyncio.Protocol):
         if self._id is None:
             self._id = uuid.uuid4()
         return self._id
+
+    @property
+    def user_data(self) -> dict[str, Any]:
+        """Free for the application: per-connection state (e.g. the chat user)."""
+        if self._user_data is None:
+            self._user_data = {}
+        return self._user_data
 
     @property
     def state(self) -> State:
@@ -179,9 +267,10 @@ class Connection(asyncio.Protocol):
 
     @property
     def write_buffer_size(self) -> int:
-        """Bytes written but not yet sent to the kernel."""
+        """Bytes written but not yet sent to the kernel (including a pending batch)."""
         transport = self.transport
-        return transport.get_write_buffer_size() if transport is not None else 0
+        size = transport.get_write_buffer_size() if transport is not None else 0
+        return size + self._batched
 
     @property
     def writing_paused(self) -> bool:
@@ -191,13 +280,17 @@ class Connection(asyncio.Protocol):
     @property
     def closed(self) -> asyncio.Future[None]:
         """A future that completes when the TCP connection is closed."""
+        if self._closed is None:
+            self._closed = self.loop.create_future()
+            if self._lost:
+                self._closed.set_result(None)
         return self._closed
 
     def __repr__(self) -> str:
         side = self.protocol.side.value
         return f"<{type(self).__name__} {side} {self.remote_address} {self.state.name}>"
 
-    # --- asyncio.Protocol ------------------------------------------------------------------------
+    # --- asyncio.BufferedProtocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)
@@ -206,16 +299,25 @@ class Connection(asyncio.Protocol):
         self.local_address = transport.get_extra_info("sockname")
         transport.set_write_buffer_limits(high=self.write_limit, low=self.write_limit // 4)
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._shared.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # Copy out at once: the buffer is the thread's, lent for this one read.
+        self.data_received(bytes(self._shared.view[:nbytes]))
+
     def data_received(self, data: bytes) -> None:
-        protocol = self.protocol
-        self._in_receive = True
+        """Handle bytes read from the network (``buffer_updated`` calls this)."""
+        outer = self._open_batch()
         try:
+            protocol = self.protocol
             protocol.receive_data(data)
             events = protocol.events_received()
             if events:
                 self._dispatch(events)
         finally:
-            self._in_receive = False
+            if outer:
+                self._close_batch()
         self._flush()
 
     def eof_received(self) -> bool | None:
@@ -228,23 +330,25 @@ class Connection(asyncio.Protocol):
         self.protocol.connection_lost()
         self._cancel_timers()
         self.transport = None
-        if not self._opened.done():
-            self._opened.set_exception(ConnectionClosedError(1006, "connection lost during "
-                                                              "the opening handshake"))
-            self._opened.exception()  # mark retrieved: the opener reports it
+        self._lost = True
+        opener = self._opener
+        if opener is not None and not opener.done():
+            opener.set_exception(ConnectionClosedError(1006, "connection lost during the "
+                                                       "opening handshake"))
+            opener.exception()  # mark retrieved: the opener reports it
         if self._recv_waiter is not None and not self._recv_waiter.done():
             self._recv_waiter.set_result(None)
-        closed = self._connection_closed_exc()
-        for future, _ in self._pings.values():
-            if not future.done():
-                future.set_exception(closed)
-                future.exception()
-        self._pings.clear()
+        if self._pings:
+            closed = self._connection_closed_exc()
+            for future, _ in self._pings.values():
+                if not future.done():
+                    future.set_exception(closed)
+                    future.exception()
+            self._pings.clear()
         self._wake_drain_waiters()
-        if not self._closed.done():
+        if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
-        opened = self._opened
-        if opened.done() and not opened.cancelled() and opened.exception() is None:
+        if self._was_opened:
             self._on_closed()
 
     def pause_writing(self) -> None:
@@ -256,6 +360,42 @@ class Connection(asyncio.Protocol):
         if self.listener is not None and self.protocol.state is State.OPEN:
             self._call(self.listener.on_writable, self)
 
+    # --- the write batch (see the module docstring) ----------------------------------------------
+
+    def _open_batch(self) -> bool:
+        """Start batching writes in this thread; return whether this call started it."""
+        shared = self._shared
+        if shared.batching:
+            return False
+        shared.batching = True
+        return True
+
+    def _close_batch(self) -> None:
+        """Write out every connection written to during the batch."""
+        shared = self._shared
+        shared.batching = False
+        pending = shared.pending
+        if pending:
+            shared.pending = []
+            for connection in pending:
+                connection._queued = False
+                connection._flush()
+
+    def _after_send(self, size: int) -> None:
+        """Bytes were queued in the protocol's outbox: write them now, or with the batch."""
+        shared = self._shared
+        if not shared.batching:
+            self._flush()
+            return
+        if not self._queued:
+            self._queued = True
+            shared.pending.append(self)
+        self._batched += size
+        if self._batched >= self.write_limit:
+            # Sending a lot in one batch: write now, so that writing_paused tells the truth
+            # and the outbox never holds more than write_limit.
+            self._flush()
+
     # --- hooks for server.py / client.py ---------------------------------------------------------
 
     def _handle_handshake_event(self, event: Request | Response) -> None:
@@ -263,8 +403,9 @@ class Connection(asyncio.Protocol):
 
     def _on_open(self) -> None:
         """The handshake completed: start keepalive, wake the opener, call the listener."""
-        if not self._opened.done():
-            self._opened.set_result(None)
+        self._was_opened = True
+        if self._opener is not None and not self._opener.done():
+            self._opener.set_result(None)
         self._schedule_keepalive()
         if self.listener is not None:
             self._call(self.listener.on_connect, self)
@@ -282,10 +423,14 @@ class Connection(asyncio.Protocol):
         for event in events:
             kind = type(event)
             if kind is str or kind is bytes:
-                if listener is not None:
-                    self._call(listener.on_message, self, event)
-                else:
+                if listener is None:
                     self._deliver(event)
+                    continue
+                # The hot path of the callback API: the call is inlined rather than _call()ed.
+                try:
+                    listener.on_message(self, event)
+                except Exception as exc:
+                    self._callback_failed(exc, "on_message")
             elif kind is Ping:
                 if listener is not None:
                     self._call(listener.on_ping, self, event.payload)
@@ -304,23 +449,29 @@ class Connection(asyncio.Protocol):
     def _call(self, callback: Callable[..., None], *args: Any) -> None:
         try:
             callback(*args)
-        except ConnectionClosed as exc:
+        except Exception as exc:
+            self._callback_failed(exc, getattr(callback, "__name__", repr(callback)))
+
+    def _callback_failed(self, exc: Exception, name: str) -> None:
+        if isinstance(exc, ConnectionClosed):
             # Sending in reply to a message that arrived just before the peer's close: the
             # connection is closing, which is not a bug in the callback.
             if self.logger.isEnabledFor(logging.DEBUG):
                 self.logger.debug("%s: %s in listener callback", self, exc)
-        except Exception:
-            self.logger.exception("%s: listener callback %s failed", self,
-                                  getattr(callback, "__name__", callback))
-            if self.protocol.state is State.OPEN:
-                self.close_nowait(CloseCode.INTERNAL_ERROR, "internal error")
+            return
+        self.logger.error("%s: listener callback %s failed", self, name, exc_info=exc)
+        if self.protocol.state is State.OPEN:
+            self.close_nowait(CloseCode.INTERNAL_ERROR, "internal error")
 
     def _deliver(self, message: Message) -> None:
+        messages = self._messages
+        if messages is None:
+            messages = self._messages = collections.deque()
+        messages.append(message)
         waiter = self._recv_waiter
-        self._messages.append(message)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        if (self.max_queue is not None and len(self._messages) >= self.max_queue
+        if (self.max_queue is not None and len(messages) >= self.max_queue
                 and not self._reading_paused and self.transport is not None):
             # Receive back-pressure: stop reading until recv() catches up.
             self._reading_paused = True
@@ -400,7 +551,7 @@ class Connection(asyncio.Protocol):
             if not self.protocol.receiving:
                 if self.protocol.state is not State.CLOSED:
                     # Every message is delivered; wait for the TCP close to report the outcome.
-                    await asyncio.shield(self._closed)
+                    await asyncio.shield(self.closed)
                 raise self._connection_closed_exc()
             waiter: asyncio.Future[None] = self.loop.create_future()
             self._recv_waiter = waiter
@@ -443,34 +594,24 @@ class Connection(asyncio.Protocol):
         :attr:`writing_paused` (or wait for :meth:`Listener.on_writable`) to apply
         back-pressure. Raises :class:`~rawws.errors.ConnectionClosed` after the close.
         """
-        self._check_sendable()
+        protocol = self.protocol
+        if protocol.state is not _OPEN:
+            self._check_sendable()
         if type(message) is str:
-            self.protocol.send_text(message, compress=compress)
+            protocol.send_text(message, compress=compress)
         elif isinstance(message, (bytes, bytearray, memoryview)):
-            self.protocol.send_binary(message, compress=compress)
+            protocol.send_binary(message, compress=compress)
         elif isinstance(message, str):  # a str subclass (StrEnum...): after the fast paths
-            self.protocol.send_text(str(message), compress=compress)
+            protocol.send_text(str(message), compress=compress)
         else:
             raise TypeError(f"message must be str or bytes-like, not {type(message).__name__}")
-        if not self._in_receive:
-            self._flush()
-        else:
-            self._batched += len(message)
-            if self._batched >= self.write_limit:
-                # A callback sending a lot: write now, so that writing_paused tells the truth
-                # and the outbox never holds more than write_limit.
-                self._flush()
+        self._after_send(len(message))
 
     def send_prepared(self, frame_bytes: bytes) -> None:
         """Write a frame prepared once for many connections (see :func:`rawws.broadcast`)."""
         self._check_sendable()
         self.protocol.send_prepared(frame_bytes)
-        if not self._in_receive:
-            self._flush()
-        else:
-            self._batched += len(frame_bytes)
-            if self._batched >= self.write_limit:
-                self._flush()
+        self._after_send(len(frame_bytes))
 
     async def send(
         self,
@@ -498,7 +639,7 @@ class Connection(asyncio.Protocol):
                 else:
                     await self._send_fragments(cast(Iterable[Message], message), compress)
             except BaseException:
-                if self.protocol._send_opcode and self.protocol.state is State.OPEN:
+                if self.protocol.sending_fragmented and self.protocol.state is State.OPEN:
                     self.close_nowait(CloseCode.INTERNAL_ERROR,
                                       "error while sending a fragmented message")
                 raise
@@ -559,7 +700,7 @@ class Connection(asyncio.Protocol):
             protocol.send_text(fragment, fin=fin, compress=compress)
         else:
             protocol.send_binary(fragment, fin=fin, compress=compress)
-        self._flush()
+        self._after_send(len(fragment))
 
     async def drain(self) -> None:
         """Wait until the write buffer is below the low-water mark (a quarter of
@@ -568,18 +709,25 @@ class Connection(asyncio.Protocol):
             if self.transport is None:
                 raise self._connection_closed_exc()
             waiter: asyncio.Future[None] = self.loop.create_future()
+            if self._drain_waiters is None:
+                self._drain_waiters = []
             self._drain_waiters.append(waiter)
             await waiter
         if self.transport is None and self.protocol.state is State.CLOSED:
             raise self._connection_closed_exc()
 
     def _wake_drain_waiters(self) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for waiter in waiters:
+        waiters, self._drain_waiters = self._drain_waiters, None
+        for waiter in waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
 
     # --- ping / pong -----------------------------------------------------------------------------
+
+    def _ping_table(self) -> dict[bytes, tuple[asyncio.Future[float], float]]:
+        if self._pings is None:
+            self._pings = {}
+        return self._pings
 
     async def ping(self, data: bytes | str | None = None) -> float:
         """Send a ping and wait for its pong. Returns the round-trip time in seconds.
@@ -588,33 +736,36 @@ class Connection(asyncio.Protocol):
         one still waiting (RFC 6455 §5.5.3 lets a peer answer only the latest ping).
         """
         self._check_sendable()
+        pings = self._ping_table()
         if data is None:
             payload = self.protocol.random(4)
-            while payload in self._pings:
+            while payload in pings:
                 payload = self.protocol.random(4)
         else:
             payload = data.encode() if isinstance(data, str) else bytes(data)
-            if payload in self._pings:
+            if payload in pings:
                 raise ConcurrencyError("a ping with the same payload is already waiting")
         future: asyncio.Future[float] = self.loop.create_future()
-        self._pings[payload] = (future, self.loop.time())
+        pings[payload] = (future, self.loop.time())
         self.protocol.send_ping(payload)
-        self._flush()
+        self._after_send(len(payload))
         return await future
 
     async def pong(self, data: bytes | str = b"") -> None:
         """Send an unsolicited pong (a unidirectional heartbeat, RFC 6455 §5.5.3)."""
         self._check_sendable()
-        self.protocol.send_pong(data.encode() if isinstance(data, str) else bytes(data))
-        self._flush()
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        self.protocol.send_pong(payload)
+        self._after_send(len(payload))
 
     def _pong_received(self, payload: bytes) -> None:
-        if payload not in self._pings:
+        pings = self._pings
+        if not pings or payload not in pings:
             return
         now = self.loop.time()
         # Acknowledge this ping and every one sent before it (dicts keep insertion order).
-        for key in list(self._pings):
-            future, sent_at = self._pings.pop(key)
+        for key in list(pings):
+            future, sent_at = pings.pop(key)
             if not future.done():
                 future.set_result(now - sent_at)
             if key == self._keepalive_payload:
@@ -634,14 +785,15 @@ class Connection(asyncio.Protocol):
         self._keepalive_timer = None
         if self.protocol.state is not State.OPEN:
             return
+        pings = self._ping_table()
         payload = self.protocol.random(4)
-        while payload in self._pings:
+        while payload in pings:
             payload = self.protocol.random(4)
         self._keepalive_payload = payload
         future: asyncio.Future[float] = self.loop.create_future()
-        self._pings[payload] = (future, self.loop.time())
+        pings[payload] = (future, self.loop.time())
         self.protocol.send_ping(payload)
-        self._flush()
+        self._after_send(len(payload))
         if self.ping_timeout is not None:
             self._keepalive_timer = self.loop.call_later(self.ping_timeout,
                                                          self._keepalive_timed_out, payload)
@@ -676,10 +828,6 @@ class Connection(asyncio.Protocol):
         """
         protocol = self.protocol
         if protocol.state is State.OPEN:
-            if protocol._send_opcode:
-                # A fragmented message is half sent: the close frame may not interleave with
-                # it as data, but control frames may (§5.4), so close anyway.
-                protocol._send_opcode = 0
             protocol.send_close(code, reason)
             self._flush()
         elif protocol.state is State.CONNECTING and self.transport is not None:
@@ -691,9 +839,19 @@ class Connection(asyncio.Protocol):
         self.close_nowait(code, reason)
         await self.wait_closed()
 
+    def abort(self) -> None:
+        """Drop the TCP connection now, without a closing handshake (the peer sees 1006).
+
+        For a peer that stopped reading: a close frame would wait behind everything it has not
+        read, so shedding it with :meth:`close_nowait` takes up to ``close_timeout``.
+        """
+        self._closing_transport = True
+        if self.transport is not None:
+            self.transport.abort()
+
     async def wait_closed(self) -> None:
         """Wait until the TCP connection is closed."""
-        await asyncio.shield(self._closed)
+        await asyncio.shield(self.closed)
 
     def pause_reading(self) -> None:
         """Stop reading from the socket (callback API back-pressure)."""
@@ -705,4 +863,3 @@ class Connection(asyncio.Protocol):
         if self.transport is not None and self._reading_paused:
             self._reading_paused = False
             self.transport.resume_reading()
-

@@ -67,6 +67,9 @@ def _default_extensions(compression: str | None) -> list[ServerExtensionFactory]
 class ServerConnection(Connection):
     """A connection accepted by a :class:`Server`."""
 
+    __slots__ = ("_handler_task", "_handshake_task", "_open_timer", "_response_counted",
+                 "server")
+
     protocol: ServerProtocol
 
     def __init__(self, server: Server, protocol: ServerProtocol, **kwargs: Any) -> None:
@@ -221,7 +224,7 @@ class ServerConnection(Connection):
                 self._open_timer = None
             # One batch, as in data_received: whatever on_connect or the early frames' callbacks
             # send (or broadcast) is written after the 101, in order.
-            batching, self._in_receive = self._in_receive, True
+            outer = self._open_batch()
             try:
                 self._on_open()
                 if self.listener is None:
@@ -233,7 +236,8 @@ class ServerConnection(Connection):
                 if events:
                     self._dispatch(events)
             finally:
-                self._in_receive = batching
+                if outer:
+                    self._close_batch()
         self._flush()
 
     async def _run_handler(self) -> None:

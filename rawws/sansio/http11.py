@@ -19,6 +19,7 @@ Limits and the status each one answers with (requests; for responses the client 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 
@@ -231,6 +232,10 @@ def _check_value(value: bytes) -> None:
         raise InvalidMessage("control character in header value")
 
 
+# Values that differ on every connection: not worth sharing.
+_UNSHARED = frozenset({b"host", b"cookie", b"authorization", b"sec-websocket-key"})
+
+
 def _parse_header_line(line: bytes) -> tuple[str, str]:
     # RFC 9112 §5.1: field-line = field-name ":" OWS field-value OWS; no whitespace before ":".
     name, sep, value = line.partition(b":")
@@ -238,7 +243,13 @@ def _parse_header_line(line: bytes) -> tuple[str, str]:
         raise InvalidMessage(f"invalid header line: {line[:64]!r}")
     value = value.strip(b" \t")
     _check_value(value)
-    return name.decode("ascii"), value.decode("latin-1")
+    # Names, and most values (Upgrade, Connection, the user agent, the extensions offer), are
+    # the same on thousands of connections: interned, they are stored once while a request is
+    # kept for the life of its connection (benchmarks/memory.py).
+    text = value.decode("latin-1")
+    if name.lower() not in _UNSHARED and len(value) <= 256:
+        text = sys.intern(text)
+    return sys.intern(name.decode("ascii")), text
 
 
 class HeadParser:

@@ -805,6 +805,9 @@ class Protocol:
         """
         self._check_open()
         self._send_close_frame(code, reason)
+        # A fragmented message being sent can never be finished now (§5.5.1: no data frames
+        # after a close frame); the close itself, a control frame, may interleave with it (§5.4).
+        self._send_opcode = 0
         self._set_state(State.CLOSING)
 
     def send_prepared(self, frame_bytes: bytes) -> None:

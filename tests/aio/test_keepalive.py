@@ -139,17 +139,28 @@ async def test_ping_misuse() -> None:
 
 
 class RawPongBlocker:
-    """Drop pongs received by ``ws`` while active (so a ping stays pending)."""
+    """Drop pongs received by ``ws`` while active (so a ping stays pending).
+
+    Connections have slots, so the method is swapped on the class for the duration; only
+    pongs received by ``ws`` are dropped.
+    """
 
     def __init__(self, ws: rawws.Connection) -> None:
         self.ws = ws
 
     def __enter__(self) -> None:
-        self.original = self.ws._pong_received
-        self.ws._pong_received = lambda payload: None  # type: ignore[method-assign]
+        cls = type(self.ws)
+        self.original = original = cls._pong_received
+        blocked = self.ws
+
+        def pong_received(ws: rawws.Connection, payload: bytes) -> None:
+            if ws is not blocked:
+                original(ws, payload)
+
+        cls._pong_received = pong_received  # type: ignore[method-assign]
 
     def __exit__(self, *exc_info: object) -> None:
-        self.ws._pong_received = self.original  # type: ignore[method-assign]
+        type(self.ws)._pong_received = self.original  # type: ignore[method-assign]
 
 
 async def test_ping_pending_when_connection_closes_raises() -> None:
