@@ -67,8 +67,7 @@ def _default_extensions(compression: str | None) -> list[ServerExtensionFactory]
 class ServerConnection(Connection):
     """A connection accepted by a :class:`Server`."""
 
-    __slots__ = ("_handler_task", "_handshake_task", "_open_timer", "_response_counted",
-                 "server")
+    __slots__ = ("_handler_task", "_handshake_task", "_open_timer", "server")
 
     protocol: ServerProtocol
 
@@ -78,7 +77,6 @@ class ServerConnection(Connection):
         self._open_timer: asyncio.TimerHandle | None = None
         self._handshake_task: asyncio.Task[None] | None = None
         self._handler_task: asyncio.Task[None] | None = None
-        self._response_counted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -86,11 +84,6 @@ class ServerConnection(Connection):
         if self.server.open_timeout is not None:
             self._open_timer = self.loop.call_later(self.server.open_timeout,
                                                     self._open_timed_out)
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if not self._response_counted and self.protocol.response is not None:
-            self._count_response(self.protocol.response)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._open_timer is not None:
@@ -102,7 +95,6 @@ class ServerConnection(Connection):
         self.server._unregister(self)
 
     def _count_response(self, response: Response) -> None:
-        self._response_counted = True
         if response.status != 101:
             self.server.rejections[response.status] += 1
             failure = self.protocol.failure
@@ -122,7 +114,11 @@ class ServerConnection(Connection):
     # --- the handshake ---------------------------------------------------------------------------
 
     def _handle_handshake_event(self, event: Request | Response) -> None:
-        request = cast(Request, event)
+        if isinstance(event, Response):
+            # The protocol rejected a request it could not read (400, 414, 431...).
+            self._count_response(event)
+            return
+        request = event
         server = self.server
         if not request.is_upgrade and "Sec-WebSocket-Key" not in request.headers:
             if server.http_handler is None:

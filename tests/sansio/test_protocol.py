@@ -536,3 +536,12 @@ def test_invalid_close_leaves_nothing_recorded() -> None:
         assert server.close_sent is None
         assert server.state is State.OPEN
         assert server.data_to_send() == []
+
+
+def test_limits_changed_after_construction_apply_to_small_frames() -> None:
+    server = open_server()
+    server.max_size = 10
+    assert failed_with(server, masked(Opcode.BINARY, bytes(11))) == 1009
+    server = open_server()
+    server.max_frame_size = 5
+    assert failed_with(server, masked(Opcode.TEXT, b"123456")) == 1009
