@@ -24,8 +24,13 @@ _TRANSLATE_THRESHOLD = 4096
 _XOR_TABLES: tuple[bytes, ...] = tuple(bytes(x ^ b for x in range(256)) for b in range(256))
 
 
-def apply_mask(data: bytes | bytearray | memoryview, masking_key: bytes) -> bytes:
-    """Return ``data`` XORed with the repeated 4-byte ``masking_key``."""
+def apply_mask(data: bytes | bytearray | memoryview, masking_key: bytes) -> bytes | bytearray:
+    """Return ``data`` XORed with the repeated 4-byte ``masking_key``.
+
+    Small payloads come back as ``bytes``; large ones as a fresh ``bytearray`` (the lanes are
+    written into a zeroed buffer and it is returned as is: two full copies fewer than building
+    ``bytes``). Callers that keep the result as a message join or convert it once.
+    """
     n = len(data)
     if n < _TRANSLATE_THRESHOLD:
         if n == 0:
@@ -35,12 +40,12 @@ def apply_mask(data: bytes | bytearray | memoryview, masking_key: bytes) -> byte
         return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(
             n, "little"
         )
-    if not isinstance(data, bytes):
-        data = bytes(data)
-    out = bytearray(data)
+    if isinstance(data, memoryview):
+        data = data.tobytes()
+    out = bytearray(n)
     tables = _XOR_TABLES
     out[0::4] = data[0::4].translate(tables[masking_key[0]])
     out[1::4] = data[1::4].translate(tables[masking_key[1]])
     out[2::4] = data[2::4].translate(tables[masking_key[2]])
     out[3::4] = data[3::4].translate(tables[masking_key[3]])
-    return bytes(out)
+    return out

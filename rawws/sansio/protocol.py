@@ -47,6 +47,7 @@ import enum
 import logging
 import os
 from collections.abc import Callable, Hashable, Sequence
+from typing import cast
 
 from ..errors import (
     InvalidHandshake,
@@ -75,6 +76,9 @@ from .http11 import (
     parse_status_line,
 )
 from .mask import apply_mask
+
+# Payloads under the mask's threshold (every 7-bit length) come back as ``bytes``.
+_mask_small = cast(Callable[[bytes, bytes], bytes], apply_mask)
 from .utf8 import Utf8Decoder
 
 __all__ = [
@@ -259,11 +263,11 @@ class Protocol:
         self._frame_fin = True
         self._frame_opcode = 0
         self._frame_rsv = 0
-        self._frame_chunks: list[bytes] | None = None  # None: streamed into the message
+        self._frame_chunks: list[bytes | bytearray] | None = None  # None: streamed into the message
 
         # Assembler state: the message being received (opcode 0: none).
         self._msg_opcode = 0
-        self._msg_parts: list[bytes] = []
+        self._msg_parts: list[bytes | bytearray] = []
         self._msg_text: list[str] = []
         self._msg_size = 0
         self._msg_decoder: Utf8Decoder | None = None
@@ -497,7 +501,7 @@ class Protocol:
                         start = pos + 6
                         stop = start + length
                         if stop <= end:
-                            payload = (apply_mask(data[start:stop], data[pos + 2 : start])
+                            payload = (_mask_small(data[start:stop], data[pos + 2 : start])
                                        if length else b"")
                             pos = stop
                             if b0 == 0x82:
@@ -599,10 +603,11 @@ class Protocol:
             pos += head
             if end - pos >= length:
                 # Common case: the whole frame is here.
-                payload = data[pos : pos + length]
+                raw: bytes | bytearray = data[pos : pos + length]
                 pos += length
                 if key is not None and length:
-                    payload = apply_mask(payload, key)
+                    raw = apply_mask(raw, key)
+                payload = bytes(raw) if type(raw) is bytearray else cast(bytes, raw)
                 if fin and opcode and not self._plain_path_off:
                     # The most common frame: a whole message, no extension, no transcript.
                     if opcode == _OP_TEXT:
@@ -639,7 +644,7 @@ class Protocol:
         if pos < end and self._parsing:
             self._buf = data[pos:]
 
-    def _frame_chunk(self, chunk: bytes) -> None:
+    def _frame_chunk(self, chunk: bytes | bytearray) -> None:
         """Consume part of the payload of the frame being streamed."""
         key = self._frame_key
         if key is not None:
@@ -700,7 +705,7 @@ class Protocol:
         if opcode == _OP_TEXT:
             self._msg_decoder = Utf8Decoder()
 
-    def _message_data(self, data: bytes, final: bool) -> None:
+    def _message_data(self, data: bytes | bytearray, final: bool) -> None:
         self._msg_size += len(data)
         if self.max_size is not None and self._msg_size > self.max_size:
             # Reached only when an extension's output grew past the budget without raising.

@@ -32,7 +32,7 @@ class Utf8Decoder:
     def __init__(self) -> None:
         self._decoder = _IncrementalDecoder("strict")
 
-    def decode(self, data: bytes, final: bool = False) -> str:
+    def decode(self, data: bytes | bytearray, final: bool = False) -> str:
         """Return the text decoded from ``data`` (bytes of an incomplete character are held)."""
         text = self._decoder.decode(data, final)
         if not final:
