@@ -76,9 +76,6 @@ from .http11 import (
     parse_status_line,
 )
 from .mask import apply_mask
-
-# Payloads under the mask's threshold (every 7-bit length) come back as ``bytes``.
-_mask_small = cast(Callable[[bytes, bytes], bytes], apply_mask)
 from .utf8 import Utf8Decoder
 
 __all__ = [
@@ -95,6 +92,9 @@ __all__ = [
 ]
 
 _DEFAULT_LOGGER = logging.getLogger("rawws")
+
+# Payloads under the mask's threshold (every 7-bit length) come back as ``bytes``.
+_mask_small = cast(Callable[[bytes, bytes], bytes], apply_mask)
 
 
 class State(enum.IntEnum):
