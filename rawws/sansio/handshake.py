@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 
 from ..errors import (
@@ -86,12 +87,16 @@ def parse_tokens(values: Sequence[str]) -> list[str]:
     return [token.strip() for value in values for token in value.split(",") if token.strip()]
 
 
-def _has_token(headers: Headers, name: str, token: str) -> bool:
-    return any(t.lower() == token for t in parse_tokens(headers.get_all(name)))
+#: Header values by lowercase name, built once per handshake (:meth:`Headers.table`).
+HeaderTable = dict[str, list[str]]
 
 
-def _single(headers: Headers, name: str) -> str:
-    values = headers.get_all(name)
+def _has_token(table: HeaderTable, name: str, token: str) -> bool:
+    return any(t.lower() == token for t in parse_tokens(table.get(name.lower(), ())))
+
+
+def _single(table: HeaderTable, name: str) -> str:
+    values = table.get(name.lower())
     if not values:
         raise InvalidHeader(name)
     if len(values) > 1:
@@ -99,23 +104,34 @@ def _single(headers: Headers, name: str) -> str:
     return values[0]
 
 
-def check_request(request: Request, *, origins: OriginPolicy | None = None) -> str:
-    """Validate an upgrade request (rules 1-8 in the module docstring). Return the key."""
+def _first(table: HeaderTable, name: str) -> str | None:
+    values = table.get(name.lower())
+    return values[0] if values else None
+
+
+def check_request(request: Request, *, origins: OriginPolicy | None = None,
+                  table: HeaderTable | None = None) -> str:
+    """Validate an upgrade request (rules 1-8 in the module docstring). Return the key.
+
+    ``table`` is ``request.headers.table()`` when the caller already built it.
+    """
+    if table is None:
+        table = request.headers.table()
     if request.method != "GET":
         raise InvalidHandshake(f"WebSocket handshake requires GET, got {request.method}", 405)
     if request.version != "HTTP/1.1":
         status = 505 if request.version > "HTTP/1.1" else 400
         raise InvalidHandshake(f"WebSocket handshake requires HTTP/1.1, got {request.version}",
                                status)
-    _single(request.headers, "Host")
-    if not _has_token(request.headers, "Upgrade", "websocket"):
-        raise InvalidUpgrade("Upgrade", request.headers.get("Upgrade"))
-    if not _has_token(request.headers, "Connection", "upgrade"):
-        raise InvalidUpgrade("Connection", request.headers.get("Connection"))
-    versions = request.headers.get_all("Sec-WebSocket-Version")
+    _single(table, "Host")
+    if not _has_token(table, "Upgrade", "websocket"):
+        raise InvalidUpgrade("Upgrade", _first(table, "Upgrade"))
+    if not _has_token(table, "Connection", "upgrade"):
+        raise InvalidUpgrade("Connection", _first(table, "Connection"))
+    versions = table.get("sec-websocket-version", [])
     if versions != ["13"]:
         raise InvalidVersion("Sec-WebSocket-Version", ", ".join(versions) or None)
-    key = _single(request.headers, "Sec-WebSocket-Key")
+    key = _single(table, "Sec-WebSocket-Key")
     try:
         raw = base64.b64decode(key.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError):
@@ -123,7 +139,7 @@ def check_request(request: Request, *, origins: OriginPolicy | None = None) -> s
     if len(raw) != 16:
         raise InvalidHeader("Sec-WebSocket-Key", key)
     if origins is not None:
-        origin = request.headers.get("Origin")
+        origin = _first(table, "Origin")
         allowed = origins(origin) if callable(origins) else origin in origins
         if not allowed:
             raise InvalidOrigin("Origin", origin)
@@ -148,10 +164,12 @@ def negotiate_subprotocol(
 # --- Sec-WebSocket-Extensions (RFC 6455 §9.1) ---------------------------------------------------
 
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
 def _is_token(value: str) -> bool:
-    return bool(value) and all(
-        c.isascii() and (c.isalnum() or c in "!#$%&'*+-.^_`|~") for c in value
-    )
+    """RFC 9110 §5.6.2: token = 1*tchar."""
+    return _TOKEN.fullmatch(value) is not None
 
 
 def parse_extension_header(values: Sequence[str]) -> list[tuple[str, ExtensionParams]]:
@@ -191,6 +209,8 @@ def parse_extension_header(values: Sequence[str]) -> list[tuple[str, ExtensionPa
 
 
 def _split_outside_quotes(text: str, sep: str) -> list[str]:
+    if '"' not in text:
+        return text.split(sep)  # the usual case: no quoted-string
     parts: list[str] = []
     current: list[str] = []
     quoted = False
@@ -264,14 +284,15 @@ def check_response_headers(
 ) -> str | None:
     """Validate a 101 response for the request that carried ``key`` (RFC 6455 §4.1, client
     items 2-6). Returns the selected subprotocol."""
-    if not _has_token(headers, "Upgrade", "websocket"):
+    table = headers.table()
+    if not _has_token(table, "Upgrade", "websocket"):
         raise InvalidUpgrade("Upgrade", headers.get("Upgrade"))
-    if not _has_token(headers, "Connection", "upgrade"):
+    if not _has_token(table, "Connection", "upgrade"):
         raise InvalidUpgrade("Connection", headers.get("Connection"))
-    accept = _single(headers, "Sec-WebSocket-Accept")
+    accept = _single(table, "Sec-WebSocket-Accept")
     if accept != accept_key(key):
         raise InvalidHeader("Sec-WebSocket-Accept", accept)
-    protocols = parse_tokens(headers.get_all("Sec-WebSocket-Protocol"))
+    protocols = parse_tokens(table.get("sec-websocket-protocol", ()))
     if not protocols:
         return None
     # §4.1 item 6: a subprotocol the client did not offer fails the connection.

@@ -41,9 +41,20 @@ MAX_HEADERS = 128
 MAX_HEAD = 65536
 
 # RFC 9110 §5.6.2: token = 1*tchar
-_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # RFC 9110 §5.5: field-value characters: VCHAR, SP, HTAB and obs-text; no other control characters.
-_BAD_VALUE_CHARS = frozenset(range(0x00, 0x20)) - {0x09} | {0x7F}
+_BAD_VALUE_CHARS = bytes(c for c in range(0x20) if c != 0x09) + b"\x7f"
+
+# Character checks run in C: ``bytes.translate(None, delete)`` removes the allowed (or the
+# forbidden) characters, and the length tells (benchmarks/run.py, handshake scenario).
+
+
+_VISIBLE_ASCII = bytes(range(0x21, 0x7F))  # what a request target may contain
+
+
+def _is_token(data: bytes) -> bool:
+    """RFC 9110 §5.6.2: token = 1*tchar."""
+    return bool(data) and not data.translate(None, _TCHAR)
 
 _REASONS = {
     101: "Switching Protocols",
@@ -149,6 +160,18 @@ class Headers:
         lower = name.lower()
         return [v for n, v in self._items if n.lower() == lower]
 
+    def table(self) -> dict[str, list[str]]:
+        """Every value by lowercase name, in one pass (for code that looks up many headers)."""
+        table: dict[str, list[str]] = {}
+        for n, v in self._items:
+            lower = n.lower()
+            values = table.get(lower)
+            if values is None:
+                table[lower] = [v]
+            else:
+                values.append(v)
+        return table
+
     def replace(self, name: str, value: str) -> None:
         """Set ``name`` to the single ``value``."""
         del self[name]
@@ -228,7 +251,7 @@ class Response:
 
 
 def _check_value(value: bytes) -> None:
-    if any(b in _BAD_VALUE_CHARS for b in value):
+    if len(value.translate(None, _BAD_VALUE_CHARS)) != len(value):
         raise InvalidMessage("control character in header value")
 
 
@@ -239,7 +262,7 @@ _UNSHARED = frozenset({b"host", b"cookie", b"authorization", b"sec-websocket-key
 def _parse_header_line(line: bytes) -> tuple[str, str]:
     # RFC 9112 §5.1: field-line = field-name ":" OWS field-value OWS; no whitespace before ":".
     name, sep, value = line.partition(b":")
-    if not sep or not name or not all(c in _TCHAR for c in name):
+    if not sep or not _is_token(name):
         raise InvalidMessage(f"invalid header line: {line[:64]!r}")
     value = value.strip(b" \t")
     _check_value(value)
@@ -257,7 +280,14 @@ class HeadParser:
 
     After the head is complete, :attr:`rest` holds the bytes that followed it (a body, or the
     first WebSocket frames the client sent without waiting for the response).
+
+    Written for speed (benchmarks/run.py, handshake scenario): the head is found with one
+    search for the blank line and split in one call; the limits are checked on the pieces,
+    and on an incomplete head as soon as one is crossed, so nothing is ever buffered beyond
+    ``max_head`` plus one line.
     """
+
+    __slots__ = ("_buf", "_scanned", "max_head", "max_headers", "max_line", "rest")
 
     def __init__(
         self,
@@ -269,9 +299,8 @@ class HeadParser:
         self.max_line = max_line
         self.max_headers = max_headers
         self.max_head = max_head
-        self._buf = bytearray()
-        self._lines: list[bytes] = []
-        self._size = 0
+        self._buf = b""
+        self._scanned = 0  # bytes already searched for the blank line
         self.rest = b""
 
     def feed(self, data: bytes) -> tuple[bytes, list[tuple[str, str]]] | None:
@@ -279,52 +308,56 @@ class HeadParser:
 
         Raises :class:`~rawws.errors.InvalidHandshake` subclasses carrying the HTTP status.
         """
-        buf = self._buf
-        buf += data
-        while True:
-            eol = buf.find(b"\r\n")
-            if eol < 0:
-                # Never buffer a line beyond the limit: fail as soon as it is too long.
-                if len(buf) > self.max_line:
-                    self._too_long()
-                if b"\n" in buf:
-                    raise InvalidMessage("bare LF in HTTP head (CRLF required)")
-                return None
-            if eol > self.max_line:
-                self._too_long()
-            line = bytes(buf[:eol])
-            del buf[: eol + 2]
+        buf = self._buf + data if self._buf else data
+        if not self._scanned:
+            # RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the
+            # request line.
+            while buf[:2] == b"\r\n":
+                buf = buf[2:]
+        end = buf.find(b"\r\n\r\n", max(0, self._scanned - 3))
+        if end < 0:
+            self._buf = buf
+            self._scanned = len(buf)
+            self._check_incomplete(buf)
+            return None
+        self._buf = b""
+        self.rest = buf[end + 4 :]
+        lines = buf[:end].split(b"\r\n")
+        if end > self.max_head:
+            raise HeadTooLarge(f"HTTP head over {self.max_head} bytes")
+        if len(lines) > self.max_headers + 1:
+            raise HeadTooLarge(f"more than {self.max_headers} header lines")
+        for index, line in enumerate(lines):
+            if len(line) > self.max_line:
+                self._too_long(first=index == 0)
             if b"\n" in line or b"\r" in line:
                 raise InvalidMessage("bare CR or LF in HTTP head (CRLF required)")
-            if not line:
-                if not self._lines:
-                    # RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the
-                    # request line.
-                    continue
-                return self._finish()
-            self._lines.append(line)
-            self._size += len(line) + 2
-            if len(self._lines) > self.max_headers + 1:
-                raise HeadTooLarge(f"more than {self.max_headers} header lines")
-            if self._size > self.max_head:
-                raise HeadTooLarge(f"HTTP head over {self.max_head} bytes")
-
-    def _too_long(self) -> None:
-        if not self._lines:
-            raise InvalidHandshake(f"request line over {self.max_line} bytes", status=414)
-        raise HeadTooLarge(f"header line over {self.max_line} bytes")
-
-    def _finish(self) -> tuple[bytes, list[tuple[str, str]]]:
-        start, *header_lines = self._lines
+        start, *header_lines = lines
         headers = []
         for line in header_lines:
             if line[:1] in (b" ", b"\t"):
                 # RFC 9112 §5.2: obs-fold is deprecated; a server MAY reject it with 400.
                 raise InvalidMessage("obsolete line folding in header")
             headers.append(_parse_header_line(line))
-        self.rest = bytes(self._buf)
-        self._buf.clear()
         return start, headers
+
+    def _check_incomplete(self, buf: bytes) -> None:
+        """Fail as soon as an incomplete head crosses a limit."""
+        if len(buf) > self.max_line:  # otherwise no line can be too long
+            for index, line in enumerate(buf.split(b"\r\n")):
+                if len(line) > self.max_line:
+                    self._too_long(first=index == 0)
+        if len(buf) > self.max_head:
+            raise HeadTooLarge(f"HTTP head over {self.max_head} bytes")
+        if buf.count(b"\n") != buf.count(b"\r\n"):
+            raise InvalidMessage("bare LF in HTTP head (CRLF required)")
+        if buf.count(b"\r\n") > self.max_headers + 1:
+            raise HeadTooLarge(f"more than {self.max_headers} header lines")
+
+    def _too_long(self, *, first: bool) -> None:
+        if first:
+            raise InvalidHandshake(f"request line over {self.max_line} bytes", status=414)
+        raise HeadTooLarge(f"header line over {self.max_line} bytes")
 
 
 def parse_request_line(line: bytes) -> tuple[str, str, str]:
@@ -333,9 +366,9 @@ def parse_request_line(line: bytes) -> tuple[str, str, str]:
     if len(parts) != 3:
         raise InvalidMessage(f"invalid request line: {line[:64]!r}")
     method, target, version = parts
-    if not method or not all(c in _TCHAR for c in method):
+    if not _is_token(method):
         raise InvalidMessage(f"invalid method: {method[:32]!r}")
-    if not target or any(c <= 0x20 or c >= 0x7F for c in target):
+    if not target or target.translate(None, _VISIBLE_ASCII):
         raise InvalidMessage(f"invalid request target: {target[:64]!r}")
     if not version.startswith(b"HTTP/") or len(version) != 8:
         raise InvalidMessage(f"invalid HTTP version: {version[:16]!r}")

@@ -1081,8 +1081,9 @@ class ServerProtocol(Protocol):
     def accept(self, request: Request) -> Response:
         """Validate ``request`` and build the response: 101, or the error it deserves."""
         try:
-            key = handshake.check_request(request, origins=self.origins)
-            offered = handshake.parse_tokens(request.headers.get_all("Sec-WebSocket-Protocol"))
+            table = request.headers.table()
+            key = handshake.check_request(request, origins=self.origins, table=table)
+            offered = handshake.parse_tokens(table.get("sec-websocket-protocol", ()))
             if self.select_subprotocol is not None:
                 subprotocol = self.select_subprotocol(offered)
                 if subprotocol is not None and subprotocol not in offered:
@@ -1090,7 +1091,7 @@ class ServerProtocol(Protocol):
             else:
                 subprotocol = handshake.negotiate_subprotocol(offered, self.subprotocols)
             ext_header, extensions = handshake.negotiate_server_extensions(
-                request.headers.get_all("Sec-WebSocket-Extensions"), self.extension_factories
+                table.get("sec-websocket-extensions", ()), self.extension_factories
             )
         except InvalidHandshake as exc:
             self.failure = exc
