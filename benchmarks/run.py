@@ -514,11 +514,15 @@ def _busiest_others(limit: int = 4) -> list[str]:
 
 
 def _git_commit() -> str:
+    """HEAD, and whether rawws/ had uncommitted changes (what was measured is the work tree)."""
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                               capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "rawws"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "?"
+    return f"{head} + uncommitted changes in rawws/" if dirty else head
 
 
 def rawws_available() -> bool:
