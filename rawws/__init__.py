@@ -44,6 +44,11 @@ from .errors import (
     UsageError,
 )
 from .sansio.codes import CloseCode, Opcode
+from .sansio.deflate import (
+    ClientPerMessageDeflateFactory,
+    PerMessageDeflate,
+    ServerPerMessageDeflateFactory,
+)
 from .sansio.http11 import Headers, Request, Response
 from .sansio.protocol import State
 
@@ -51,6 +56,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ClientConnection",
+    "ClientPerMessageDeflateFactory",
     "CloseCode",
     "ConcurrencyError",
     "Connection",
@@ -70,12 +76,14 @@ __all__ = [
     "NegotiationError",
     "Opcode",
     "PayloadTooBig",
+    "PerMessageDeflate",
     "ProtocolError",
     "RawwsError",
     "Request",
     "Response",
     "Server",
     "ServerConnection",
+    "ServerPerMessageDeflateFactory",
     "State",
     "UsageError",
     "broadcast",

@@ -20,9 +20,10 @@ import ssl as ssl_module
 import urllib.parse
 from collections.abc import AsyncIterator, Generator, Sequence
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 from ..errors import ConnectionClosed, InvalidHandshake, InvalidURI
+from ..sansio.deflate import ClientPerMessageDeflateFactory
 from ..sansio.extensions import ClientExtensionFactory
 from ..sansio.http11 import Headers, Request, Response
 from ..sansio.protocol import ClientProtocol
@@ -59,13 +60,7 @@ def _default_extensions(compression: str | None) -> list[ClientExtensionFactory]
         return []
     if compression != "deflate":
         raise ValueError(f"unsupported compression: {compression!r} (use 'deflate' or None)")
-    try:
-        from ..sansio.deflate import (  # type: ignore[import-not-found, unused-ignore]
-            ClientPerMessageDeflateFactory,
-        )
-    except ImportError:  # permessage-deflate not available in this build
-        return []
-    return [cast(ClientExtensionFactory, ClientPerMessageDeflateFactory())]
+    return [ClientPerMessageDeflateFactory()]
 
 
 class ClientConnection(Connection):

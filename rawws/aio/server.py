@@ -30,6 +30,7 @@ from typing import Any, cast
 
 from ..errors import ConnectionClosed
 from ..sansio.codes import CloseCode
+from ..sansio.deflate import ServerPerMessageDeflateFactory
 from ..sansio.extensions import ServerExtensionFactory
 from ..sansio.handshake import OriginPolicy
 from ..sansio.http11 import Headers, Request, Response
@@ -47,7 +48,7 @@ ProcessRequest = Callable[
 ProcessResponse = Callable[
     ["ServerConnection", Request, Response], "Response | Awaitable[Response | None] | None"
 ]
-HTTPHandler = Callable[[Request], "Response | Awaitable[Response]"]
+HTTPHandler = Callable[["ServerConnection", Request], "Response | Awaitable[Response]"]
 
 
 def _default_extensions(compression: str | None) -> list[ServerExtensionFactory]:
@@ -55,13 +56,7 @@ def _default_extensions(compression: str | None) -> list[ServerExtensionFactory]
         return []
     if compression != "deflate":
         raise ValueError(f"unsupported compression: {compression!r} (use 'deflate' or None)")
-    try:
-        from ..sansio.deflate import (  # type: ignore[import-not-found, unused-ignore]
-            ServerPerMessageDeflateFactory,
-        )
-    except ImportError:  # permessage-deflate not available in this build
-        return []
-    return [cast(ServerExtensionFactory, ServerPerMessageDeflateFactory())]
+    return [ServerPerMessageDeflateFactory()]
 
 
 class ServerConnection(Connection):
@@ -189,7 +184,7 @@ class ServerConnection(Connection):
     def _plain_request(self, request: Request) -> Generator[Any, Any, None]:
         handler = self.server.http_handler
         assert handler is not None
-        response = yield from self._maybe_await(handler(request))
+        response = yield from self._maybe_await(handler(self, request))
         self._respond(response)
 
     def _upgrade(self, request: Request) -> Generator[Any, Any, None]:

@@ -119,7 +119,7 @@ class ChatServer:
         )
         return self
 
-    def _http(self, request: rawws.Request) -> rawws.Response:
+    def _http(self, ws: rawws.ServerConnection, request: rawws.Request) -> rawws.Response:
         answer = self.api.handle(request.method, request.target, request.headers, request.body)
         return rawws.Response(answer.status, rawws.Headers(answer.headers), answer.body)
 

@@ -178,14 +178,16 @@ async def test_plain_get_without_http_handler_gets_426() -> None:
 async def test_http_handler_serves_plain_requests_with_bodies(is_async: bool) -> None:
     seen: list[Request] = []
 
-    def respond(request: Request) -> Response:
+    def respond(ws: rawws.ServerConnection, request: Request) -> Response:
         seen.append(request)
-        body = f"{request.method} {request.path} {request.query}".encode() + b" " + request.body
+        host = ws.remote_address[0]  # the connection is there too (per-IP limits, logs)
+        body = (f"{request.method} {request.path} {request.query} from {host}".encode() + b" "
+                + request.body)
         return Response(200, Headers([("Content-Type", "text/plain")]), body)
 
-    async def respond_async(request: Request) -> Response:
+    async def respond_async(ws: rawws.ServerConnection, request: Request) -> Response:
         await asyncio.sleep(0)
-        return respond(request)
+        return respond(ws, request)
 
     async with rawws.serve(echo, HOST, 0,
                            http_handler=respond_async if is_async else respond) as server:
@@ -193,7 +195,7 @@ async def test_http_handler_serves_plain_requests_with_bodies(is_async: bool) ->
             server.port,
             b"POST /api/items?x=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world",
         )
-        assert (status, body) == (200, b"POST /api/items {'x': '1'} hello world")
+        assert (status, body) == (200, b"POST /api/items {'x': '1'} from 127.0.0.1 hello world")
         assert headers["content-length"] == str(len(body))
         assert headers["connection"] == "close"
         # A body arriving in pieces, after the head.
@@ -202,11 +204,11 @@ async def test_http_handler_serves_plain_requests_with_bodies(is_async: bool) ->
         await asyncio.sleep(0.01)
         raw.write(b"cdef")
         status, _, body = await raw.read_response()
-        assert (status, body) == (200, b"PUT /p {} abcdef")
+        assert (status, body) == (200, b"PUT /p {} from 127.0.0.1 abcdef")
         await raw.aclose()
         # A GET without a body.
         status, _, body = await exchange(server.port, b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert (status, body) == (200, b"GET /x {} ")
+        assert (status, body) == (200, b"GET /x {} from 127.0.0.1 ")
         # WebSocket still works on the same port.
         async with rawws.connect(f"ws://{HOST}:{server.port}/") as ws:
             await ws.send("ws")
@@ -217,7 +219,7 @@ async def test_http_handler_serves_plain_requests_with_bodies(is_async: bool) ->
 async def test_http_handler_body_over_max_body_size_gets_413() -> None:
     calls: list[Request] = []
 
-    def respond(request: Request) -> Response:
+    def respond(ws: rawws.ServerConnection, request: Request) -> Response:
         calls.append(request)
         return Response(200, body=b"ok")
 
@@ -237,10 +239,10 @@ async def test_http_handler_body_over_max_body_size_gets_413() -> None:
 @pytest.mark.parametrize("is_async", [False, True])
 async def test_http_handler_raising_gets_500(is_async: bool,
                                              caplog: pytest.LogCaptureFixture) -> None:
-    def respond(request: Request) -> Response:
+    def respond(ws: rawws.ServerConnection, request: Request) -> Response:
         raise RuntimeError("broken page")
 
-    async def respond_async(request: Request) -> Response:
+    async def respond_async(ws: rawws.ServerConnection, request: Request) -> Response:
         await asyncio.sleep(0)
         raise RuntimeError("broken page")
 
