@@ -14,8 +14,9 @@ Commands (all connect to 127.0.0.1:``port``):
   without context (legal for a sender whatever the negotiated takeover), and masked with the
   all-zero key (legal; the server unmasks all the same), so its own cost per message is one inflate.
 * ``fanout``: ``subs`` subscribers connect to ``/sub`` and one publisher to ``/pub``; after a
-  synchronising message, the publisher sends ``messages`` messages back to back and the clock stops
-  when every subscriber has every one of them. ``repeats`` bursts per connection set.
+  synchronising message, for each phase, the publisher sends bursts of messages back to back (or
+  paced: each once all have the previous one) and the clock stops when every subscriber has every
+  one of them.
 * ``handshake``: ``concurrency`` workers loop over connect, one 64-byte message and its echo, close
   handshake; completed cycles are counted for ``duration`` seconds.
 * ``idle_open`` / ``idle_close``: open (raw handshake, optionally offering permessage-deflate) and
@@ -521,11 +522,13 @@ CHAT_SUBSCRIBED = b'"subscribed"'
 
 
 async def cmd_fanout(
-    port: int, subs: int, messages: int, size: int = 64, repeats: int = 1, timeout: float = 60,
-    server_pid: int = 0, chat: bool = False, **_: Any,
+    port: int, subs: int, phases: list[tuple[int, int, bool]], size: int = 64,
+    timeout: float = 60, server_pid: int = 0, chat: bool = False, **_: Any,
 ) -> dict[str, Any]:
-    """``chat``: the rawws chat server's protocol (subscribe to a topic on /ws, publish to it)
-    instead of the plain /sub and /pub paths."""
+    """``phases``: (messages per burst, bursts, paced) in turn on the same subscribers; paced:
+    the publisher sends the next message only when every subscriber has the previous one (no two
+    messages in one server read). ``chat``: the rawws chat server's protocol (subscribe to a
+    topic on /ws, publish to it) instead of the plain /sub and /pub paths."""
     state = FanoutState(subs)
     loop = asyncio.get_running_loop()
     t0 = time.perf_counter()
@@ -550,26 +553,35 @@ async def cmd_fanout(
         payload = ('{"type":"message","seq":0,"content":"' + "x" * size)[: size - 2] + '"}'
     payload_b = payload.encode()
 
-    async def burst(count: int) -> dict[str, float]:
+    async def burst(count: int, paced: bool = False) -> dict[str, float]:
         for c in clients:
             c.count = 0
-        future = state.arm(count)
         cpu = CpuWindow(server_pid)
-        cpu.start()
-        for _ in range(count):
-            pub.send(WSMsgType.TEXT, payload_b)
-        await asyncio.wait_for(future, timeout)
+        if paced:  # one message at a time: the next leaves when all have the previous one
+            cpu.start()
+            for i in range(count):
+                future = state.arm(i + 1)
+                pub.send(WSMsgType.TEXT, payload_b)
+                await asyncio.wait_for(future, timeout)
+        else:  # back to back
+            future = state.arm(count)
+            cpu.start()
+            for _ in range(count):
+                pub.send(WSMsgType.TEXT, payload_b)
+            await asyncio.wait_for(future, timeout)
         result = cpu.stop()
         return {"count": subs * count, "rate": subs * count / result["secs"], **result}
 
     await burst(1)  # synchronise: every subscriber is registered and warm
-    bursts = [await burst(messages) for _ in range(repeats)]
+    results = []
+    for messages, repeats, paced in phases:
+        results.append([await burst(messages, paced) for _ in range(repeats)])
     await _close_all([pub])
     for c in clients:
         if c.transport is not None:
             c.transport.abort()
     await asyncio.sleep(0.1)
-    return {"bursts": bursts, "rate": bursts[-1]["rate"], "setup_secs": setup}
+    return {"phases": results, "rate": results[0][-1]["rate"], "setup_secs": setup}
 
 
 # -- handshakes ---------------------------------------------------------------------------------

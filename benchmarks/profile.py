@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conns", type=int, default=32)
     parser.add_argument("--subs", type=int, default=10000)
     parser.add_argument("--messages", type=int, default=20)
+    parser.add_argument("--paced", action="store_true", help="fan-out: one message at a time")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=25)
@@ -85,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     raw = logdir / "profile.txt"
     try:
         if args.op == "fanout":
-            cmd = {"op": "fanout", "subs": args.subs, "messages": args.messages,
-                   "repeats": max(1, int(args.seconds)), "chat": args.server == "rawws-chat"}
+            cmd = {"op": "fanout", "subs": args.subs, "chat": args.server == "rawws-chat",
+                   "phases": [(args.messages, max(1, int(args.seconds)), args.paced)]}
         elif args.op == "handshake":
             cmd = {"op": "handshake", "concurrency": 16, "warmup": 0.5,
                    "duration": args.seconds + 1}

@@ -390,14 +390,18 @@ def _scenario_notes(scenario: str, data: dict[str, Any]) -> list[str]:
                    "keeps its defaults. picows has no permessage-deflate and sits this out.",
         "handshake": f"{plan.get('handshake_concurrency')} clients in parallel, each looping; "
                      f"windows of {plan.get('handshake_duration')} s.",
-        "fanout": "Configurations as (subscribers, messages per burst, visits, bursts per visit): "
-                  f"{plan.get('fanout_configs')}. A visit is a fresh server, its subscribers "
-                  "connecting, one synchronising message (all registered and warm), then the "
-                  "timed bursts; visits are interleaved across servers; a round is one burst. "
+        "fanout": "Configurations as (subscribers, visits, phases of (messages per burst, "
+                  f"bursts per visit, paced)): {plan.get('fanout_configs')}. A visit is the "
+                  "subscribers connecting to a running server, one synchronising message (all "
+                  "registered and warm), then the timed bursts of each phase; visits are "
+                  "interleaved across servers; a round is one burst. "
                   "The publisher sends a burst's 64-byte text messages back to back, so they "
                   "reach the server in few reads: a server that writes the frames of one read "
                   "to each subscriber in one write (the floor, null) makes one send() per "
-                  "subscriber per read, the others one per subscriber per message. websockets "
+                  "subscriber per read, the others one per subscriber per message. In the "
+                  "*paced* configurations the publisher sends each message only when every "
+                  "subscriber has the previous one, so no server can merge messages: that is "
+                  "the cost of one delivery. websockets "
                   "uses `broadcast()`, rawws `rawws.broadcast()`, aiohttp and picows a loop over "
                   "their connections.",
         "idle": f"{plan.get('idle_conns')} connections, a fresh server per round "

@@ -212,7 +212,8 @@ class Plan:
     echo_configs: list[tuple[int, int]]
     echo_warmup: float
     echo_duration: float
-    fanout_configs: list[tuple[int, int, int, int]]  # subs, messages, visits, bursts per visit
+    # subscribers, visits, phases of (messages per burst, bursts per visit, paced)
+    fanout_configs: list[tuple[int, int, list[tuple[int, int, bool]]]]
     idle_conns: int
     idle_rounds: int
     handshake_concurrency: int
@@ -228,7 +229,8 @@ def make_plan(mode: str) -> Plan:
         return Plan(
             mode, rounds=5, echo_configs=[(s, c) for s in sizes for c in (1, 32)],
             echo_warmup=0.05, echo_duration=0.15,
-            fanout_configs=[(1000, 20, 3, 2), (10000, 5, 1, 5)],
+            fanout_configs=[(1000, 3, [(20, 2, False)]),
+                            (10000, 1, [(4, 5, False), (2, 5, True)])],
             idle_conns=10000, idle_rounds=1,
             handshake_concurrency=16, handshake_duration=0.3,
             deflate_conns=[32], micro_scale=0.2,
@@ -236,7 +238,8 @@ def make_plan(mode: str) -> Plan:
     return Plan(
         mode, rounds=9, echo_configs=[(s, c) for s in sizes for c in (1, 32)],
         echo_warmup=0.2, echo_duration=0.6,
-        fanout_configs=[(1000, 100, 9, 1), (10000, 20, 3, 3)],
+        fanout_configs=[(1000, 9, [(100, 1, False), (20, 1, True)]),
+                        (10000, 3, [(20, 3, False), (5, 3, True)])],
         idle_conns=10000, idle_rounds=5,
         handshake_concurrency=16, handshake_duration=1.0,
         deflate_conns=[1, 32], micro_scale=1.0,
@@ -349,35 +352,43 @@ class Runner:
                          self.among("handshake"), measure, p.rounds)
 
     def fanout(self) -> None:
-        """Every server is started once per configuration. A visit: ``subs`` subscribers connect
-        to one server, one synchronising message (every subscriber registered and warm), then
-        ``bursts`` timed bursts, and the subscribers leave. Visits are interleaved across servers
-        (A B C A B C ...); a round is one burst."""
+        """Every server is started once per subscriber count. A visit: ``subs`` subscribers
+        connect to one server, one synchronising message (every subscriber registered and warm),
+        then for each phase (messages, bursts, paced) its timed bursts, and the subscribers
+        leave. Visits are interleaved across servers (A B C A B C ...); a round is one burst."""
         names = self.among("fanout")
-        for subs, messages, visits, bursts in self.plan.fanout_configs:
-            key = f"{subs} subscribers"
+        for subs, visits, phases in self.plan.fanout_configs:
+            keys = [f"{subs} subscribers" + (", paced" if paced else "") for _, _, paced in phases]
+            t0 = time.monotonic()
             servers = {n: s for n in names if (s := self.start(n)) is not None}
-            rows: dict[str, list[dict[str, Any]]] = {n: [] for n in servers}
+            print(f"  ({len(servers)} servers started in {time.monotonic() - t0:.1f} s)")
+            rows: dict[str, dict[str, list[dict[str, Any]]]] = {k: {n: [] for n in servers}
+                                                                for k in keys}
             try:
                 for v in range(visits):
                     for name, server in servers.items():
+                        t0 = time.monotonic()
                         result = self.loadgen.call(
                             op="fanout", port=server.port, server_pid=server.pid, subs=subs,
-                            messages=messages, repeats=bursts, timeout=240,
-                            chat=name == "rawws-chat",
+                            phases=phases, timeout=300, chat=name == "rawws-chat",
                         ) if server.alive() else {"error": "server died"}
-                        if "error" in result:
-                            samples = [result] * bursts
-                        else:
-                            samples = [{**b, "setup_secs": result["setup_secs"]}
-                                       for b in result["bursts"]]
-                        rows[name].extend(samples)
-                        shown = " ".join(_short(s) for s in samples)
-                        print(f"  {key} visit {v + 1}: {name}={shown}", flush=True)
+                        for i, (key, (_, bursts, _)) in enumerate(zip(keys, phases, strict=True)):
+                            if "error" in result:
+                                samples = [result] * bursts
+                            else:
+                                samples = [{**b, "setup_secs": result["setup_secs"]}
+                                           for b in result["phases"][i]]
+                            rows[key][name].extend(samples)
+                            shown = " ".join(_short(s) for s in samples)
+                            print(f"  {key} visit {v + 1}: {name}={shown} "
+                                  f"({time.monotonic() - t0:.1f} s)", flush=True)
             finally:
+                t0 = time.monotonic()
                 for server in servers.values():
                     server.stop()
-            self.results.setdefault("fanout", {})[key] = rows
+                print(f"  (servers stopped in {time.monotonic() - t0:.1f} s)")
+            for key in keys:
+                self.results.setdefault("fanout", {})[key] = rows[key]
 
     def idle(self) -> None:
         """RSS growth per connection, measured on a fresh server per round: the slope between
