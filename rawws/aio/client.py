@@ -79,13 +79,6 @@ class ClientConnection(Connection):
         self.protocol.send_request(self.protocol.connect())
         self._flush()
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        failure = self.protocol.failure
-        opener = self._opener
-        if failure is not None and opener is not None and not opener.done():
-            opener.set_exception(failure)
-
     def _handle_handshake_event(self, event: Request | Response) -> None:
         self._on_open()
 

@@ -41,6 +41,7 @@ from ..errors import (
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
+    InvalidHandshake,
     InvalidState,
 )
 from ..sansio.codes import CloseCode
@@ -63,6 +64,7 @@ _OK_CLOSE_CODES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY,
 _READ_BUFFER_SIZE = 256 * 1024
 
 _OPEN = State.OPEN
+_CLOSING = State.CLOSING
 
 
 class _ThreadState:
@@ -343,8 +345,11 @@ class Connection(asyncio.BufferedProtocol):
         self._lost = True
         opener = self._opener
         if opener is not None and not opener.done():
-            opener.set_exception(ConnectionClosedError(1006, "connection lost during the "
-                                                       "opening handshake"))
+            # The handshake failed (the protocol says why) or the connection was lost.
+            failure = self.protocol.failure
+            opener.set_exception(
+                failure if isinstance(failure, InvalidHandshake) else
+                ConnectionClosedError(1006, "connection lost during the opening handshake"))
             opener.exception()  # mark retrieved: the opener reports it
         if self._recv_waiter is not None and not self._recv_waiter.done():
             self._recv_waiter.set_result(None)
@@ -500,9 +505,11 @@ class Connection(asyncio.BufferedProtocol):
                 transport.write(out[0])
             else:
                 transport.write(b"".join(out))
+        if protocol.state is _OPEN:
+            return  # the protocol asks to close the transport only after OPEN
         if protocol.close_transport and not self._closing_transport:
             self._close_transport()
-        elif protocol.state is State.CLOSING and self._close_timer is None:
+        elif protocol.state is _CLOSING and self._close_timer is None:
             # We sent a close (or failed, as a client) and wait for the other side: bounded.
             self._close_timer = self.loop.call_later(self.close_timeout, self._close_timed_out)
 

@@ -62,7 +62,18 @@ from ..errors import (
 from . import handshake
 from .codes import CloseCode, Opcode
 from .extensions import ClientExtensionFactory, Extension, ServerExtensionFactory
-from .frames import FIN, RSV1, RSV2, RSV3, Frame, parse_close_payload, serialize_close_payload
+from .frames import (
+    FIN,
+    RSV1,
+    RSV2,
+    RSV3,
+    Frame,
+    _pack_2,
+    _pack_4,
+    _pack_10,
+    parse_close_payload,
+    serialize_close_payload,
+)
 from .frames import serialize_frame as _serialize_frame
 from .http11 import (
     MAX_HEAD,
@@ -840,7 +851,10 @@ class Protocol:
             self._refuse_new_message()
         payload = data.encode() if isinstance(data, str) else data
         if fin and self._plain_send:
-            self._out.append(_serialize_frame(_OP_TEXT, payload))  # the common case
+            # The common case: an unmasked frame, the header packed here (§5.2).
+            n = len(payload)
+            self._out.append((_pack_2(0x81, n) if n < 126 else _pack_4(0x81, 126, n)
+                              if n < 65536 else _pack_10(0x81, 127, n)) + payload)
             return
         self._send_data(_OP_TEXT, payload, fin, compress)
         if not fin:
@@ -853,7 +867,10 @@ class Protocol:
             self._refuse_new_message()
         payload = data if type(data) is bytes else bytes(data)
         if fin and self._plain_send:
-            self._out.append(_serialize_frame(_OP_BINARY, payload))  # the common case
+            # The common case: an unmasked frame, the header packed here (§5.2).
+            n = len(payload)
+            self._out.append((_pack_2(0x82, n) if n < 126 else _pack_4(0x82, 126, n)
+                              if n < 65536 else _pack_10(0x82, 127, n)) + payload)
             return
         self._send_data(_OP_BINARY, payload, fin, compress)
         if not fin:
