@@ -70,10 +70,18 @@ def _serve_parser() -> argparse.ArgumentParser:
     lim.add_argument("--slow-consumer", choices=["close", "drop-oldest"], default="close",
                      help="full outbound queue: close with 1013, or drop the oldest "
                           "notifications")
+    lim.add_argument("--slow-consumer-grace", type=float, default=1.0, metavar="SECONDS",
+                     help="after that 1013 close, drop the TCP connection of a reader that "
+                          "has not read it within SECONDS (default 1)")
+    lim.add_argument("--http-rate", type=float, default=defaults.http_rate,
+                     help="HTTP API requests per second per client address (0: no limit)")
+    lim.add_argument("--http-burst", type=float, default=defaults.http_burst,
+                     help="HTTP API requests per client address accepted at once")
     p.add_argument("--no-client-publish", action="store_true",
                    help="WebSocket clients may not publish (the HTTP API still may)")
-    p.add_argument("--compression", action="store_true",
-                   help="negotiate permessage-deflate (costs CPU per connection on fan-out)")
+    p.add_argument("--compression", action=argparse.BooleanOptionalAction, default=True,
+                   help="negotiate permessage-deflate without context takeover, compressed "
+                        "once per fan-out (default: on; --no-compression turns it off)")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"])
     return p
@@ -91,6 +99,8 @@ def config_from_args(args: argparse.Namespace) -> ChatConfig:
         inbox_ttl=args.inbox_ttl,
         max_rooms=args.max_rooms,
         max_queue=args.max_queue,
+        http_rate=args.http_rate or None,
+        http_burst=args.http_burst,
     )
     return ChatConfig(
         host=args.host,
@@ -102,6 +112,7 @@ def config_from_args(args: argparse.Namespace) -> ChatConfig:
         api_key=args.api_key or None,
         allowed_origins=tuple(args.allow_origin) if args.allow_origin else None,
         slow_consumer=args.slow_consumer,
+        slow_consumer_grace=args.slow_consumer_grace,
         client_publish=not args.no_client_publish,
         static_dir=args.static_dir,
         compression="deflate" if args.compression else None,
@@ -144,7 +155,9 @@ def main_serve(argv: list[str]) -> int:
         print(f"rawws chat server on {server.http_url}  (WebSocket: {server.url}/ws, "
               f"{server.url}/ws/chat/ROOM, {server.url}/ws/notifications)", flush=True)
         print(f"auth: {' + '.join(auth) or 'off (use ?user_id=NAME)'}; HTTP API key: "
-              f"{'required' if config.api_key else 'off'}; Ctrl+C stops", flush=True)
+              f"{'required' if config.api_key else 'off'}; compression: "
+              f"{'permessage-deflate' if config.compression else 'off'}; Ctrl+C stops",
+              flush=True)
 
     try:
         asyncio.run(_serve(config, ready))
@@ -189,6 +202,10 @@ class ChatView:
         kind = event.get("type")
         if kind == "welcome":
             self.me = event.get("user_id")
+            waiting = event.get("offline_items")
+            if type(waiting) is int and waiting > 0:
+                return [f"= connected as {self.me}; {waiting} item"
+                        f"{'' if waiting == 1 else 's'} waited for you"]
             return [f"= connected as {self.me}"]
         if kind == "disconnected":
             return [f"= connection lost ({event.get('code')}); reconnecting..."]
@@ -218,13 +235,15 @@ class ChatView:
         if kind == "left":
             self.users.pop(str(event.get("room")), None)
             return [f"= left #{event.get('room')}"]
+        # Items that waited in the inbox while the user was away carry "offline": true.
+        away = ", offline" if event.get("offline") is True else ""
         if kind == "private":
-            return [f"[{_clock(event)}] (private) {event.get('from')}: "
+            return [f"[{_clock(event)}] (private{away}) {event.get('from')}: "
                     f"{_show(event.get('content'))}"]
         if kind == "notification":
             topic = event.get("topic")
             where = f"{topic}" if topic else "notification"
-            return [f"[{_clock(event)}] ({where}) {_show(event.get('message'))}"]
+            return [f"[{_clock(event)}] ({where}{away}) {_show(event.get('message'))}"]
         if kind == "subscribed":
             return [f"= subscribed to {', '.join(map(str, event.get('topics') or []))}"]
         if kind == "unsubscribed":

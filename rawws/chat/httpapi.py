@@ -10,6 +10,10 @@ Does not own: WebSocket upgrades (the hub), body size before the handler runs (r
 
 Status rules, checked in this order, each with a JSON body ``{"error": ..., "message": ...}``:
 
+0. 429 (with ``Retry-After``): a request under ``/api/`` from a client address (an IPv6 /64
+   counts as one address) over its token bucket (``http_rate`` per second, ``http_burst`` at
+   once). First, so that guessing the API key is rate limited too. Callers that pass no
+   ``client`` (in-process) are not limited.
 1. 404: no such path. 2. 405 (with ``Allow``): the path exists, the method does not.
 3. 401 (with ``WWW-Authenticate: Bearer``): ``/api/*`` without ``Authorization: Bearer`` while an
    API key is set; 403: a wrong key (compared with :func:`hmac.compare_digest`).
@@ -24,7 +28,9 @@ An unexpected exception is our bug: it is logged with its traceback and answered
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
+import math
 import mimetypes
 import re
 import time
@@ -34,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from .limits import Limits
+from .limits import BucketTable, Limits
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .redact import redact_target
 from .router import Action, Router, Send
@@ -42,7 +48,7 @@ from .store import RoomLimitReached
 from .topics import split_topic
 from .wire import WireError, decode_json, encode, is_valid_room, is_valid_user
 
-__all__ = ["HttpApi", "HttpResponse"]
+__all__ = ["HttpApi", "HttpResponse", "client_key"]
 
 _logger = logging.getLogger("rawws.chat.http")
 
@@ -73,6 +79,26 @@ HTTP API: POST /api/notify/{user_id}, /api/broadcast, /api/publish/{topic},
 Health and metrics: /healthz  /metrics
 Protocol reference: docs/protocol.md
 """
+
+
+def _is_api(target: str) -> bool:
+    path = target.partition("?")[0]
+    return path == "/api" or path.startswith("/api/")
+
+
+def client_key(address: str) -> str:
+    """The rate-limit key of a client address: the address itself, except that an IPv6 client
+    counts by its /64 (one host usually holds a whole /64) and an IPv4-mapped IPv6 address is
+    its IPv4 address."""
+    try:
+        ip = ipaddress.ip_address(address.partition("%")[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 class HeaderLookup(Protocol):
@@ -125,12 +151,23 @@ class HttpApi:
         self._started = clock()
         self.metrics = router.metrics
         self.logger = logger or _logger
+        limits = self.limits
+        self.buckets: BucketTable | None = None
+        if limits.http_rate is not None:
+            table = self.buckets = BucketTable(limits.http_rate, limits.http_burst,
+                                               limits.http_max_clients)
+            self.metrics.gauge("http_clients", "Client addresses tracked by the HTTP API rate "
+                               "limit.", lambda: len(table))
 
     # --- entry point -------------------------------------------------------------------------
 
     def handle(self, method: str, target: str, headers: HeaderLookup,
-               body: bytes) -> HttpResponse:
+               body: bytes, *, client: str | None = None) -> HttpResponse:
+        """Answer one request. ``client``: the peer's IP address, for the per-address API rate
+        limit (None: an in-process caller, not limited)."""
         try:
+            if client is not None and self.buckets is not None and _is_api(target):
+                self._throttle(client)
             response = self._route(method, target, headers, body)
         except _Fail as fail:
             response = _json(fail.status, {"error": fail.error, "message": fail.message},
@@ -196,6 +233,14 @@ class HttpApi:
                 users = self.router.online_users()
                 return _json(200, {"users": users, "count": len(users)})
         raise _Fail(404, "not_found", "no such endpoint")
+
+    def _throttle(self, client: str) -> None:
+        assert self.buckets is not None
+        wait = self.buckets.take(client_key(client), self._clock())
+        if wait:
+            self.metrics.http_rate_limited += 1
+            raise _Fail(429, "rate_limited", "too many API requests from this address; retry "
+                        "later", (("Retry-After", str(max(1, math.ceil(wait)))),))
 
     @staticmethod
     def _allow(method: str, allowed: str) -> None:

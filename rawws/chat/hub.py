@@ -19,6 +19,9 @@ Theory of operation:
    messages and bytes; when it is full the connection is closed with 1013 (try again later) or,
    with ``slow_consumer="drop-oldest"``, its oldest queued notification is dropped and counted.
    So one stalled reader costs at most ``write_limit + max_queue_bytes`` and never delays others.
+   The 1013 close frame waits behind everything the reader has not read, so a reader that is
+   stalled (not just slow) would never see it: ``slow_consumer_grace`` seconds later the TCP
+   connection is aborted, which frees its buffers at once (not after ``close_timeout``).
 4. Connection caps are checked in ``process_request`` (HTTP 503), which rawws runs in the same
    callback as the switch to OPEN, so counts cannot race.
 """
@@ -37,7 +40,7 @@ import rawws
 from .router import Action, Close, Route, Router, Send, Session, route_for
 from .wire import encode, is_valid_user
 
-__all__ = ["ChatHub", "Peer"]
+__all__ = ["ChatHub", "Peer", "ip_of"]
 
 _logger = logging.getLogger("rawws.chat")
 
@@ -96,6 +99,7 @@ class ChatHub(rawws.Listener):
         *,
         allowed_origins: Sequence[str] | None = None,
         slow_consumer: SlowConsumerPolicy = "close",
+        slow_consumer_grace: float = 1.0,
         wall: Callable[[], float] = time.time,
         logger: logging.Logger | None = None,
     ) -> None:
@@ -106,7 +110,10 @@ class ChatHub(rawws.Listener):
         self.limits = router.limits
         self.metrics = router.metrics
         self.allowed_origins = None if allowed_origins is None else frozenset(allowed_origins)
+        if not slow_consumer_grace >= 0:
+            raise ValueError(f"slow_consumer_grace must be >= 0, not {slow_consumer_grace!r}")
         self.slow_consumer = slow_consumer
+        self.slow_consumer_grace = slow_consumer_grace
         self._wall = wall
         self.logger = logger or _logger
         self.peers: set[Peer] = set()
@@ -148,7 +155,7 @@ class ChatHub(rawws.Listener):
         if len(self.peers) >= limits.max_connections:
             return self._reject(503, "max_connections", "too many connections",
                                 [("Retry-After", "5")])
-        ip = _ip_of(ws)
+        ip = ip_of(ws)
         if self.per_ip[ip] >= limits.max_connections_per_ip:
             return self._reject(503, "per_ip", "too many connections from this address",
                                 [("Retry-After", "5")])
@@ -177,7 +184,7 @@ class ChatHub(rawws.Listener):
         token: str | None
         user_id: str | None
         route, token, user_id = ws.user_data.pop("chat")
-        peer = Peer(ws, _ip_of(ws))
+        peer = Peer(ws, ip_of(ws))
         ws.user_data["peer"] = peer
         self.peers.add(peer)
         self.per_ip[peer.ip] += 1
@@ -320,9 +327,19 @@ class ChatHub(rawws.Listener):
         self.metrics.dropped["queue_full"] += len(peer.queue) + 1
         if peer.session is not None:
             peer.session.closing = True
-        self.logger.info("connection %s: outbound queue full (slow reader): closing with 1013",
-                         peer.session.id if peer.session else "?")
+        self.logger.info("connection %s: outbound queue full (slow reader): closing with 1013, "
+                         "dropping it in %g s", peer.session.id if peer.session else "?",
+                         self.slow_consumer_grace)
         self.close_peer(peer, CLOSE_TRY_AGAIN_LATER, "outbound queue full: reading too slowly")
+        # A reader that caught up gets the close frame within the grace and the closing
+        # handshake ends the connection (on_close cancels this timer); a stalled one is dropped.
+        loop = asyncio.get_running_loop()
+        peer.timers.append(loop.call_later(self.slow_consumer_grace, self._abort_stalled, peer))
+
+    def _abort_stalled(self, peer: Peer) -> None:
+        if peer in self.peers:
+            self.metrics.aborts["slow_consumer"] += 1
+            peer.ws.abort()
 
     def _clear_queue(self, peer: Peer) -> None:
         self.queued_messages -= len(peer.queue)
@@ -357,7 +374,8 @@ class ChatHub(rawws.Listener):
             peer.ws.close_nowait(code, reason)
 
 
-def _ip_of(ws: rawws.Connection) -> str:
+def ip_of(ws: rawws.Connection) -> str:
+    """The peer's IP address as text ("" when unknown, e.g. a Unix socket)."""
     address: Any = ws.remote_address
     if isinstance(address, tuple) and address:
         return str(address[0])

@@ -10,9 +10,10 @@ history and inboxes (:mod:`rawws.chat.store`), which read their numbers from her
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
-__all__ = ["Limits", "TokenBucket"]
+__all__ = ["BucketTable", "Limits", "TokenBucket"]
 
 
 class TokenBucket:
@@ -43,6 +44,42 @@ class TokenBucket:
         return False
 
 
+class BucketTable:
+    """One :class:`TokenBucket` per key (a client address), for at most ``max_size`` keys.
+
+    Memory is bounded by ``max_size``: a new key beyond it forgets the least recently seen one,
+    whose next request starts with a full bucket again (that can only favour that client).
+    """
+
+    __slots__ = ("_buckets", "capacity", "max_size", "rate")
+
+    def __init__(self, rate: float, capacity: float, max_size: int) -> None:
+        TokenBucket(rate, capacity, 0.0)  # the same checks
+        if max_size < 1:
+            raise ValueError("a bucket table needs max_size >= 1")
+        self.rate = rate
+        self.capacity = capacity
+        self.max_size = max_size
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def take(self, key: str, now: float) -> float:
+        """Take a token for ``key``: 0.0 if allowed, else the seconds until one is available."""
+        buckets = self._buckets
+        bucket = buckets.get(key)
+        if bucket is None:
+            bucket = buckets[key] = TokenBucket(self.rate, self.capacity, now)
+            if len(buckets) > self.max_size:
+                buckets.popitem(last=False)
+        else:
+            buckets.move_to_end(key)
+        if bucket.take(now):
+            return 0.0
+        return (1.0 - bucket.tokens) / self.rate
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
     """Every limit of the chat layer, with its default and what breaching it does."""
@@ -69,9 +106,15 @@ class Limits:
     history_size: int = 100  # messages kept per room
     history_on_join: int = 50  # messages sent in a `joined` reply without `since`
     max_users_listed: int = 100  # `users` in joined/user_joined/user_left (`user_count`: all)
+    max_rooms_listed: int = 500  # rooms in a `rooms` reply (by name; `truncated` says if more)
+    max_presence_users: int = 100  # names in one `presence` request: too_large beyond
     history_max_bytes: int = 64 * 1024 * 1024  # all rooms' history; least active rooms shrink
     inbox_size: int = 100  # offline items kept per user (oldest dropped)
     inbox_ttl: float = 7 * 24 * 3600.0  # seconds an offline item is kept
     inbox_max_bytes: int = 32 * 1024 * 1024  # all inboxes; least recently used shrink first
     max_topic_seqs: int = 100_000  # topics whose `seq` counter is remembered
     max_body_size: int = 64 * 1024  # HTTP API request body: 413
+    # --- HTTP API, per client address (None: no limit)
+    http_rate: float | None = 20.0  # /api/* requests per second, sustained: 429
+    http_burst: float = 100.0  # /api/* requests accepted at once
+    http_max_clients: int = 10_000  # addresses tracked (least recently seen forgotten)

@@ -40,10 +40,12 @@ class Metrics:
         self.messages_sent = 0  # one per recipient per message
         self.bytes_sent = 0
         self.closes: Counter[int] = Counter()  # close code sent by the server -> count
+        self.aborts: Counter[str] = Counter()  # reason -> TCP connections dropped by the server
         self.handshake_rejections: Counter[str] = Counter()  # reason -> count
         self.dropped: Counter[str] = Counter()  # reason -> outbound or stored items dropped
         self.errors: Counter[str] = Counter()  # error reply code -> count
         self.http_requests: Counter[int] = Counter()  # HTTP status -> count
+        self.http_rate_limited = 0  # HTTP API requests refused with 429 (per-address limit)
         self._gauges: dict[str, tuple[str, Callable[[], float]]] = {}
         self._dropped_sources: list[Callable[[], Mapping[str, int]]] = []
 
@@ -89,6 +91,8 @@ class Metrics:
                "Payload bytes of WebSocket messages sent (per recipient).", self.bytes_sent)
         labelled("closes_total", "Connections closed by the server, by close code.", "code",
                  self.closes)
+        labelled("aborts_total", "TCP connections dropped without a closing handshake, by "
+                 "reason.", "reason", self.aborts)
         labelled("handshake_rejections_total", "Opening handshakes refused, by reason.",
                  "reason", self.handshake_rejections)
         dropped = Counter(self.dropped)
@@ -99,4 +103,7 @@ class Metrics:
         labelled("errors_total", "Error replies sent, by error code.", "code", self.errors)
         labelled("http_requests_total", "HTTP requests answered, by status.", "status",
                  self.http_requests)
+        scalar("http_rate_limited_total", "counter",
+               "HTTP API requests refused with 429 (per-address rate limit).",
+               self.http_rate_limited)
         return "\n".join(lines) + "\n"

@@ -178,6 +178,8 @@ class Router:
             "publish": self._publish,
             "ping": self._ping,
             "auth": self._auth_again,
+            "rooms": self._rooms,
+            "presence": self._presence,
         }
 
     @property
@@ -273,14 +275,17 @@ class Router:
         session.authenticated = True
         self.sessions[session.id] = session
         self.store.add_connection(session.user, session.id)
+        inbox = self.store.inbox_take(session.user, self._wall())
         welcome: dict[str, Any] = {
             "type": "welcome",
             "user_id": session.user,
             "connection_id": session.id,
+            "offline_items": len(inbox),
         }
         self._reply(session, welcome, rid, out)
-        for item in self.store.inbox_take(session.user, self._wall()):
-            out.append(Send([session], encode(item)))
+        for item in inbox:
+            # Marked, so that a client tells "waited for you" from "just happened".
+            out.append(Send([session], encode({**item, "offline": True})))
         if session.route.endpoint is Endpoint.CHAT:
             try:
                 self._join(session, {"room": session.route.room}, _NO_ID, out)
@@ -463,6 +468,49 @@ class Router:
                     "users": users, "user_count": len(all_users),
                     "timestamp": iso_timestamp(self._wall()),
                 })))
+
+    def _rooms(self, session: Session, msg: dict[str, Any], rid: Any, out: list[Action]) -> None:
+        # The rooms this session could join: a token's `rooms` claim also limits which room
+        # names it learns. Sorted by name, at most max_rooms_listed.
+        self._forbid_on_notifications(session, "rooms")
+        cap = self.limits.max_rooms_listed
+        counts = self.store.room_counts()
+        grants = session.grants
+        visible: list[tuple[str, int]]
+        if grants.rooms is None:
+            visible = list(counts[: cap + 1])
+        else:
+            visible = []
+            for entry in counts:
+                if grants.may_join(entry[0]):
+                    visible.append(entry)
+                    if len(visible) > cap:
+                        break
+        self._reply(session, {
+            "type": "rooms",
+            "rooms": [{"room": name, "user_count": count} for name, count in visible[:cap]],
+            "truncated": len(visible) > cap,
+        }, rid, out)
+
+    def _presence(self, session: Session, msg: dict[str, Any], rid: Any,
+                  out: list[Action]) -> None:
+        # Whether users are online (have at least one connection). Nothing new to a client:
+        # a `private` to anyone already answers "sent" or "queued".
+        self._forbid_on_notifications(session, "presence")
+        users = msg.get("users")
+        if type(users) is not list:
+            raise WireError(ErrorCode.BAD_REQUEST, "users must be a list of user names")
+        if len(users) > self.limits.max_presence_users:
+            raise WireError(ErrorCode.TOO_LARGE, "too many users in one request "
+                            f"(max {self.limits.max_presence_users})")
+        for name in users:
+            if not is_valid_user(name):
+                raise WireError(ErrorCode.BAD_REQUEST, "invalid user name in users")
+        store = self.store
+        self._reply(session, {
+            "type": "presence",
+            "online": {name: bool(store.user_connections(name)) for name in users},
+        }, rid, out)
 
     def _leave(self, session: Session, msg: dict[str, Any], rid: Any, out: list[Action]) -> None:
         room = self._room_of(session, msg)

@@ -26,14 +26,14 @@ import rawws
 
 from .auth import Authenticator, JWTVerifier, StaticTokens
 from .httpapi import HttpApi
-from .hub import ChatHub, SlowConsumerPolicy
+from .hub import ChatHub, SlowConsumerPolicy, ip_of
 from .limits import Limits
 from .metrics import Metrics
 from .redact import RedactingFilter
 from .router import Router
 from .store import MemoryStore, Store
 
-__all__ = ["DEFAULT_STATIC_DIR", "ChatConfig", "ChatServer"]
+__all__ = ["DEFAULT_STATIC_DIR", "ChatConfig", "ChatServer", "deflate_extensions"]
 
 DEFAULT_STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
 
@@ -59,11 +59,15 @@ class ChatConfig:
     #: Requests without an Origin header (non-browser clients) are always allowed.
     allowed_origins: tuple[str, ...] | None = None
     slow_consumer: SlowConsumerPolicy = "close"
+    #: Seconds between the 1013 close of a reader whose queue overflowed and dropping its TCP
+    #: connection (a stalled reader never reads the close frame; close_timeout is far longer).
+    slow_consumer_grace: float = 1.0
     client_publish: bool = True
     static_dir: Path | None = DEFAULT_STATIC_DIR
-    #: "deflate" negotiates permessage-deflate; off by default so that fan-out serializes each
-    #: frame once for everyone (compression with context takeover encodes per connection).
-    compression: str | None = None
+    #: "deflate" (the default): negotiate permessage-deflate without context takeover either
+    #: way (:func:`deflate_extensions`), so that fan-out compresses each message once for
+    #: every compressed recipient. None: no compression. See docs/chat.md, "Compression".
+    compression: str | None = "deflate"
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
     close_timeout: float = 10.0
@@ -93,8 +97,10 @@ class ChatServer:
         self.router = Router(store=self.store, limits=limits, authenticator=self.authenticator,
                              metrics=self.metrics, client_publish=config.client_publish,
                              clock=clock, wall=wall)
+        deflate_extensions(config.compression)  # refuse an unknown value before binding
         self.hub = ChatHub(self.router, allowed_origins=config.allowed_origins,
-                           slow_consumer=config.slow_consumer, wall=wall)
+                           slow_consumer=config.slow_consumer,
+                           slow_consumer_grace=config.slow_consumer_grace, wall=wall)
         self.api = HttpApi(self.router, deliver=self.hub.execute, api_key=config.api_key,
                            static_dir=config.static_dir, limits=limits, clock=clock)
         self._server: rawws.Server | None = None
@@ -110,7 +116,7 @@ class ChatServer:
             http_handler=self._http,
             max_size=limits.max_message_size,
             max_body_size=limits.max_body_size,
-            compression=config.compression,
+            extensions=deflate_extensions(config.compression),
             ping_interval=config.ping_interval,
             ping_timeout=config.ping_timeout,
             close_timeout=config.close_timeout,
@@ -120,7 +126,8 @@ class ChatServer:
         return self
 
     def _http(self, ws: rawws.ServerConnection, request: rawws.Request) -> rawws.Response:
-        answer = self.api.handle(request.method, request.target, request.headers, request.body)
+        answer = self.api.handle(request.method, request.target, request.headers, request.body,
+                                 client=ip_of(ws))
         return rawws.Response(answer.status, rawws.Headers(answer.headers), answer.body)
 
     @property
@@ -157,6 +164,24 @@ class ChatServer:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.close()
+
+
+def deflate_extensions(compression: str | None) -> list[rawws.ServerPerMessageDeflateFactory]:
+    """The extensions ``rawws serve`` negotiates for ``ChatConfig.compression``.
+
+    ``server_no_context_takeover``: every message is compressed from scratch, so connections
+    with the same settings share a ``broadcast_key`` and ``rawws.broadcast`` compresses a room
+    message once for all of them (with context takeover it would compress once per recipient
+    and keep a compressor per connection). ``client_no_context_takeover``: the inflater is
+    freed after each message instead of being kept (about 11 KiB) for every connection that
+    ever sent one. docs/chat.md ("Compression") has the measurements.
+    """
+    if compression is None:
+        return []
+    if compression != "deflate":
+        raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
+    return [rawws.ServerPerMessageDeflateFactory(server_no_context_takeover=True,
+                                                 client_no_context_takeover=True)]
 
 
 def _url_host(host: str) -> str:

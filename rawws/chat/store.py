@@ -24,7 +24,7 @@ Memory rules of :class:`MemoryStore` (every structure is bounded):
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
 from .limits import Limits
@@ -69,6 +69,10 @@ class Store(Protocol):
     def has_room(self, room: str) -> bool: ...
 
     def room_names(self) -> list[str]: ...
+
+    def room_counts(self) -> Sequence[tuple[str, int]]:
+        """``(room, number of distinct users)`` for every room alive, sorted by name."""
+        ...
 
     def room_connections(self, room: str) -> Collection[str]: ...
 
@@ -130,6 +134,7 @@ class MemoryStore:
         self._rooms: OrderedDict[str, _Room] = OrderedDict()  # least recently active first
         self._idle: OrderedDict[str, None] = OrderedDict()  # memberless rooms, idle longest first
         self._history_bytes = 0
+        self._counts: list[tuple[str, int]] | None = None  # room_counts(), until rooms change
         self._topic_seqs: OrderedDict[str, int] = OrderedDict()
         self._inboxes: OrderedDict[str, deque[tuple[float, Event, int]]] = OrderedDict()
         self._inbox_bytes = 0
@@ -180,9 +185,11 @@ class MemoryStore:
             self.rooms_evicted += 1
         room = self._rooms[name] = _Room(name)
         self._idle[name] = None
+        self._counts = None
         return room
 
     def _delete(self, room: _Room) -> None:
+        self._counts = None
         self._history_bytes -= room.bytes
         del self._rooms[room.name]
         self._idle.pop(room.name, None)
@@ -202,6 +209,8 @@ class MemoryStore:
         count = r.users.get(user, 0)
         r.users[user] = count + 1
         self._touch(r)
+        if count == 0:
+            self._counts = None
         return count == 0
 
     def leave(self, room: str, user: str, conn_id: str) -> bool:
@@ -213,6 +222,7 @@ class MemoryStore:
             r.users[user] = count
         else:
             del r.users[user]
+            self._counts = None
         if not r.members:
             if r.history:
                 self._idle[room] = None
@@ -225,6 +235,14 @@ class MemoryStore:
 
     def room_names(self) -> list[str]:
         return sorted(self._rooms)
+
+    def room_counts(self) -> Sequence[tuple[str, int]]:
+        # Kept until a room is created or deleted or a user count changes: a `rooms` request
+        # repeated by many clients costs a slice, not a sort of every room.
+        counts = self._counts
+        if counts is None:
+            counts = self._counts = sorted((name, len(r.users)) for name, r in self._rooms.items())
+        return counts
 
     def room_connections(self, room: str) -> Collection[str]:
         r = self._rooms.get(room)

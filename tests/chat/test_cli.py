@@ -152,6 +152,17 @@ def test_config_from_args() -> None:
     assert config.compression == "deflate"
     default = config_from_args(serve_parser().parse_args([]))
     assert (default.host, default.port, default.api_key) == ("127.0.0.1", 8765, None)
+    # Compression is on by default; --no-compression turns it off.
+    assert default.compression == "deflate"
+    assert default.slow_consumer_grace == 1.0
+    assert (default.limits.http_rate, default.limits.http_burst) == (20.0, 100.0)
+    off = config_from_args(serve_parser().parse_args([
+        "--no-compression", "--slow-consumer-grace", "0.5", "--http-rate", "0"]))
+    assert off.compression is None
+    assert off.slow_consumer_grace == 0.5
+    assert off.limits.http_rate is None  # 0: no per-address limit
+    tuned = config_from_args(serve_parser().parse_args(["--http-rate", "2", "--http-burst", "4"]))
+    assert (tuned.limits.http_rate, tuned.limits.http_burst) == (2.0, 4.0)
 
 
 STAMP = "2024-05-01T12:34:56.789Z"
@@ -171,8 +182,14 @@ STAMP = "2024-05-01T12:34:56.789Z"
     ({"type": "user_joined", "room": "r", "user_id": "c", "users": ["c"]}, ["* c joined #r"]),
     ({"type": "user_left", "room": "r", "user_id": "c", "users": []}, ["* c left #r"]),
     ({"type": "left", "room": "r"}, ["= left #r"]),
+    ({"type": "welcome", "user_id": "al", "connection_id": "c", "offline_items": 2},
+     ["= connected as al; 2 items waited for you"]),
     ({"type": "private", "from": "x", "content": "yo", "timestamp": STAMP},
      ["[12:34:56] (private) x: yo"]),
+    ({"type": "private", "from": "x", "content": "yo", "timestamp": STAMP, "offline": True},
+     ["[12:34:56] (private, offline) x: yo"]),
+    ({"type": "notification", "message": "n", "timestamp": STAMP, "offline": True},
+     ["[12:34:56] (notification, offline) n"]),
     ({"type": "notification", "message": "n", "timestamp": STAMP},
      ["[12:34:56] (notification) n"]),
     ({"type": "notification", "topic": "a.b", "message": [1], "timestamp": STAMP, "seq": 1},

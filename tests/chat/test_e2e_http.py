@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from rawws.chat.httpapi import client_key
+from rawws.chat.server import ChatConfig, ChatServer
+
 from .e2e import Limits, http, http_json, recv, request, running, send, user
 
 KEY = "api-key-for-tests"
@@ -181,3 +184,81 @@ async def test_index_without_a_page(tmp_path: Path) -> None:
         assert status == 200 and headers["content-type"] == "text/plain; charset=utf-8"
         assert b"/ws/notifications" in body
         assert (await http(server, "GET", "/static/app.js"))[0] == 404
+
+
+# --- per-address rate limit of the API ------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_api_requests_are_rate_limited_per_address() -> None:
+    clock = FakeClock()
+    limits = Limits(http_rate=0.25, http_burst=3.0)
+    async with ChatServer(ChatConfig(port=0, ping_interval=None, api_key=KEY, limits=limits),
+                          clock=clock) as server:
+        for _ in range(3):
+            status, _ = await http_json(server, "GET", "/api/users/online", headers=AUTH)
+            assert status == 200
+        status, headers, payload = await http(server, "POST", "/api/broadcast", '"x"', AUTH)
+        assert status == 429
+        assert headers["content-type"] == "application/json"
+        assert headers["retry-after"] == "4"  # one token at 0.25 per second
+        assert json.loads(payload)["error"] == "rate_limited"
+        # Checked before the key, so guessing keys is limited too.
+        status, _, _ = await http(server, "POST", "/api/broadcast", '"x"',
+                                  [("Authorization", "Bearer guess")])
+        assert status == 429
+        # Unknown paths under /api/ count as API requests; the rest of the port does not.
+        assert (await http(server, "GET", "/api/nope"))[0] == 429
+        for target in ("/healthz", "/metrics", "/", "/static/app.js"):
+            assert (await http(server, "GET", target))[0] == 200, target
+        # In-process callers (no client address) are not limited.
+        assert server.api.handle("GET", "/api/users/online", {"Authorization": f"Bearer {KEY}"},
+                                 b"").status == 200
+        clock.now += 4.0  # one token refilled
+        assert (await http(server, "GET", "/api/rooms", headers=AUTH))[0] == 200
+        assert (await http(server, "GET", "/api/rooms", headers=AUTH))[0] == 429
+        assert server.metrics.http_rate_limited == 4
+        assert server.metrics.http_requests[429] == 4
+        metrics = (await http(server, "GET", "/metrics"))[2].decode()
+        assert "rawws_http_rate_limited_total 4" in metrics.splitlines()
+        assert "rawws_http_clients 1" in metrics.splitlines()
+
+
+async def test_api_rate_limit_table_is_bounded_and_can_be_turned_off() -> None:
+    limits = Limits(http_rate=1.0, http_burst=1.0, http_max_clients=5)
+    async with running(limits=limits) as server:
+        api = server.api
+        for i in range(20):  # twenty addresses seen: only the last five are remembered
+            assert api.handle("GET", "/api/rooms", {}, b"", client=f"10.0.0.{i}").status == 200
+        assert api.buckets is not None and len(api.buckets) == 5
+        assert api.handle("GET", "/api/rooms", {}, b"", client="10.0.0.19").status == 429
+        assert api.handle("GET", "/api/rooms", {}, b"", client="10.0.0.0").status == 200
+        # One IPv6 /64 is one client; an IPv4-mapped address is its IPv4 address.
+        assert api.handle("GET", "/api/rooms", {}, b"", client="2001:db8::1").status == 200
+        assert api.handle("GET", "/api/rooms", {}, b"",
+                          client="2001:db8::ffff:2").status == 429
+        assert api.handle("GET", "/api/rooms", {}, b"",
+                          client="::ffff:10.0.0.19").status == 429
+    async with running(limits=Limits(http_rate=None)) as server:
+        assert server.api.buckets is None
+        for _ in range(50):
+            assert (await http(server, "GET", "/api/rooms"))[0] == 200
+
+
+@pytest.mark.parametrize(("address", "key"), [
+    ("127.0.0.1", "127.0.0.1"),
+    ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+    ("fe80::1%eth0", "fe80::/64"),
+    ("::ffff:192.0.2.7", "192.0.2.7"),
+    ("", ""),
+    ("not an address", "not an address"),
+])
+def test_client_key(address: str, key: str) -> None:
+    assert client_key(address) == key

@@ -124,17 +124,31 @@ async def run_feed(server: ChatServer, readers: list[rawws.ClientConnection], *,
     return got, worst
 
 
-async def test_stalled_reader_is_closed_1013_and_others_keep_receiving() -> None:
+async def test_stalled_reader_is_closed_1013_dropped_after_the_grace_others_unaffected(
+        ) -> None:
     limits = Limits(rate=1e6, burst=1e6, max_queue=64, max_queue_bytes=256 * 1024)
     write_limit = 64 * 1024
-    async with running(limits=limits, write_limit=write_limit, close_timeout=60.0) as server:
+    grace = 0.2
+    # close_timeout and keepalive cannot end the connection during this test: only the
+    # slow-consumer abort can.
+    async with running(limits=limits, write_limit=write_limit, close_timeout=600.0,
+                       slow_consumer_grace=grace) as server:
         stalled = await stalled_subscriber(server, "feed")
+        stalled_peer = peer_of(server, "stalled")
         readers = [await user(server, f"r{i}") for i in range(5)]
         for ws in readers:
             await request(ws, {"type": "subscribe", "topics": ["feed"]})
-        got, worst = await run_feed(server, readers,
-                                    stop=lambda: server.metrics.closes[1013] == 1,
-                                    after=200, limit=20_000)
+        loop = asyncio.get_running_loop()
+        shed_at: list[float] = []
+
+        def shed() -> bool:
+            if server.metrics.closes[1013] == 1 and not shed_at:
+                shed_at.append(loop.time())
+                # The drop is scheduled within the grace of the 1013 close.
+                assert [t.when() <= shed_at[0] + grace for t in stalled_peer.timers] == [True]
+            return bool(shed_at)
+
+        got, worst = await run_feed(server, readers, stop=shed, after=200, limit=20_000)
         sent = len(got[0])
         for numbers in got:
             assert numbers == list(range(sent))  # every message, in order, after the shedding
@@ -145,11 +159,35 @@ async def test_stalled_reader_is_closed_1013_and_others_keep_receiving() -> None
         assert worst["buffer"] <= write_limit + 4096  # the high-water mark, plus one message
         assert server.metrics.dropped["queue_full"] > 0
         assert server.hub.queued_messages == 0
-        # The stalled client, reading again, finds the close frame: 1013 Try Again Later.
-        code, reason = await closed(stalled, timeout=WAIT * 3)
-        assert code == 1013 and "queue full" in reason
+        # Its TCP connection is dropped (it never read the close frame), so the transport's
+        # buffer is freed too: the connection is gone from the hub and from the server.
+        await eventually(lambda: stalled_peer not in server.hub.peers)
+        assert server.metrics.aborts["slow_consumer"] == 1
+        assert stalled_peer.ws.transport is None
+        assert stalled_peer.ws not in server.server.connections
+        assert stalled_peer.ws.state is rawws.State.CLOSED
+        # The stalled client, reading again, finds the connection dropped: 1006, not a close
+        # frame (that was still behind the data it had not read).
+        code, _ = await closed(stalled, timeout=WAIT * 3)
+        assert code == 1006
         for ws in readers:
             await ws.close()
+
+
+async def test_a_slow_reader_that_catches_up_within_the_grace_reads_the_1013() -> None:
+    limits = Limits(rate=1e6, burst=1e6, max_queue=64, max_queue_bytes=256 * 1024)
+    # A grace far longer than this test: the reader resumes before it ends.
+    async with running(limits=limits, close_timeout=600.0, slow_consumer_grace=600.0) as server:
+        stalled = await stalled_subscriber(server, "feed")
+        reader = await user(server, "fast")
+        await request(reader, {"type": "subscribe", "topics": ["feed"]})
+        await run_feed(server, [reader], stop=lambda: server.metrics.closes[1013] == 1,
+                       after=0, limit=20_000)
+        code, reason = await closed(stalled, timeout=WAIT * 3)
+        assert code == 1013 and "queue full" in reason
+        await eventually(lambda: not server.hub.peers - {peer_of(server, "fast")})
+        assert server.metrics.aborts["slow_consumer"] == 0  # closed by the handshake
+        await reader.close()
 
 
 async def test_drop_oldest_policy_keeps_the_slow_reader_and_counts_drops() -> None:
@@ -183,7 +221,8 @@ async def test_a_slow_reader_never_delays_a_room() -> None:
     # Room messages are never dropped: with the drop-oldest policy a reader whose queue is full
     # of chat messages is still closed with 1013.
     limits = Limits(rate=1e6, burst=1e6, max_queue=16, max_queue_bytes=64 * 1024)
-    async with running(limits=limits, slow_consumer="drop-oldest", close_timeout=60.0) as s:
+    async with running(limits=limits, slow_consumer="drop-oldest", close_timeout=60.0,
+                       slow_consumer_grace=600.0) as s:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.setblocking(False)

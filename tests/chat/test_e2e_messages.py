@@ -125,15 +125,19 @@ async def test_private_offline_inbox_and_notifications_endpoint() -> None:
         status, body = await http_json(server, "POST", "/api/notify/dave", {"message": "n1"})
         assert (status, body) == (200, {"status": "queued", "recipients": 0})
         # The tutorial's notification client: /ws/notifications?user_id=..., text "ping".
-        dave = await user(server, "dave", "/ws/notifications")
+        dave = await connect(server, "/ws/notifications?user_id=dave")
+        welcome = await recv(dave)
+        assert (welcome["type"], welcome["offline_items"]) == ("welcome", 2)
         first, second = await recv(dave), await recv(dave)
         assert (first["type"], first["from"], first["content"]) == ("private", "alice", "later")
         assert (second["type"], second["message"]) == ("notification", "n1")
+        assert first["offline"] is True and second["offline"] is True  # from the inbox
         await send(dave, "ping")
         assert await recv(dave) == {"type": "pong"}
         status, body = await http_json(server, "POST", "/api/notify/dave", {"message": "n2"})
         assert body == {"status": "sent", "recipients": 1}
-        assert (await recv(dave))["message"] == "n2"
+        live = await recv(dave)
+        assert live["message"] == "n2" and "offline" not in live
         for message in ({"type": "join", "room": "x"}, {"type": "subscribe", "topics": ["a"]}):
             assert (await request(dave, message))["code"] == "forbidden"
         await alice.close()

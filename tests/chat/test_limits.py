@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rawws.chat.limits import Limits, TokenBucket
+from rawws.chat.limits import BucketTable, Limits, TokenBucket
 
 
 def test_burst_then_refill() -> None:
@@ -49,3 +49,27 @@ def test_limits_are_keyword_only_and_frozen() -> None:
         limits.rate = 1.0  # type: ignore[misc]
     with pytest.raises(TypeError):
         Limits(5.0)  # type: ignore[misc]
+
+
+def test_bucket_table_limits_each_key_and_says_how_long_to_wait() -> None:
+    table = BucketTable(rate=2.0, capacity=2.0, max_size=10)
+    assert [table.take("a", 0.0) for _ in range(3)] == [0.0, 0.0, 0.5]
+    assert table.take("b", 0.0) == 0.0  # another key has its own bucket
+    assert table.take("a", 0.25) == 0.25  # half a token by then: a quarter second to go
+    assert table.take("a", 0.5) == 0.0
+
+
+def test_bucket_table_is_bounded_and_forgets_the_least_recently_seen() -> None:
+    table = BucketTable(rate=1.0, capacity=1.0, max_size=3)
+    for key in ["a", "b", "c"]:
+        assert table.take(key, 0.0) == 0.0
+    assert table.take("a", 0.0) > 0  # "a" is now the most recently seen
+    assert table.take("d", 0.0) == 0.0  # forgets "b"
+    assert len(table) == 3
+    assert table.take("a", 0.0) > 0  # remembered: still empty
+    assert table.take("b", 0.0) == 0.0  # forgotten: a full bucket again
+    assert len(table) == 3
+    with pytest.raises(ValueError):
+        BucketTable(rate=0.0, capacity=1.0, max_size=3)
+    with pytest.raises(ValueError):
+        BucketTable(rate=1.0, capacity=1.0, max_size=0)

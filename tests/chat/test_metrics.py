@@ -16,6 +16,9 @@ def test_render() -> None:
     m.dropped["queue_full"] += 4
     m.errors["bad_json"] += 1
     m.http_requests[200] += 5
+    m.http_requests[429] += 2
+    m.http_rate_limited += 2
+    m.aborts["slow_consumer"] += 1
     m.gauge("connections", "Open WebSocket connections.", lambda: 2)
     m.gauge("rooms", "Rooms alive.", lambda: 1.5)
     m.dropped_source(lambda: {"inbox_full": 3, "queue_full": 1})
@@ -37,6 +40,9 @@ def test_render() -> None:
     assert 'rawws_dropped_total{reason="inbox_full"} 3' in lines
     assert 'rawws_errors_total{code="bad_json"} 1' in lines
     assert 'rawws_http_requests_total{status="200"} 5' in lines
+    assert 'rawws_http_requests_total{status="429"} 2' in lines
+    assert "rawws_http_rate_limited_total 2" in lines
+    assert 'rawws_aborts_total{reason="slow_consumer"} 1' in lines
     # Every sample line belongs to a family declared with HELP and TYPE.
     families = {line.split()[2] for line in lines if line.startswith("# TYPE")}
     for line in lines:

@@ -57,7 +57,8 @@ def test_route_for(path: str, expected: Route | None) -> None:
 def test_welcome_with_user_id() -> None:
     h = Harness()
     s = h.open("alice")
-    assert h.take(s) == [{"type": "welcome", "user_id": "alice", "connection_id": s.id}]
+    assert h.take(s) == [{"type": "welcome", "user_id": "alice", "connection_id": s.id,
+                          "offline_items": 0}]
     assert s.id == "0000000000000001"
     assert h.router.online_users() == ["alice"]
 
@@ -324,9 +325,18 @@ def test_private_to_offline_user_waits_in_inbox() -> None:
     c = h.open("carol")
     items = h.take(c)
     assert [m["type"] for m in items] == ["welcome", "private", "private"]
+    assert items[0]["offline_items"] == 2  # the welcome says how many follow
     assert [m["content"] for m in items[1:]] == ["first", "second"]
+    # Delivered from the inbox: marked offline, otherwise the shape of a live one.
+    assert items[1] == {"type": "private", "from": "alice", "content": "first",
+                        "timestamp": STAMP, "offline": True}
     c2 = h.open("carol")
-    assert [m["type"] for m in h.take(c2)] == ["welcome"]  # delivered once
+    assert [m for m in h.take(c2)] == [{"type": "welcome", "user_id": "carol",
+                                        "connection_id": c2.id,
+                                        "offline_items": 0}]  # delivered once
+    # A live private message to carol, now online, is not marked.
+    h.send(a, {"type": "private", "target": "carol", "content": "live"})
+    assert "offline" not in h.take(c)[0]
 
 
 @pytest.mark.parametrize(("msg", "code"), [
@@ -518,7 +528,8 @@ def auth_harness(**kwargs: Any) -> Harness:
 def test_token_at_handshake() -> None:
     h = auth_harness()
     s = h.open("ignored", token=encode_jwt({"sub": "alice"}, SECRET))
-    assert h.take(s) == [{"type": "welcome", "user_id": "alice", "connection_id": s.id}]
+    assert h.take(s) == [{"type": "welcome", "user_id": "alice", "connection_id": s.id,
+                          "offline_items": 0}]
     s2 = h.open(token="tok")
     assert h.take(s2)[0]["user_id"] == "sam"
 
@@ -542,7 +553,7 @@ def test_auth_message() -> None:
     assert h.take(s) == [] and s.id in h.router.pending
     h.send(s, {"type": "auth", "token": encode_jwt({"sub": "alice"}, SECRET), "id": 1})
     assert h.take(s) == [{"type": "welcome", "user_id": "alice", "connection_id": s.id,
-                          "id": 1}]
+                          "offline_items": 0, "id": 1}]
     assert h.router.pending == {}
     assert h.router.auth_deadline(s) == []  # the timer firing later does nothing
 
@@ -617,6 +628,140 @@ def test_chat_endpoint_join_refused_by_grants_keeps_connection() -> None:
     assert s not in h.closed
 
 
+# --- rooms and presence --------------------------------------------------------------------------
+
+
+def test_rooms_lists_rooms_by_name_with_user_counts() -> None:
+    h = Harness()
+    a = h.welcomed("alice")
+    b = h.welcomed("bob")
+    b2 = h.welcomed("bob")
+    for session, room in [(a, "zeta"), (a, "alpha"), (b, "alpha"), (b2, "alpha")]:
+        h.send(session, {"type": "join", "room": room})
+    h.router.post("news", "api", "history only")  # a room without members
+    h.take(a)
+    h.send(a, {"type": "rooms", "id": 7})
+    assert h.take_one(a) == {"type": "rooms", "rooms": [
+        {"room": "alpha", "user_count": 2},  # bob's two connections count once
+        {"room": "news", "user_count": 0},
+        {"room": "zeta", "user_count": 1},
+    ], "truncated": False, "id": 7}
+    # The list follows membership at once (the store's cached list is invalidated).
+    h.send(b, {"type": "leave", "room": "alpha"})
+    h.send(b2, {"type": "leave", "room": "alpha"})
+    h.send(a, {"type": "leave", "room": "zeta"})
+    h.take(a)
+    h.send(a, {"action": "rooms"})
+    assert h.take_one(a)["rooms"] == [{"room": "alpha", "user_count": 1},
+                                      {"room": "news", "user_count": 0}]
+
+
+def test_rooms_reply_is_capped() -> None:
+    h = Harness(limits=Limits(max_rooms_listed=3))
+    s = h.welcomed("alice")
+    for name in ["e", "d", "c", "b", "a"]:
+        h.send(s, {"type": "join", "room": name})
+    h.take(s)
+    h.send(s, {"type": "rooms"})
+    reply = h.take_one(s)
+    assert [r["room"] for r in reply["rooms"]] == ["a", "b", "c"]
+    assert reply["truncated"] is True
+    h.send(s, {"type": "leave", "room": "e"})
+    h.send(s, {"type": "leave", "room": "d"})
+    h.take(s)
+    h.send(s, {"type": "rooms"})
+    assert h.take_one(s)["truncated"] is False  # exactly three: all of them
+
+
+def test_rooms_honours_the_token_rooms_claim() -> None:
+    h = auth_harness(limits=Limits(max_rooms_listed=2))
+    free = h.open(token="tok")  # a static token: unrestricted
+    h.take(free)
+    for room in ["admin", "lobby", "team.blue", "team.green", "team.red"]:
+        h.send(free, {"type": "join", "room": room})
+    h.take(free)
+    s = h.open(token=encode_jwt({"sub": "alice", "rooms": ["team.*", "lobby"]}, SECRET))
+    h.take(s)
+    h.send(s, {"type": "rooms"})
+    reply = h.take_one(s)
+    # Only rooms the token may join, so it does not learn "admin"; capped after filtering.
+    assert [r["room"] for r in reply["rooms"]] == ["lobby", "team.blue"]
+    assert reply["truncated"] is True
+    nothing = h.open(token=encode_jwt({"sub": "nobody", "rooms": []}, SECRET))
+    h.take(nothing)
+    h.send(nothing, {"type": "rooms"})
+    assert h.take_one(nothing) == {"type": "rooms", "rooms": [], "truncated": False}
+
+
+def test_presence_says_who_is_online() -> None:
+    h = Harness()
+    a = h.welcomed("alice")
+    b1 = h.welcomed("bob")
+    b2 = h.welcomed("bob")
+    h.send(a, {"type": "presence", "users": ["bob", "carol", "alice", "bob"], "id": "p"})
+    assert h.take_one(a) == {"type": "presence", "online": {"bob": True, "carol": False,
+                                                           "alice": True}, "id": "p"}
+    h.disconnect(b1)
+    h.send(a, {"type": "presence", "users": ["bob"]})
+    assert h.take_one(a)["online"] == {"bob": True}  # still one connection
+    h.disconnect(b2)
+    h.send(a, {"type": "presence", "users": ["bob"]})
+    assert h.take_one(a)["online"] == {"bob": False}
+    h.send(a, {"type": "presence", "users": []})
+    assert h.take_one(a) == {"type": "presence", "online": {}}
+
+
+def test_presence_does_not_count_unauthenticated_connections() -> None:
+    h = auth_harness()
+    pending = h.open()  # no token yet
+    assert pending.id in h.router.pending
+    s = h.open(token="tok")
+    h.take(s)
+    h.send(s, {"type": "presence", "users": ["sam", "alice"]})
+    assert h.take_one(s)["online"] == {"sam": True, "alice": False}
+
+
+@pytest.mark.parametrize(("msg", "code"), [
+    ({"type": "presence"}, "bad_request"),
+    ({"type": "presence", "users": "bob"}, "bad_request"),
+    ({"type": "presence", "users": ["bob", "no one"]}, "bad_request"),
+    ({"type": "presence", "users": [1]}, "bad_request"),
+    ({"type": "presence", "users": ["u"] * 101}, "too_large"),
+])
+def test_presence_errors(msg: dict[str, Any], code: str) -> None:
+    h = Harness()
+    s = h.welcomed("alice")
+    h.send(s, msg)
+    assert only_error(h, s)["code"] == code
+
+
+@pytest.mark.parametrize("kind", ["rooms", "presence"])
+def test_rooms_and_presence_are_not_on_the_notifications_endpoint(kind: str) -> None:
+    h = Harness()
+    s = h.welcomed("alice", path="/ws/notifications")
+    h.send(s, {"type": kind, "users": ["bob"]})
+    assert only_error(h, s)["code"] == "forbidden"
+
+
+def test_offline_notifications_are_marked_and_counted_in_the_welcome() -> None:
+    h = Harness()
+    assert h.router.notify("zoe", "one")[:2] == ("queued", 0)
+    count, actions = h.router.broadcast("to everyone online")  # zoe is not: not queued
+    assert count == 0 and actions == []
+    assert h.router.notify("zoe", {"title": "t"})[:2] == ("queued", 0)
+    z = h.open("zoe")
+    assert h.take(z) == [
+        {"type": "welcome", "user_id": "zoe", "connection_id": z.id, "offline_items": 2},
+        {"type": "notification", "message": "one", "timestamp": STAMP, "offline": True},
+        {"type": "notification", "message": {"title": "t"}, "timestamp": STAMP,
+         "offline": True},
+    ]
+    status, _, actions = h.router.notify("zoe", "live")
+    h.apply(actions)
+    assert status == "sent"
+    assert h.take(z) == [{"type": "notification", "message": "live", "timestamp": STAMP}]
+
+
 # --- HTTP-side entry points ------------------------------------------------------------------
 
 
@@ -662,12 +807,13 @@ json_values = st.recursive(
     lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
     max_leaves=15)
 known = st.sampled_from(["join", "leave", "message", "private", "subscribe", "unsubscribe",
-                         "publish", "ping", "auth", "nope"])
+                         "publish", "ping", "auth", "rooms", "presence", "nope"])
 requests = st.fixed_dictionaries(
     {"type": known},
     optional={"room": json_values | st.sampled_from(["r", "lobby"]), "content": json_values,
               "target": json_values | st.just("bob"), "topics": json_values,
               "topic": json_values, "message": json_values, "since": json_values,
+              "users": json_values | st.lists(st.sampled_from(["bob", "x y", "zoe"])),
               "id": json_values})
 
 

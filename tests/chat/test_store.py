@@ -160,3 +160,41 @@ def test_inbox_global_budget_trims_least_recent_users() -> None:
     assert store.inbox_take("mid", now=0.0) == []
     assert store.inbox_take("new", now=0.0) == []
     assert store.inbox_count() == 0 and store._inbox_bytes == 0
+
+
+def test_room_counts_follow_every_change_of_the_room_set() -> None:
+    """room_counts() is cached: check that every path that changes a room or a user count
+    shows at once (joins, leaves, second connections, deletion, eviction, history budget)."""
+    store = MemoryStore(Limits(max_rooms=3, history_max_bytes=100))
+
+    def fresh() -> list[tuple[str, int]]:
+        return sorted((name, len(store.room_users(name))) for name in store.room_names())
+
+    def check() -> list[tuple[str, int]]:
+        counts = list(store.room_counts())
+        assert counts == fresh()
+        return counts
+
+    assert check() == []
+    store.join("b", "alice", "c1")
+    assert check() == [("b", 1)]
+    store.join("b", "alice", "c2")  # a second connection of the same user: still 1
+    store.join("a", "bob", "c3")
+    assert check() == [("a", 1), ("b", 1)]
+    store.join("a", "carol", "c4")
+    assert check() == [("a", 2), ("b", 1)]
+    store.leave("a", "carol", "c4")
+    assert check() == [("a", 1), ("b", 1)]
+    store.leave("b", "alice", "c1")
+    assert check() == [("a", 1), ("b", 1)]
+    store.leave("b", "alice", "c2")  # no members, no history: deleted
+    assert check() == [("a", 1)]
+    post(store, "idle", size=60)  # created by a post
+    assert check() == [("a", 1), ("idle", 0)]
+    post(store, "a", size=50)  # over the history budget: "idle" is emptied and deleted
+    assert check() == [("a", 1)]
+    post(store, "h1", size=1)
+    post(store, "h2", size=1)
+    store.join("new", "dan", "c5")  # at max_rooms: evicts the idle room "h1"
+    assert check() == [("a", 1), ("h2", 0), ("new", 1)]
+    assert store.room_counts() is store.room_counts()  # cached while nothing changes
