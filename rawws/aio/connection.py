@@ -330,6 +330,12 @@ class Connection(asyncio.BufferedProtocol):
                 shared.batching = False
                 if shared.pending:
                     self._close_batch()
+        if self._messages and self.protocol.state is _OPEN and not self.protocol.receiving:
+            # Messages arrived together with a bad frame or the peer's close: the protocol
+            # holds its close frame until the next flush. With recv() (not a listener), the
+            # handler answers in its own task: flush on the next loop iteration, after it ran.
+            self.loop.call_soon(self._flush)
+            return
         self._flush()
 
     def eof_received(self) -> bool | None:
