@@ -1,8 +1,9 @@
 """The demo page in a real Chromium: two people chat, presence, private messages, notifications,
 topics with wildcards, offline items, permessage-deflate, headers, keyboard use, screenshots.
 
-One chat server (compression on, so Chromium's permessage-deflate offer is accepted) serves the
-whole module; each test uses its own user names so that tests do not see each other.
+One chat server with the default configuration (compression on, so Chromium's permessage-deflate
+offer is accepted) serves the whole module; each test uses its own user names so that tests do
+not see each other.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot.png
 
 @pytest.fixture(scope="module")
 def chat(browser: object) -> Iterator[ChatServerThread]:
-    server = ChatServerThread(ChatConfig(host="127.0.0.1", port=0, compression="deflate"))
+    server = ChatServerThread(ChatConfig(host="127.0.0.1", port=0))
     server.start()
     try:
         yield server
@@ -221,7 +222,12 @@ def test_chromium_negotiates_permessage_deflate_and_the_page_shows_it(
     ivan = pages.open(chat.base_url)
     sign_in(ivan, "ivan")
     expect(ivan.locator("#conn-extensions")).to_contain_text("permessage-deflate")
-    assert "permessage-deflate" in ivan.evaluate("window.rawwsChat.extensions")
+    extensions = ivan.evaluate("window.rawwsChat.extensions")
+    assert "permessage-deflate" in extensions
+    # Without context takeover on the server's side: compressed once per fan-out group.
+    assert "server_no_context_takeover" in extensions
+    assert "client_no_context_takeover" in extensions
+    expect(ivan.locator("#conn-extensions")).to_contain_text("server_no_context_takeover")
     expect(ivan.locator("#conn-url")).to_have_text(
         f"ws://127.0.0.1:{chat.port}/ws?user_id=ivan")
     expect(ivan.locator("#conn-state")).to_have_text("Connected")

@@ -75,6 +75,17 @@ def test_every_error_code_has_a_title() -> None:
     assert set(titles) == {code.value for code in ErrorCode}
 
 
+def test_the_page_handles_every_server_event_and_needs_no_api_key() -> None:
+    handled = set(re.findall(r"case '(\w+)': return", APP))
+    assert handled >= {"welcome", "pong", "joined", "left", "user_joined", "user_left",
+                       "message", "private", "private_ack", "subscribed", "unsubscribed",
+                       "published", "notification", "error", "rooms", "presence"}
+    # The room list and online status come over the WebSocket (`rooms`, `presence`), so the
+    # page works when the HTTP API needs a key; offline items are the ones the server marks.
+    assert "/api/" not in re.sub(r"//[^\n]*", "", APP)
+    assert "msg.offline === true" in APP and "offline_items" in APP
+
+
 def test_every_control_has_a_label_in_the_markup() -> None:
     ids = set(re.findall(r'<label[^>]*\bfor="([\w-]+)"', INDEX))
     for tag, control_id in re.findall(r'<(input|textarea|select)\b[^>]*\bid="([\w-]+)"', INDEX):

@@ -7,11 +7,11 @@
 // Theory of operation:
 // 1. Sign-in: `/ws?user_id=NAME` (auth off) and, when a token is given, a first message
 //    {"type":"auth","token":...} (auth on; the token never goes into the URL).
-// 2. On `welcome` the page sends a `ping` with a fresh id, re-joins its rooms with `since` (the
-//    last seq seen per room) and re-subscribes its topics. The server sends a user's queued
-//    offline items right after `welcome`, before it reads anything from us, so every personal
-//    item that arrives before that ping's `pong` was waiting in the inbox: it is marked offline.
-//    An item carrying "offline": true is marked offline whenever it arrives.
+// 2. On `welcome` the page re-joins its rooms with `since` (the last seq seen per room),
+//    re-subscribes its topics and asks for the room list (`rooms`) and the online status of its
+//    private-message partners (`presence`), both over the WebSocket (no API key needed). The
+//    server marks every item delivered from the offline inbox with "offline": true, and the
+//    welcome says how many follow (`offline_items`): the page shows exactly that, no guessing.
 // 3. A closed connection is retried with exponential backoff and jitter (a random delay between
 //    half and all of min(MAX, BASE * 2^attempt)), except after 4001/4002 (bad token) or 1008
 //    before `welcome` (authentication required): those return to the sign-in form.
@@ -158,11 +158,9 @@
     counts: { in: 0, out: 0 },
     nextId: 1,
     pending: new Map(),    // request id -> {kind, ...}
-    syncId: null,          // while set, personal items arriving are offline items
-    offlineThisSync: 0,
     rooms: new Map(),      // name -> Room
-    directory: new Map(),  // name -> user_count from GET /api/rooms
-    directoryOk: true,
+    directory: new Map(),  // name -> user_count from the last `rooms` reply
+    online: new Map(),     // user -> true/false from `presence` (private-message partners)
     roomsTimer: 0,
     roomsDebounce: 0,
     dms: new Map(),        // user -> Thread
@@ -303,7 +301,6 @@
     state.ws = null;
     state.opened = false;
     state.welcomed = false;
-    state.syncId = null;
     state.connectionId = null;
     state.connectedAt = null;
     for (const room of state.rooms.values()) room.joining = false;
@@ -373,6 +370,8 @@
       case 'subscribed': return onSubscribed(msg);
       case 'unsubscribed': return onUnsubscribed(msg);
       case 'published': return onPublished(msg);
+      case 'rooms': return onRooms(msg);
+      case 'presence': return onOnline(msg);
       case 'notification': return onNotification(msg);
       case 'error': return onError(msg);
       default: return undefined;
@@ -390,9 +389,11 @@
     state.connectionId = msg.connection_id;
     state.connectedAt = new Date();
     clearInterval(state.countdownTimer);
-    state.syncId = `sync-${state.nextId++}`;
-    state.offlineThisSync = 0;
-    send({ type: 'ping', id: state.syncId });
+    const waiting = typeof msg.offline_items === 'number' ? msg.offline_items : 0;
+    if (waiting > 0) {
+      toast({ title: 'While you were away',
+              body: `${waiting} item${waiting === 1 ? '' : 's'} waited for you; marked “offline”.` });
+    }
 
     $('me-name').textContent = msg.user_id;
     const meAvatar = $('me-avatar');
@@ -420,25 +421,19 @@
       renderTopics();
     }
     refreshDirectory();
+    refreshPresence();
     clearInterval(state.roomsTimer);
-    state.roomsTimer = setInterval(refreshDirectory, ROOMS_REFRESH_MS);
+    state.roomsTimer = setInterval(() => { refreshDirectory(); refreshPresence(); },
+                                   ROOMS_REFRESH_MS);
   }
 
   function onPong(msg) {
-    if (msg.id && msg.id === state.syncId) {
-      state.syncId = null;
-      if (state.offlineThisSync) {
-        const n = state.offlineThisSync;
-        toast({ title: 'While you were away',
-                body: `${n} item${n === 1 ? '' : 's'} waited for you; marked “offline”.` });
-      }
-    }
+    if (msg.id) state.pending.delete(msg.id);
   }
 
+  // The server marks what waited in the inbox while we were signed out.
   function isOffline(msg) {
-    const offline = msg.offline === true || state.syncId !== null;
-    if (offline) state.offlineThisSync += 1;
-    return offline;
+    return msg.offline === true;
   }
 
   // --- rooms ---------------------------------------------------------------------------------
@@ -554,6 +549,11 @@
   }
 
   function onPresence(msg, arrived) {
+    if (state.dms.has(msg.user_id)) {
+      // Arriving in a room means online; leaving one may not mean offline: ask.
+      if (arrived) setOnline(msg.user_id, true);
+      else refreshPresence([msg.user_id]);
+    }
     const r = state.rooms.get(msg.room);
     if (!r || !r.joined) return;
     if (Array.isArray(msg.users)) r.users = msg.users;
@@ -661,7 +661,7 @@
       t.unread = 0;
       ensureLog(t).hidden = false;
       title.textContent = `@ ${name}`;
-      sub.textContent = 'Private conversation';
+      sub.textContent = onlineText(name);
       $('composer-label').textContent = `Private message to ${name}`;
       $('composer-input').placeholder = `Message @${name}`;
       $('leave-room').hidden = true;
@@ -697,12 +697,14 @@
       t = { user, log: null, unread: 0 };
       state.dms.set(user, t);
       renderDms();
+      if (!state.online.has(user)) refreshPresence([user]);
     }
     return t;
   }
 
   function onPrivate(msg) {
     const offline = isOffline(msg);
+    if (!offline) setOnline(msg.from, true);  // it was sent just now
     const t = thread(msg.from);
     appendMessage(ensureLog(t), { author: msg.from, content: msg.content,
                                   timestamp: msg.timestamp, offline });
@@ -735,6 +737,37 @@
         ? `queued: ${msg.target} is offline and gets it on sign-in` : 'delivered';
       status.dataset.status = msg.status;
     }
+    // "sent" reached a connection of theirs, "queued" found none: their status right now.
+    if (msg.status === 'sent' || msg.status === 'queued') setOnline(msg.target, msg.status === 'sent');
+  }
+
+  // --- online status of private-message partners (`presence`) --------------------------------
+
+  const PRESENCE_MAX = 100;  // names per request (docs/protocol.md)
+
+  function refreshPresence(users) {
+    const names = (users || [...state.dms.keys()]).slice(0, PRESENCE_MAX);
+    if (names.length) request({ type: 'presence', users: names }, { kind: 'presence' });
+  }
+
+  function onOnline(msg) {
+    if (msg.id) state.pending.delete(msg.id);
+    if (!msg.online || typeof msg.online !== 'object') return;
+    for (const [user, online] of Object.entries(msg.online)) setOnline(user, online === true);
+  }
+
+  function setOnline(user, online) {
+    if (state.online.get(user) === online) return;
+    state.online.set(user, online);
+    if (state.dms.has(user)) renderDms();
+    if (isActive('dm', user)) $('conv-sub').textContent = onlineText(user);
+  }
+
+  function onlineText(user) {
+    if (!state.online.has(user)) return 'Private conversation';
+    return state.online.get(user)
+      ? 'Online now'
+      : 'Offline: your messages wait in their inbox until they sign in';
   }
 
   // --- topics and notifications --------------------------------------------------------------
@@ -854,7 +887,9 @@
     if (target && target.log) systemLine(target.log, `${title}: ${msg.message || ''}`, 'error');
   }
 
-  // --- room directory (GET /api/rooms) -------------------------------------------------------
+  // --- room directory (the `rooms` request) -------------------------------------------------
+  // Over the WebSocket rather than GET /api/rooms: it needs no API key, and a token's `rooms`
+  // claim limits it to the rooms that token may join.
 
   function scheduleDirectory() {
     clearTimeout(state.roomsDebounce);
@@ -862,21 +897,20 @@
   }
 
   function refreshDirectory() {
-    if (!state.directoryOk) return;
-    fetch('/api/rooms', { cache: 'no-store', credentials: 'same-origin' }).then((response) => {
-      if (response.status === 401 || response.status === 403) {
-        state.directoryOk = false;
-        const note = $('room-dir-note');
-        note.textContent = 'The room directory needs the API key; showing your rooms only.';
-        note.hidden = false;
-        return null;
-      }
-      return response.ok ? response.json() : null;
-    }).then((body) => {
-      if (!body || !Array.isArray(body.rooms)) return;
-      state.directory = new Map(body.rooms.map((r) => [r.room, r.user_count]));
-      renderRooms();
-    }, () => { /* offline: keep the last list */ });
+    request({ type: 'rooms' }, { kind: 'rooms' });  // offline: keeps the last list
+  }
+
+  function onRooms(msg) {
+    if (msg.id) state.pending.delete(msg.id);
+    if (!Array.isArray(msg.rooms)) return;
+    state.directory = new Map(msg.rooms
+      .filter((r) => r && typeof r.room === 'string')
+      .map((r) => [r.room, typeof r.user_count === 'number' ? r.user_count : 0]));
+    const note = $('room-dir-note');
+    note.hidden = msg.truncated !== true;
+    note.textContent = msg.truncated === true
+      ? `Showing the first ${msg.rooms.length} rooms by name; join others by name below.` : '';
+    renderRooms();
   }
 
   // --- rendering -----------------------------------------------------------------------------
@@ -917,14 +951,21 @@
     const list = $('dm-list');
     list.replaceChildren(...[...state.dms.values()].map((t) => {
       const active = isActive('dm', t.user);
-      return h('li', { className: `room-item${active ? ' active' : ''}`, dataset: { user: t.user } },
+      const known = state.online.has(t.user);
+      const online = state.online.get(t.user) === true;
+      const presence = known ? (online ? 'online' : 'offline') : null;
+      return h('li', { className: `room-item${active ? ' active' : ''}`,
+                       dataset: { user: t.user, ...(known ? { online: String(online) } : {}) } },
         h('button', { type: 'button', className: 'room-open',
                       'aria-current': active ? 'true' : undefined,
                       'aria-label': `Conversation with ${t.user}` +
+                                    (presence ? `, ${presence}` : '') +
                                     (t.unread ? `, ${t.unread} unread` : ''),
                       onclick: () => setActive('dm', t.user) },
           avatar(t.user),
           h('span', { className: 'room-name', text: t.user }),
+          presence ? h('span', { className: `presence-dot ${presence}`, title: presence,
+                                 'aria-hidden': 'true' }) : null,
           t.unread ? h('span', { className: 'badge', text: String(t.unread) }) : null));
     }));
     $('dm-empty').hidden = state.dms.size > 0;
@@ -1038,7 +1079,8 @@
     state.user = null;
     state.connectionId = null;
     state.directory = new Map();
-    state.directoryOk = true;
+    state.online.clear();
+    $('room-dir-note').hidden = true;
     $('notif-list').replaceChildren();
     renderNotificationMeta();
     renderTopics();
