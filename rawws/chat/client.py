@@ -244,6 +244,18 @@ class ChatClient:
     async def ping(self) -> dict[str, Any]:
         return await self.request({"type": "ping"})
 
+    async def list_rooms(self) -> list[dict[str, Any]]:
+        """The rooms this connection may join, by name: ``[{"room": R, "user_count": N}]``
+        (at most 500; the reply's ``truncated`` says whether there are more)."""
+        rooms: list[dict[str, Any]] = (await self.request({"type": "rooms"}))["rooms"]
+        return rooms
+
+    async def presence(self, *users: str) -> dict[str, bool]:
+        """Whether each user is online: ``{"bob": True, "carol": False}`` (at most 100)."""
+        online: dict[str, bool] = (await self.request({"type": "presence",
+                                                       "users": list(users)}))["online"]
+        return online
+
     # --- the connection loop -----------------------------------------------------------------
 
     async def _run(self) -> None:

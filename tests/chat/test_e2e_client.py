@@ -49,6 +49,11 @@ async def test_every_request() -> None:
         assert (await bob.unsubscribe("alerts.#"))["type"] == "unsubscribed"
         assert bob.topics == []
         assert (await alice.ping())["type"] == "pong"
+        assert await alice.list_rooms() == [{"room": "lobby", "user_count": 2}]
+        assert await alice.presence("bob", "carol") == {"bob": True, "carol": False}
+        with pytest.raises(ChatError) as info:
+            await alice.presence("not a name")
+        assert info.value.code == "bad_request"
         assert (await alice.leave("lobby"))["type"] == "left"
         assert "lobby" not in alice.rooms
         with pytest.raises(ChatError) as info:
