@@ -84,7 +84,7 @@ json_values = st.recursive(
     max_leaves=25,
 )
 KNOWN = ["join", "leave", "message", "private", "subscribe", "unsubscribe", "publish", "ping",
-         "auth"]
+         "auth", "rooms", "presence"]
 # Mostly the known types (each one often), sometimes anything.
 types = st.one_of(st.sampled_from(KNOWN), st.sampled_from(KNOWN), st.sampled_from(KNOWN),
                   st.sampled_from(["hello", "", "JOIN"]), st.text(max_size=8))
@@ -96,7 +96,10 @@ requests = st.fixed_dictionaries(
               "topics": st.lists(st.sampled_from(["a", "a.*", "#", "a..b", "t.#"]), max_size=4)
               | json_values,
               "topic": st.sampled_from(["a", "t.x", "a.*", ""]) | json_values,
-              "since": st.integers(-5, 50) | json_values, "id": json_values})
+              "since": st.integers(-5, 50) | json_values,
+              "users": st.lists(st.sampled_from(["fuzz", "other", "x y"]), max_size=4)
+              | json_values,
+              "id": json_values})
 request_texts = requests.map(json.dumps)
 messages = st.one_of(
     request_texts, request_texts, request_texts, request_texts,  # requests weigh the most
@@ -109,10 +112,12 @@ messages = st.one_of(
 
 
 async def exchange(url: str, batch: list[str | bytes]) -> None:
-    ws = await rawws.connect(url + "/ws?user_id=fuzz", compression=None, ping_interval=None)
+    # permessage-deflate, as browsers offer it and the server accepts it by default.
+    ws = await rawws.connect(url + "/ws?user_id=fuzz", compression="deflate", ping_interval=None)
     try:
         async with asyncio.timeout(30):
             assert json.loads(await ws.recv())["type"] == "welcome"
+            assert "permessage-deflate" in str(ws.extensions[0])
             # Be in a room and on a topic, so fan-out paths are exercised too.
             await ws.send('{"type":"join","room":"lobby"}')
             assert json.loads(await ws.recv())["type"] == "joined"
