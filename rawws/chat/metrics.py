@@ -83,12 +83,14 @@ class Metrics:
             scalar(name, "gauge", help_text, read())
         scalar("messages_received_total", "counter", "WebSocket messages received.",
                self.messages_received)
-        scalar("bytes_received_total", "counter", "Payload bytes of WebSocket messages received.",
+        scalar("bytes_received_total", "counter",
+               "Payload bytes of WebSocket messages received (after decompression).",
                self.bytes_received)
         scalar("messages_sent_total", "counter",
                "WebSocket messages sent (one per recipient).", self.messages_sent)
         scalar("bytes_sent_total", "counter",
-               "Payload bytes of WebSocket messages sent (per recipient).", self.bytes_sent)
+               "Payload bytes of WebSocket messages sent (per recipient, before compression).",
+               self.bytes_sent)
         labelled("closes_total", "Connections closed by the server, by close code.", "code",
                  self.closes)
         labelled("aborts_total", "TCP connections dropped without a closing handshake, by "
