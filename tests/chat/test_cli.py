@@ -138,6 +138,13 @@ def test_serve_rejects_a_bad_tokens_file(tmp_path: Path, capsys: pytest.CaptureF
     assert main_serve(["--tokens", str(tmp_path / "missing.txt")]) == 2
 
 
+@pytest.mark.parametrize("argv", [["--slow-consumer-grace", "-1"], ["--http-rate", "-5"],
+                                  ["--http-burst", "0.5"]])
+def test_serve_rejects_bad_limits(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main_serve(argv) == 2
+    assert capsys.readouterr().err.startswith("rawws serve: ")
+
+
 def test_config_from_args() -> None:
     args = serve_parser().parse_args([
         "--port", "9000", "--jwt-secret", "k", "--jwt-alg", "HS256", "--api-key", "a",
