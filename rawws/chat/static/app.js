@@ -391,8 +391,8 @@
     clearInterval(state.countdownTimer);
     const waiting = typeof msg.offline_items === 'number' ? msg.offline_items : 0;
     if (waiting > 0) {
-      toast({ title: 'While you were away',
-              body: `${waiting} item${waiting === 1 ? '' : 's'} waited for you; marked “offline”.` });
+      const items = `${waiting} item${waiting === 1 ? '' : 's'}`;
+      toast({ title: 'While you were away', body: `${items} waited for you; marked “offline”.` });
     }
 
     $('me-name').textContent = msg.user_id;
@@ -738,7 +738,9 @@
       status.dataset.status = msg.status;
     }
     // "sent" reached a connection of theirs, "queued" found none: their status right now.
-    if (msg.status === 'sent' || msg.status === 'queued') setOnline(msg.target, msg.status === 'sent');
+    if (msg.status === 'sent' || msg.status === 'queued') {
+      setOnline(msg.target, msg.status === 'sent');
+    }
   }
 
   // --- online status of private-message partners (`presence`) --------------------------------
