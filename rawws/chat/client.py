@@ -80,6 +80,7 @@ class ChatClient:
         open_timeout: float = 10.0,
         max_events: int = 10_000,
         jitter: Callable[[], float] = random.random,
+        compression: str | None = "deflate",
     ) -> None:
         parts = urllib.parse.urlsplit(url)
         path = parts.path if parts.path not in ("", "/") else "/ws"
@@ -89,6 +90,8 @@ class ChatClient:
         self.url = urllib.parse.urlunsplit(
             (parts.scheme, parts.netloc, path, urllib.parse.urlencode(query), ""))
         self._token = token
+        #: permessage-deflate offered to the server ("deflate", the default) or not (None).
+        self.compression = compression
         self.reconnect = reconnect
         self.backoff_initial = backoff_initial
         self.backoff_factor = backoff_factor
@@ -264,7 +267,7 @@ class ChatClient:
             while not self._closing:
                 code, reason = 1006, ""
                 try:
-                    ws = await rawws.connect(self.url, compression=None,
+                    ws = await rawws.connect(self.url, compression=self.compression,
                                              open_timeout=self.open_timeout,
                                              extra_headers=self._auth_headers())
                 except rawws.InvalidStatus as exc:
