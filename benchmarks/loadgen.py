@@ -38,6 +38,7 @@ from typing import Any
 import uvloop
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
+from .disturb import RETRIES, disturbance, disturbed
 from .servers._common import raise_nofile_limit
 
 HOST = "127.0.0.1"
@@ -114,13 +115,36 @@ def sched(pid: int | str) -> tuple[float, float]:
         return 0.0, 0.0
 
 
+def kernel_stalls() -> int:
+    """Loopback packets dropped plus TCP retransmission timeouts, machine-wide, so far. Under CPU
+    starvation the loopback backlog overflows and a dropped segment costs a >= 200 ms timeout: a
+    window in which this count moves was stalled by the kernel, not by the server."""
+    total = 0
+    try:
+        with open("/proc/net/dev") as f:
+            for line in f:
+                name, _, fields = line.partition(":")
+                if name.strip() == "lo":
+                    total += int(fields.split()[3])  # receive drops
+        with open("/proc/net/netstat") as f:
+            lines = f.read().splitlines()
+        for names, vals in zip(lines[::2], lines[1::2], strict=False):
+            if names.startswith("TcpExt:"):
+                total += int(vals.split()[names.split().index("TCPTimeouts")])
+    except (OSError, ValueError, IndexError):
+        pass
+    return total
+
+
 class CpuWindow:
-    """CPU use of the server and of this process between start() and stop()."""
+    """CPU use of the server and of this process between start() and stop(), and kernel stalls
+    (see kernel_stalls) meanwhile."""
 
     def __init__(self, server_pid: int) -> None:
         self.server_pid = server_pid
 
     def start(self) -> None:
+        self.k0 = kernel_stalls()
         self.s0 = sched(self.server_pid) if self.server_pid else (0.0, 0.0)
         self.l0 = sched("self")
         self.t0 = time.perf_counter()
@@ -135,6 +159,7 @@ class CpuWindow:
             "server_wait": (s1[1] - self.s0[1]) / secs if self.server_pid else -1.0,
             "loadgen_cpu": (l1[0] - self.l0[0]) / secs,
             "loadgen_wait": (l1[1] - self.l0[1]) / secs,
+            "stalls": kernel_stalls() - self.k0,
         }
 
 
@@ -572,10 +597,21 @@ async def cmd_fanout(
         result = cpu.stop()
         return {"count": subs * count, "rate": subs * count / result["secs"], **result}
 
+    async def steady_burst(count: int, paced: bool) -> dict[str, float]:
+        """A burst, again if the machine disturbed it (benchmarks/disturb.py)."""
+        best = await burst(count, paced)
+        tries = 1
+        while disturbed(best) and tries <= RETRIES:
+            again = await burst(count, paced)
+            tries += 1
+            if disturbance(again) <= disturbance(best):
+                best = again
+        return {**best, "tries": tries}
+
     await burst(1)  # synchronise: every subscriber is registered and warm
     results = []
     for messages, repeats, paced in phases:
-        results.append([await burst(messages, paced) for _ in range(repeats)])
+        results.append([await steady_burst(messages, paced) for _ in range(repeats)])
     await _close_all([pub])
     for c in clients:
         if c.transport is not None:

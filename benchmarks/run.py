@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from . import report
+from .disturb import RETRIES, disturbance, disturbed
 from .servers._common import raise_nofile_limit
 
 HERE = Path(__file__).resolve().parent
@@ -294,7 +295,7 @@ class Runner:
                     if not server.alive():
                         result: dict[str, Any] = {"error": "server died"}
                     else:
-                        result = measure(server, r == 0)
+                        result = self._measure_unstalled(measure, server, r == 0)
                     if r > 0:
                         rows[name].append(result)
                 line = "  ".join(
@@ -306,6 +307,20 @@ class Runner:
                 server.stop()
         self.results.setdefault(scenario, {})[key] = rows
         return rows
+
+    @staticmethod
+    def _measure_unstalled(measure: Any, server: Server, warm: bool) -> dict[str, Any]:
+        """One measurement, and up to RETRIES more if the window was disturbed (see
+        benchmarks/disturb.py); the least disturbed attempt is kept, with how many were made."""
+        best = measure(server, warm)
+        tries = 1
+        while not warm and disturbed(best) and tries <= RETRIES:
+            again = measure(server, warm)
+            tries += 1
+            if "error" not in again and disturbance(again) <= disturbance(best):
+                best = again
+        best["tries"] = tries
+        return best
 
     # -- scenarios --
 
