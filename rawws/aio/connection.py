@@ -620,11 +620,14 @@ class Connection(asyncio.BufferedProtocol):
         protocol = self.protocol
         if protocol.state is not _OPEN:
             self._check_sendable()
-        if type(message) is str:
-            protocol.send_text(message, compress=compress)
+        # The reply path of every callback first: exact types, no keyword arguments.
+        if compress is None and type(message) is bytes:
+            protocol.send_binary(message)
+        elif compress is None and type(message) is str:
+            protocol.send_text(message)
         elif isinstance(message, (bytes, bytearray, memoryview)):
             protocol.send_binary(message, compress=compress)
-        elif isinstance(message, str):  # a str subclass (StrEnum...): after the fast paths
+        elif isinstance(message, str):  # a str subclass (StrEnum...) or compress given
             protocol.send_text(str(message), compress=compress)
         else:
             raise TypeError(f"message must be str or bytes-like, not {type(message).__name__}")

@@ -154,6 +154,7 @@ class CloseReceived:
 
 Event = str | bytes | Ping | Pong | CloseReceived | Request | Response
 
+_CONNECTING = State.CONNECTING
 _OP_CONT = Opcode.CONTINUATION.value
 _OP_TEXT = Opcode.TEXT.value
 _OP_BINARY = Opcode.BINARY.value
@@ -379,17 +380,203 @@ class Protocol:
         return out
 
     def receive_data(self, data: bytes) -> None:
-        """Feed bytes read from the network. Never raises for peer errors."""
-        if self.state is State.CONNECTING:
-            self._receive_handshake(data)
-        elif self._parsing:
-            try:
-                self._parse(data)
-            except ProtocolError as exc:
-                self._peer_error(exc)
-        # Otherwise: "An endpoint MUST NOT continue to attempt to process data (including a
-        # responding Close frame) from the remote endpoint after being instructed to _Fail the
-        # WebSocket Connection_" (§7.1.7), and no frame may follow a close frame (§5.5.1).
+        """Feed bytes read from the network. Never raises for peer errors.
+
+        After the handshake, this is the frame parser: the one place where frames are read
+        (§5.2). Written for speed (benchmarks/micro.py, "parse"; benchmarks/run.py, 64 B echo):
+        one loop over the bytes at hand, header fields read by index, no object per frame on
+        the common path (a complete, unfragmented, uncompressed message becomes its event
+        directly), and no further call for it.
+        """
+        if not self._parsing or self.state is _CONNECTING:
+            if self.state is _CONNECTING and self._parsing:
+                self._receive_handshake(data)
+            # Otherwise: "An endpoint MUST NOT continue to attempt to process data (including a
+            # responding Close frame) from the remote endpoint after being instructed to _Fail
+            # the WebSocket Connection_" (§7.1.7), and no frame may follow a close frame
+            # (§5.5.1).
+            return
+        try:
+            if self._buf:
+                data = self._buf + data
+                self._buf = b""
+            pos = 0
+            end = len(data)
+            expect_mask = self._expect_mask
+            # The fast path below applies to frames up to this length (no limit can be crossed).
+            small = self._small_frame_limit
+            events = self._events
+            while pos < end and self._parsing:
+                # Payload of a frame whose header was read in an earlier call (or earlier here).
+                if self._frame_left:
+                    take = min(self._frame_left, end - pos)
+                    self._frame_chunk(data[pos : pos + take])
+                    pos += take
+                    continue
+
+                # --- header ----------------------------------------------------------------------
+                if end - pos < 2:
+                    break
+                b0 = data[pos]
+                b1 = data[pos + 1]
+
+                # Fast path: a whole unfragmented TEXT or BINARY frame (FIN set, RSV clear: b0 is
+                # 0x81 or 0x82) with a 7-bit length, masked as this side expects, outside any
+                # fragmented message, with no extension and no transcript. Every rule of the
+                # general path below holds for it by construction: the opcode is known, no RSV bit,
+                # the right mask bit, no control frame, no continuation, and the length is under
+                # every limit (``small``). Measured: benchmarks/micro.py, "parse".
+                if (b0 == 0x82 or b0 == 0x81) and b1 & 0x7F <= small and not self._msg_opcode:
+                    length = b1 & 0x7F
+                    if expect_mask:
+                        if b1 & 0x80:
+                            start = pos + 6
+                            stop = start + length
+                            if stop <= end:
+                                payload = (_mask_small(data[start:stop], data[pos + 2 : start])
+                                           if length else b"")
+                                pos = stop
+                                if b0 == 0x82:
+                                    events.append(payload)
+                                else:
+                                    try:
+                                        events.append(payload.decode("utf-8"))
+                                    except UnicodeDecodeError as exc:
+                                        raise InvalidUTF8(f"text message is not valid UTF-8: "
+                                                          f"{exc.reason}") from None
+                                continue
+                    elif not b1 & 0x80:
+                        stop = pos + 2 + length
+                        if stop <= end:
+                            payload = data[pos + 2 : stop]
+                            pos = stop
+                            if b0 == 0x82:
+                                events.append(payload)
+                            else:
+                                try:
+                                    events.append(payload.decode("utf-8"))
+                                except UnicodeDecodeError as exc:
+                                    raise InvalidUTF8(f"text message is not valid UTF-8: "
+                                                      f"{exc.reason}") from None
+                            continue
+                opcode = b0 & 0x0F
+                fin = b0 & FIN
+                rsv = b0 & 0x70
+                length = b1 & 0x7F
+                head = 2
+                if length == 126:
+                    if end - pos < 4:
+                        break
+                    length = (data[pos + 2] << 8) | data[pos + 3]
+                    head = 4
+                elif length == 127:
+                    if end - pos < 10:
+                        break
+                    length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                    head = 10
+                masked = b1 & 0x80
+                if masked:
+                    if end - pos < head + 4:
+                        break
+                    key: bytes | None = data[pos + head : pos + head + 4]
+                    head += 4
+                else:
+                    key = None
+
+                # --- rules that need only the header ----------------------------------------------
+                if opcode not in _KNOWN_OPCODES:
+                    # §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail
+                    # the WebSocket Connection_."
+                    raise ProtocolError(f"reserved opcode {opcode:#x}")
+                if rsv & ~self._rsv_allowed or (rsv and opcode >= 8):
+                    # §5.2: "If a nonzero value is received and none of the negotiated extensions
+                    # defines the meaning of such a nonzero value, the receiving endpoint MUST _Fail
+                    # the WebSocket Connection_." Extensions only own RSV bits of data frames.
+                    raise ProtocolError(f"reserved bits set: {rsv >> 4:03b}")
+                if bool(masked) is not expect_mask:
+                    # §5.1: "a server MUST close the connection upon receiving a frame that is not
+                    # masked" / "A client MUST close a connection if it detects a masked frame."
+                    raise ProtocolError(
+                        "client frame is not masked" if expect_mask else "server frame is masked"
+                    )
+                if length >> 63:
+                    # §5.2: "the most significant bit MUST be 0" for a 64-bit length.
+                    raise ProtocolError("64-bit payload length has its most significant bit set")
+                if opcode >= 8:
+                    # §5.5: "All control frames MUST have a payload length of 125 bytes or less and
+                    # MUST NOT be fragmented."
+                    if length > 125:
+                        raise ProtocolError(f"control frame payload is {length} bytes (max 125)")
+                    if not fin:
+                        raise ProtocolError("fragmented control frame")
+                    budget = None
+                else:
+                    # §5.4: continuation frames continue a message; a new message may not start
+                    # before the previous one has ended.
+                    if opcode == _OP_CONT:
+                        if not self._msg_opcode:
+                            raise ProtocolError("continuation frame without a message to continue")
+                    elif self._msg_opcode:
+                        raise ProtocolError("new data frame before the fragmented message ended")
+                    if self.max_size is None:
+                        budget = None
+                    else:
+                        budget = self.max_size - self._msg_size if opcode == _OP_CONT else (
+                            self.max_size
+                        )
+                        # Checked on the declared length, before any payload is buffered.
+                        if length > budget:
+                            raise PayloadTooBig(
+                                f"message over {self.max_size} bytes (frame of {length} bytes)"
+                            )
+                    if self.max_frame_size is not None and length > self.max_frame_size:
+                        raise PayloadTooBig(f"frame of {length} bytes over {self.max_frame_size}")
+
+                pos += head
+                if end - pos >= length:
+                    # Common case: the whole frame is here.
+                    raw: bytes | bytearray = data[pos : pos + length]
+                    pos += length
+                    if key is not None and length:
+                        raw = apply_mask(raw, key)
+                    payload = bytes(raw) if type(raw) is bytearray else cast(bytes, raw)
+                    if fin and opcode and not self._plain_path_off:
+                        # The most common frame: a whole message, no extension, no transcript.
+                        if opcode == _OP_TEXT:
+                            try:
+                                self._events.append(payload.decode("utf-8"))
+                            except UnicodeDecodeError as exc:
+                                raise InvalidUTF8(
+                                    f"text message is not valid UTF-8: {exc.reason}") from None
+                        elif opcode == _OP_BINARY:
+                            self._events.append(payload)
+                        else:
+                            self._control_frame(opcode, payload)
+                        continue
+                    self._frame(bool(fin), rsv, opcode, payload, budget)
+                    continue
+
+                # The payload is still arriving: remember the frame, consume what is here.
+                self._frame_left = length
+                self._frame_offset = 0
+                self._frame_key = key
+                self._frame_fin = bool(fin)
+                self._frame_opcode = opcode
+                self._frame_rsv = rsv
+                if opcode >= 8 or self.extensions:
+                    # Control frames (at most 125 bytes) and frames an extension decodes whole.
+                    self._frame_chunks = []
+                else:
+                    self._frame_chunks = None
+                    if opcode:
+                        self._start_message(opcode)
+                if self.debug:
+                    self.logger.debug("< %s frame header, %d-byte payload arriving",
+                                      _opname(opcode), length)
+            if pos < end and self._parsing:
+                self._buf = data[pos:]
+        except ProtocolError as exc:
+            self._peer_error(exc)
 
     def receive_eof(self) -> None:
         """The peer ended the TCP stream."""
@@ -445,10 +632,7 @@ class Protocol:
     # --- receiving frames ------------------------------------------------------------------------
 
     def _receive_frames(self, data: bytes) -> None:
-        try:
-            self._parse(data)
-        except ProtocolError as exc:
-            self._peer_error(exc)
+        self.receive_data(data)
 
     def _peer_error(self, exc: ProtocolError) -> None:
         """Fail the connection for a peer error found while parsing.
@@ -468,192 +652,6 @@ class Protocol:
             self._reset_message()
         else:
             self._fail_with(exc)
-
-    def _parse(self, data: bytes) -> None:
-        """The frame parser: the one place where frames are read (§5.2).
-
-        Written for speed (benchmarks/micro.py, "parse"; benchmarks/run.py, 64 B echo): one loop
-        over the bytes at hand, header fields read by index, no object per frame on the common
-        path (a complete, unfragmented, uncompressed message becomes its event directly).
-        """
-        if self._buf:
-            data = self._buf + data
-            self._buf = b""
-        pos = 0
-        end = len(data)
-        expect_mask = self._expect_mask
-        # The fast path below applies to frames up to this length (no limit can be crossed).
-        small = self._small_frame_limit
-        events = self._events
-        while pos < end and self._parsing:
-            # Payload of a frame whose header was read in an earlier call (or earlier here).
-            if self._frame_left:
-                take = min(self._frame_left, end - pos)
-                self._frame_chunk(data[pos : pos + take])
-                pos += take
-                continue
-
-            # --- header --------------------------------------------------------------------------
-            if end - pos < 2:
-                break
-            b0 = data[pos]
-            b1 = data[pos + 1]
-
-            # Fast path: a whole unfragmented TEXT or BINARY frame (FIN set, RSV clear: b0 is
-            # 0x81 or 0x82) with a 7-bit length, masked as this side expects, outside any
-            # fragmented message, with no extension and no transcript. Every rule of the
-            # general path below holds for it by construction: the opcode is known, no RSV bit,
-            # the right mask bit, no control frame, no continuation, and the length is under
-            # every limit (``small``). Measured: benchmarks/micro.py, "parse".
-            if (b0 == 0x82 or b0 == 0x81) and b1 & 0x7F <= small and not self._msg_opcode:
-                length = b1 & 0x7F
-                if expect_mask:
-                    if b1 & 0x80:
-                        start = pos + 6
-                        stop = start + length
-                        if stop <= end:
-                            payload = (_mask_small(data[start:stop], data[pos + 2 : start])
-                                       if length else b"")
-                            pos = stop
-                            if b0 == 0x82:
-                                events.append(payload)
-                            else:
-                                try:
-                                    events.append(payload.decode("utf-8"))
-                                except UnicodeDecodeError as exc:
-                                    raise InvalidUTF8(f"text message is not valid UTF-8: "
-                                                      f"{exc.reason}") from None
-                            continue
-                elif not b1 & 0x80:
-                    stop = pos + 2 + length
-                    if stop <= end:
-                        payload = data[pos + 2 : stop]
-                        pos = stop
-                        if b0 == 0x82:
-                            events.append(payload)
-                        else:
-                            try:
-                                events.append(payload.decode("utf-8"))
-                            except UnicodeDecodeError as exc:
-                                raise InvalidUTF8(f"text message is not valid UTF-8: "
-                                                  f"{exc.reason}") from None
-                        continue
-            opcode = b0 & 0x0F
-            fin = b0 & FIN
-            rsv = b0 & 0x70
-            length = b1 & 0x7F
-            head = 2
-            if length == 126:
-                if end - pos < 4:
-                    break
-                length = (data[pos + 2] << 8) | data[pos + 3]
-                head = 4
-            elif length == 127:
-                if end - pos < 10:
-                    break
-                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
-                head = 10
-            masked = b1 & 0x80
-            if masked:
-                if end - pos < head + 4:
-                    break
-                key: bytes | None = data[pos + head : pos + head + 4]
-                head += 4
-            else:
-                key = None
-
-            # --- rules that need only the header ----------------------------------------------
-            if opcode not in _KNOWN_OPCODES:
-                # §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail
-                # the WebSocket Connection_."
-                raise ProtocolError(f"reserved opcode {opcode:#x}")
-            if rsv & ~self._rsv_allowed or (rsv and opcode >= 8):
-                # §5.2: "If a nonzero value is received and none of the negotiated extensions
-                # defines the meaning of such a nonzero value, the receiving endpoint MUST _Fail
-                # the WebSocket Connection_." Extensions only own RSV bits of data frames.
-                raise ProtocolError(f"reserved bits set: {rsv >> 4:03b}")
-            if bool(masked) is not expect_mask:
-                # §5.1: "a server MUST close the connection upon receiving a frame that is not
-                # masked" / "A client MUST close a connection if it detects a masked frame."
-                raise ProtocolError(
-                    "client frame is not masked" if expect_mask else "server frame is masked"
-                )
-            if length >> 63:
-                # §5.2: "the most significant bit MUST be 0" for a 64-bit length.
-                raise ProtocolError("64-bit payload length has its most significant bit set")
-            if opcode >= 8:
-                # §5.5: "All control frames MUST have a payload length of 125 bytes or less and
-                # MUST NOT be fragmented."
-                if length > 125:
-                    raise ProtocolError(f"control frame payload is {length} bytes (max 125)")
-                if not fin:
-                    raise ProtocolError("fragmented control frame")
-                budget = None
-            else:
-                # §5.4: continuation frames continue a message; a new message may not start
-                # before the previous one has ended.
-                if opcode == _OP_CONT:
-                    if not self._msg_opcode:
-                        raise ProtocolError("continuation frame without a message to continue")
-                elif self._msg_opcode:
-                    raise ProtocolError("new data frame before the fragmented message ended")
-                if self.max_size is None:
-                    budget = None
-                else:
-                    budget = self.max_size - self._msg_size if opcode == _OP_CONT else (
-                        self.max_size
-                    )
-                    # Checked on the declared length, before any payload is buffered.
-                    if length > budget:
-                        raise PayloadTooBig(
-                            f"message over {self.max_size} bytes (frame of {length} bytes)"
-                        )
-                if self.max_frame_size is not None and length > self.max_frame_size:
-                    raise PayloadTooBig(f"frame of {length} bytes over {self.max_frame_size}")
-
-            pos += head
-            if end - pos >= length:
-                # Common case: the whole frame is here.
-                raw: bytes | bytearray = data[pos : pos + length]
-                pos += length
-                if key is not None and length:
-                    raw = apply_mask(raw, key)
-                payload = bytes(raw) if type(raw) is bytearray else cast(bytes, raw)
-                if fin and opcode and not self._plain_path_off:
-                    # The most common frame: a whole message, no extension, no transcript.
-                    if opcode == _OP_TEXT:
-                        try:
-                            self._events.append(payload.decode("utf-8"))
-                        except UnicodeDecodeError as exc:
-                            raise InvalidUTF8(
-                                f"text message is not valid UTF-8: {exc.reason}") from None
-                    elif opcode == _OP_BINARY:
-                        self._events.append(payload)
-                    else:
-                        self._control_frame(opcode, payload)
-                    continue
-                self._frame(bool(fin), rsv, opcode, payload, budget)
-                continue
-
-            # The payload is still arriving: remember the frame, consume what is here.
-            self._frame_left = length
-            self._frame_offset = 0
-            self._frame_key = key
-            self._frame_fin = bool(fin)
-            self._frame_opcode = opcode
-            self._frame_rsv = rsv
-            if opcode >= 8 or self.extensions:
-                # Control frames (at most 125 bytes) and frames an extension decodes whole.
-                self._frame_chunks = []
-            else:
-                self._frame_chunks = None
-                if opcode:
-                    self._start_message(opcode)
-            if self.debug:
-                self.logger.debug("< %s frame header, %d-byte payload arriving",
-                                  _opname(opcode), length)
-        if pos < end and self._parsing:
-            self._buf = data[pos:]
 
     def _frame_chunk(self, chunk: bytes | bytearray) -> None:
         """Consume part of the payload of the frame being streamed."""
