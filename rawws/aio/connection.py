@@ -67,6 +67,11 @@ _OPEN = State.OPEN
 _CLOSING = State.CLOSING
 
 
+async def _as_async(items: Iterable[Message]) -> AsyncIterator[Message]:
+    for item in items:
+        yield item
+
+
 class _ThreadState:
     """What the connections of one thread (one event loop) share: the read buffer and the
     write batch. Nothing here outlives a single callback."""
@@ -669,10 +674,9 @@ class Connection(asyncio.BufferedProtocol):
         elif isinstance(message, (AsyncIterable, Iterable)):
             done = self._fragmented_send = self.loop.create_future()
             try:
-                if isinstance(message, AsyncIterable):
-                    await self._send_fragments_async(message, compress)
-                else:
-                    await self._send_fragments(cast(Iterable[Message], message), compress)
+                fragments = (aiter(message) if isinstance(message, AsyncIterable)
+                             else _as_async(cast(Iterable[Message], message)))
+                await self._send_fragments(fragments, compress)
             except BaseException:
                 if self.protocol.sending_fragmented and self.protocol.state is State.OPEN:
                     self.close_nowait(CloseCode.INTERNAL_ERROR,
@@ -686,31 +690,17 @@ class Connection(asyncio.BufferedProtocol):
         if self._writing_paused:
             await self.drain()
 
-    async def _send_fragments(self, fragments: Iterable[Message], compress: bool | None) -> None:
-        iterator = iter(fragments)
-        try:
-            current = next(iterator)
-        except StopIteration:
-            return
-        first = True
-        for following in iterator:
-            self._send_fragment(current, first, False, compress)
-            first = False
-            current = following
-            if self._writing_paused:
-                await self.drain()
-        self._send_fragment(current, first, True, compress)
-
-    async def _send_fragments_async(
-        self, fragments: AsyncIterable[Message], compress: bool | None
+    async def _send_fragments(
+        self, fragments: AsyncIterator[Message], compress: bool | None
     ) -> None:
-        iterator = aiter(fragments)
+        """Send each item as a fragment; the last one, known only when the iterator ends,
+        carries FIN."""
         try:
-            current = await anext(iterator)
+            current = await anext(fragments)
         except StopAsyncIteration:
             return
         first = True
-        async for following in iterator:
+        async for following in fragments:
             self._send_fragment(current, first, False, compress)
             first = False
             current = following

@@ -426,39 +426,27 @@ class Protocol:
                 # general path below holds for it by construction: the opcode is known, no RSV bit,
                 # the right mask bit, no control frame, no continuation, and the length is under
                 # every limit (``small``). Measured: benchmarks/micro.py, "parse".
-                if (b0 == 0x82 or b0 == 0x81) and b1 & 0x7F <= small and not self._msg_opcode:
-                    length = b1 & 0x7F
-                    if expect_mask:
-                        if b1 & 0x80:
-                            start = pos + 6
-                            stop = start + length
-                            if stop <= end:
-                                payload = (_mask_small(data[start:stop], data[pos + 2 : start])
-                                           if length else b"")
-                                pos = stop
-                                if b0 == 0x82:
-                                    events.append(payload)
-                                else:
-                                    try:
-                                        events.append(payload.decode("utf-8"))
-                                    except UnicodeDecodeError as exc:
-                                        raise InvalidUTF8(f"text message is not valid UTF-8: "
-                                                          f"{exc.reason}") from None
-                                continue
-                    elif not b1 & 0x80:
-                        stop = pos + 2 + length
-                        if stop <= end:
-                            payload = data[pos + 2 : stop]
-                            pos = stop
-                            if b0 == 0x82:
-                                events.append(payload)
-                            else:
-                                try:
-                                    events.append(payload.decode("utf-8"))
-                                except UnicodeDecodeError as exc:
-                                    raise InvalidUTF8(f"text message is not valid UTF-8: "
-                                                      f"{exc.reason}") from None
-                            continue
+                if ((b0 == 0x82 or b0 == 0x81) and b1 & 0x7F <= small and not self._msg_opcode
+                        and (b1 >= 0x80) is expect_mask):
+                    start = pos + 6 if expect_mask else pos + 2  # after the masking key, if any
+                    stop = start + (b1 & 0x7F)
+                    if stop <= end:
+                        if not expect_mask:
+                            payload = data[start:stop]
+                        elif stop > start:
+                            payload = _mask_small(data[start:stop], data[start - 4 : start])
+                        else:
+                            payload = b""
+                        pos = stop
+                        if b0 == 0x82:
+                            events.append(payload)
+                        else:
+                            try:
+                                events.append(payload.decode("utf-8"))
+                            except UnicodeDecodeError as exc:
+                                raise InvalidUTF8(f"text message is not valid UTF-8: "
+                                                  f"{exc.reason}") from None
+                        continue
                 opcode = b0 & 0x0F
                 fin = b0 & FIN
                 rsv = b0 & 0x70
