@@ -395,7 +395,38 @@ def _check_rsv1_free(accepted: Sequence[Extension]) -> None:
             raise NegotiationError(f"extension {ext.name} already uses RSV1")
 
 
-class ServerPerMessageDeflateFactory:
+class _FactorySettings:
+    """What both factories are configured with (the parameters to ask for, and the compressor
+    settings); shared storage and representation."""
+
+    server_no_context_takeover: bool
+    client_no_context_takeover: bool
+    server_max_window_bits: int | None
+    client_max_window_bits: int | bool | None
+    compress_level: int
+    mem_level: int
+    compress_threshold: int
+
+    def _store(self, server_no_context_takeover: bool, client_no_context_takeover: bool,
+               server_max_window_bits: int | None, client_max_window_bits: int | bool | None,
+               compress_level: int, mem_level: int, compress_threshold: int) -> None:
+        self.server_no_context_takeover = server_no_context_takeover
+        self.client_no_context_takeover = client_no_context_takeover
+        self.server_max_window_bits = server_max_window_bits
+        self.client_max_window_bits = client_max_window_bits
+        self.compress_level = compress_level
+        self.mem_level = mem_level
+        self.compress_threshold = compress_threshold
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(server_no_context_takeover="
+                f"{self.server_no_context_takeover}, client_no_context_takeover="
+                f"{self.client_no_context_takeover}, server_max_window_bits="
+                f"{self.server_max_window_bits}, client_max_window_bits="
+                f"{self.client_max_window_bits})")
+
+
+class ServerPerMessageDeflateFactory(_FactorySettings):
     """Server side: accepts or declines each ``permessage-deflate`` offer (RFC 7692 §7.1).
 
     * ``server_no_context_takeover``: always answer ``server_no_context_takeover`` (we compress
@@ -432,20 +463,9 @@ class ServerPerMessageDeflateFactory:
         if client_max_window_bits is not None:
             _check_window_bits("client_max_window_bits", client_max_window_bits)
         _check_compress_settings(compress_level, mem_level, compress_threshold)
-        self.server_no_context_takeover = server_no_context_takeover
-        self.client_no_context_takeover = client_no_context_takeover
-        self.server_max_window_bits = server_max_window_bits
-        self.client_max_window_bits = client_max_window_bits
-        self.compress_level = compress_level
-        self.mem_level = mem_level
-        self.compress_threshold = compress_threshold
-
-    def __repr__(self) -> str:
-        return (f"ServerPerMessageDeflateFactory(server_no_context_takeover="
-                f"{self.server_no_context_takeover}, client_no_context_takeover="
-                f"{self.client_no_context_takeover}, server_max_window_bits="
-                f"{self.server_max_window_bits}, client_max_window_bits="
-                f"{self.client_max_window_bits})")
+        self._store(server_no_context_takeover, client_no_context_takeover,
+                    server_max_window_bits, client_max_window_bits, compress_level, mem_level,
+                    compress_threshold)
 
     def process_request_params(
         self, params: Sequence[tuple[str, str | None]], accepted: Sequence[Extension]
@@ -510,7 +530,7 @@ class ServerPerMessageDeflateFactory:
         return response, extension
 
 
-class ClientPerMessageDeflateFactory:
+class ClientPerMessageDeflateFactory(_FactorySettings):
     """Client side: makes the ``permessage-deflate`` offer and checks the server's answer.
 
     * ``server_no_context_takeover``: ask the server to compress every message from scratch.
@@ -544,20 +564,9 @@ class ClientPerMessageDeflateFactory:
         if client_max_window_bits is not None and client_max_window_bits is not True:
             _check_window_bits("client_max_window_bits", client_max_window_bits)
         _check_compress_settings(compress_level, mem_level, compress_threshold)
-        self.server_no_context_takeover = server_no_context_takeover
-        self.client_no_context_takeover = client_no_context_takeover
-        self.server_max_window_bits = server_max_window_bits
-        self.client_max_window_bits = client_max_window_bits
-        self.compress_level = compress_level
-        self.mem_level = mem_level
-        self.compress_threshold = compress_threshold
-
-    def __repr__(self) -> str:
-        return (f"ClientPerMessageDeflateFactory(server_no_context_takeover="
-                f"{self.server_no_context_takeover}, client_no_context_takeover="
-                f"{self.client_no_context_takeover}, server_max_window_bits="
-                f"{self.server_max_window_bits}, client_max_window_bits="
-                f"{self.client_max_window_bits})")
+        self._store(server_no_context_takeover, client_no_context_takeover,
+                    server_max_window_bits, client_max_window_bits, compress_level, mem_level,
+                    compress_threshold)
 
     def get_request_params(self) -> ExtensionParams:
         """The offer, e.g. ``[("client_max_window_bits", None)]`` with the defaults."""
