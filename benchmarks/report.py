@@ -299,10 +299,10 @@ def render(data: dict[str, Any], charts_dir: Path, md_dir: Path) -> str:
                      f"**{t['verdict']}**", fmt_ratio(t["cpu_ratio"]), t["cpu_verdict"]])
     lines += _md_table([f"target ({subject}/peer)", "wanted", "measured: median [min–max]",
                         "verdict", "per server CPU-second", "verdict per CPU"], rows)
-    lines += ["", "The verdict uses the wall-clock ratio, as the issue asks. The last column is "
-              "the same ratio computed from throughput per second of server CPU (from "
-              "/proc/PID/schedstat): it is what each server costs per operation, and moves much "
-              "less with the machine's other tenants.", ""]
+    lines += ["", "The verdict uses the wall-clock ratio, as the issue asks. The last two "
+              "columns are the same ratio computed from throughput per second of server CPU (from "
+              "/proc/PID/schedstat), and its verdict: it is what each server costs per "
+              "operation, and moves much less with the machine's other tenants.", ""]
     lines += ["## Load generator ceiling", "",
               "The load generator against the `null` server (uvloop, reads frame headers only, "
               "answers from a cache); its capacity, the rate it reaches against null per second "
