@@ -60,6 +60,10 @@ _logger = logging.getLogger("rawws")
 _OK_CLOSE_CODES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY,
                              CloseCode.NO_STATUS_RCVD})
 
+#: How long the close frame owed to a peer waits for recv() handlers to answer the messages
+#: that arrived with it (see Connection.data_received).
+_ANSWER_GRACE = 0.1
+
 #: Size of the per-thread read buffer: asyncio's own read size for plain protocols.
 _READ_BUFFER_SIZE = 256 * 1024
 
@@ -133,6 +137,7 @@ class Connection(asyncio.BufferedProtocol):
     """
 
     __slots__ = (
+        "_answer_timer",
         "_batched",
         "_close_timer",
         "_closed",
@@ -214,6 +219,7 @@ class Connection(asyncio.BufferedProtocol):
         self._batched = 0  # bytes queued in the current batch and not yet written
         self._closing_transport = False
         self._close_timer: asyncio.TimerHandle | None = None
+        self._answer_timer: asyncio.TimerHandle | None = None  # see data_received
         self._keepalive_timer: asyncio.TimerHandle | None = None
         self._keepalive_payload: bytes | None = None
         self._opener: asyncio.Future[None] | None = None  # made by whoever waits for the open
@@ -337,9 +343,12 @@ class Connection(asyncio.BufferedProtocol):
                     self._close_batch()
         if self._messages and self.protocol.state is _OPEN and not self.protocol.receiving:
             # Messages arrived together with a bad frame or the peer's close: the protocol
-            # holds its close frame until the next flush. With recv() (not a listener), the
-            # handler answers in its own task: flush on the next loop iteration, after it ran.
-            self.loop.call_soon(self._flush)
+            # holds its close frame until the next flush, so that answers to them go first.
+            # With recv() (not a listener) the handler answers in its own task, later: its
+            # send() flushes (answer, then close frame); recv() taking the last message
+            # schedules a flush; a short grace bounds the wait for a handler that does neither.
+            if self._answer_timer is None:
+                self._answer_timer = self.loop.call_later(_ANSWER_GRACE, self._answer_grace_over)
             return
         self._flush()
 
@@ -524,6 +533,10 @@ class Connection(asyncio.BufferedProtocol):
             # We sent a close (or failed, as a client) and wait for the other side: bounded.
             self._close_timer = self.loop.call_later(self.close_timeout, self._close_timed_out)
 
+    def _answer_grace_over(self) -> None:
+        self._answer_timer = None
+        self._flush()
+
     def _close_transport(self) -> None:
         transport = self.transport
         self._closing_transport = True
@@ -550,10 +563,10 @@ class Connection(asyncio.BufferedProtocol):
             self.transport.abort()
 
     def _cancel_timers(self) -> None:
-        for timer in (self._close_timer, self._keepalive_timer):
+        for timer in (self._close_timer, self._keepalive_timer, self._answer_timer):
             if timer is not None:
                 timer.cancel()
-        self._close_timer = self._keepalive_timer = None
+        self._close_timer = self._keepalive_timer = self._answer_timer = None
 
     def _connection_closed_exc(self) -> ConnectionClosed:
         protocol = self.protocol
@@ -588,6 +601,11 @@ class Connection(asyncio.BufferedProtocol):
             finally:
                 self._recv_waiter = None
         message = self._messages.popleft()
+        if self._answer_timer is not None and not self._messages:
+            # The handler has every message that came with the peer's close or bad frame.
+            self._answer_timer.cancel()
+            self._answer_timer = None
+            self.loop.call_soon(self._flush)
         if self._reading_paused and (self.max_queue is None
                                      or len(self._messages) <= self.max_queue // 4):
             self._reading_paused = False

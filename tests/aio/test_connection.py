@@ -661,3 +661,61 @@ async def test_debug_transcript(caplog: pytest.LogCaptureFixture) -> None:
         assert any("CONNECTING -> OPEN" in line for line in lines)
     assert any(r.getMessage().startswith("x") for r in caplog.records)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+# --- answers to messages that arrive together with a bad frame or the peer's close --------------
+
+
+async def _echo_handler(ws: rawws.ServerConnection) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+@pytest.mark.parametrize("trailer", ["bad frame", "close"])
+async def test_async_server_answers_before_the_close_frame(trailer: str) -> None:
+    """Autobahn 3.2 / 5.15 with a recv() handler: "Hello" and a bad frame (or a close) in one
+    write; the echo of "Hello" goes out before the close frame."""
+    async with rawws.serve(_echo_handler, HOST, 0, compression=None) as server:
+        raw = await RawClient.connect(server.port)
+        second = (RawClient.frame(Opcode.TEXT, b"x", rsv=0x20) if trailer == "bad frame"
+                  else RawClient.frame(Opcode.CLOSE, b"\x03\xe8"))
+        raw.write(RawClient.frame(Opcode.TEXT, b"Hello") + second)
+        (code, _), before = await raw.read_until_close()
+        assert before == [(True, Opcode.TEXT, b"Hello")]
+        assert code == (1002 if trailer == "bad frame" else 1000)
+        await raw.aclose()
+
+
+async def test_async_client_answers_before_the_close_frame() -> None:
+    from rawws.sansio.frames import serialize_frame
+
+    from .peers import RawServer, RawServerSide
+
+    received: asyncio.Future[list[tuple[bool, int, bytes]]] = (
+        asyncio.get_running_loop().create_future())
+
+    async def behave(side: RawServerSide) -> None:
+        side.writer.write(serialize_frame(Opcode.TEXT, b"Hello")
+                          + serialize_frame(Opcode.CLOSE, b"\x03\xe8"))
+        received.set_result([await side.read_frame(), await side.read_frame()])
+
+    async with RawServer(behave) as peer:
+        async with rawws.connect(f"ws://{HOST}:{peer.port}/", compression=None,
+                                 close_timeout=0.5) as ws:
+            async for message in ws:
+                await ws.send(message)
+        assert await received == [(True, Opcode.TEXT, b"Hello"), (True, Opcode.CLOSE,
+                                                                  b"\x03\xe8")]
+
+
+async def test_handler_that_never_answers_still_gets_the_close_out() -> None:
+    async def idle(ws: rawws.ServerConnection) -> None:
+        await asyncio.sleep(3600)  # never calls recv()
+
+    async with rawws.serve(idle, HOST, 0, compression=None, close_timeout=0.5) as server:
+        raw = await RawClient.connect(server.port)
+        raw.write(RawClient.frame(Opcode.TEXT, b"Hello") + RawClient.frame(Opcode.TEXT, b"x",
+                                                                           rsv=0x20))
+        (code, _), before = await raw.read_until_close()  # after the short grace
+        assert (code, before) == (1002, [])
+        await raw.aclose()
