@@ -16,6 +16,9 @@ Sections (the code cites them by name):
 * ``parse``: one masked client frame fed to ``ServerProtocol.receive_data`` and collected with
   ``events_received`` (one frame per call, as in request/response), next to the floor's parse
   loop (which also builds the echo) and websockets' sans-I/O ``ServerProtocol``.
+* ``broadcast``: ``rawws.broadcast`` of a 1 KiB JSON message per recipient, plain, with
+  permessage-deflate compressed once for all (``server_no_context_takeover``) and compressed per
+  connection (context takeover): the compress-once path of issue 4.
 
 Each figure is the best of 5 timing repeats (the least disturbed by other tenants of the machine);
 ``--scale`` shortens or lengthens every repeat.
@@ -338,11 +341,86 @@ def section_parse(scale: float) -> dict[str, Any]:
     }
 
 
+class _NullTransport:
+    """Just enough of an asyncio transport for a connection that is never read from."""
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 0)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+
+_UPGRADE = (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n")
+
+
+def section_broadcast(scale: float) -> dict[str, Any]:
+    """What one ``rawws.broadcast`` costs per recipient, with and without compress-once."""
+    import asyncio
+
+    import rawws
+    from rawws.aio.server import Server
+
+    message = json.dumps({"type": "message", "room": "lobby", "user_id": "alice",
+                          "content": "the quick brown fox jumps over the lazy dog " * 20,
+                          "timestamp": "2026-11-21T12:00:00Z", "seq": 1})[:1024]
+    configs = {
+        "plain": None,
+        "deflate, compressed once (server_no_context_takeover)": [
+            rawws.ServerPerMessageDeflateFactory(server_no_context_takeover=True)],
+        "deflate, per connection (context takeover)": [
+            rawws.ServerPerMessageDeflateFactory()],
+    }
+
+    async def measure() -> list[list[Any]]:
+        rows = []
+        for count in (100, 1000):
+            row: list[Any] = [f"{count} conns"]
+            for extensions in configs.values():
+                server = Server(rawws.Listener(), ping_interval=None, extensions=extensions or [],
+                                compression=None)
+                connections = []
+                for _ in range(count):
+                    ws = server._make_connection()
+                    ws.connection_made(_NullTransport())  # type: ignore[arg-type]
+                    ws.data_received(_UPGRADE)
+                    connections.append(ws)
+                sent = rawws.broadcast(connections, message)
+                assert sent == count, "every connection is open"
+                seconds = timeit(lambda c=connections: rawws.broadcast(c, message),
+                                 scale * 0.5)
+                row.append(seconds / count * 1e9)
+            rows.append(row)
+        return rows
+
+    rows = asyncio.run(measure())
+    return {
+        "id": "broadcast", "title": "broadcast", "unit": "ns per recipient", "chart": None,
+        "columns": list(configs), "rows": rows,
+        "note": "One 1 KiB JSON text message to every connection with rawws.broadcast (lower is "
+                "better). With server_no_context_takeover every compressed connection shares one "
+                "broadcast_key, so the message is compressed once for all of them; with context "
+                "takeover it is compressed once per connection.",
+    }
+
+
 SECTIONS = {
     "mask": section_mask,
     "frame": section_frame,
     "serialize": section_serialize,
     "parse": section_parse,
+    "broadcast": section_broadcast,
 }
 
 
