@@ -79,6 +79,8 @@ class Summary:
     close_not_ok: dict[str, list[str]] = field(default_factory=dict)  # behaviorClose -> case ids
     nine_ms: int = 0
     nine_cases: int = 0
+    nine_groups: dict[str, int] = field(default_factory=dict)  # "9.1" -> ms
+    wall_by_group: dict[str, float] = field(default_factory=dict)  # "9" -> s, from wstest's output
     expected: int | None = None
     wall_s: float | None = None
     harness_errors: list[str] = field(default_factory=list)
@@ -104,7 +106,9 @@ class Summary:
             "not_ok": {b: ids for b, ids in self.behaviors.items() if b != "OK"},
             "closing_not_ok": self.close_not_ok,
             "duration_9x_s": round(self.nine_ms / 1000, 1),
+            "duration_9x_groups_s": {g: round(ms / 1000, 2) for g, ms in self.nine_groups.items()},
             "wall_s": None if self.wall_s is None else round(self.wall_s, 1),
+            "wall_by_group_s": self.wall_by_group,
             "harness_errors": self.harness_errors,
         }
 
@@ -120,6 +124,9 @@ def summarize(mode: str, outdir: Path, agent: str | None = None) -> list[Summary
     summaries = []
     for name in [agent] if agent else sorted(index):
         summary = Summary(mode, name, outdir)
+        saved = outdir.parent / f"{mode}-{name}.summary.json"  # written by the run, if any
+        if saved.exists():
+            summary.wall_by_group = json.loads(saved.read_text()).get("wall_by_group_s", {})
         cases = index.get(name, {})
         if not cases:
             summary.harness_errors.append(f"no results for agent {name} in {index_path}")
@@ -132,6 +139,8 @@ def summarize(mode: str, outdir: Path, agent: str | None = None) -> list[Summary
             if case_id.startswith("9."):
                 summary.nine_ms += result["duration"]
                 summary.nine_cases += 1
+                group = ".".join(case_id.split(".")[:2])
+                summary.nine_groups[group] = summary.nine_groups.get(group, 0) + result["duration"]
         summaries.append(summary)
     return summaries
 
@@ -148,6 +157,10 @@ def print_summary(summary: Summary, require_deflate: bool) -> None:
         print(f"  closing behavior {behavior}: {compact(ids)}")
     if summary.nine_cases:
         print(f"  9.x: {summary.nine_cases} cases, total duration {summary.nine_ms / 1000:.1f} s")
+        groups = ", ".join(f"{g} {ms / 1000:.1f}" for g, ms in summary.nine_groups.items())
+        print(f"       by group (s): {groups}")
+    if "9" in summary.wall_by_group:
+        print(f"  9.x wall clock (handshakes, gaps included): {summary.wall_by_group['9']:.1f} s")
     for error in summary.harness_errors:
         print(f"  HARNESS ERROR: {error}")
     failures = summary.gate_failures(require_deflate)
@@ -233,16 +246,28 @@ def wait_listening(port: int, proc: subprocess.Popen[str], seconds: float) -> st
 
 
 class WstestOutput(threading.Thread):
-    """Copies wstest's output to its log; notes the case count; prints progress per case group."""
+    """Copies wstest's output to its log; notes the case count; prints progress per case group.
+
+    It also times each top-level group by the wall clock (from the start of its first case to the
+    start of the next group's, or to the end of the run), which, unlike the per-case durations in
+    index.json, includes the opening handshakes and anything the testee does between cases.
+    """
 
     PLANNED = re.compile(r"Ok, will run (\d+) test cases")
     RUNNING = re.compile(r"Running test case ID (\S+)")
+    ENDED = re.compile(r"Updating reports")
 
     def __init__(self, proc: subprocess.Popen[str], log: Path, label: str) -> None:
         super().__init__(daemon=True)
         self.proc, self.log, self.label = proc, log, label
         self.expected: int | None = None
         self.started = time.monotonic()
+        self.group_starts: dict[str, float] = {}
+        self.ended: float | None = None
+
+    def group_wall_s(self) -> dict[str, float]:
+        marks = [*self.group_starts.items(), ("end", self.ended or time.monotonic())]
+        return {g: round(marks[i + 1][1] - t, 1) for i, (g, t) in enumerate(marks[:-1])}
 
     def run(self) -> None:
         assert self.proc.stdout is not None
@@ -250,19 +275,24 @@ class WstestOutput(threading.Thread):
         with self.log.open("w") as log:
             for line in self.proc.stdout:
                 log.write(line)
+                log.flush()
                 if match := self.PLANNED.search(line):
                     self.expected = int(match.group(1))
+                elif self.ENDED.search(line):
+                    self.ended = time.monotonic()
                 elif match := self.RUNNING.search(line):
                     done += 1
                     case_id = match.group(1)
                     if case_id.split(".")[0] != group:
                         group = case_id.split(".")[0]
-                        elapsed = time.monotonic() - self.started
+                        self.group_starts[group] = time.monotonic()
+                        elapsed = self.group_starts[group] - self.started
                         print(
                             f"  [{elapsed:5.0f} s] {self.label}: case {case_id}"
                             f" ({done}/{self.expected or '?'})",
                             flush=True,
                         )
+        self.ended = self.ended or time.monotonic()
 
 
 def testee_command(peer: str, port: int) -> list[str]:
@@ -352,6 +382,7 @@ def finish(
     summary.wall_s = time.monotonic() - began
     summary.harness_errors[:0] = errors
     summary.expected = output.expected if output else None
+    summary.wall_by_group = output.group_wall_s() if output else {}
     if summary.expected is not None and summary.total != summary.expected:
         summary.harness_errors.append(
             f"{summary.total} results for {summary.expected} planned cases (see the logs)"
@@ -361,11 +392,11 @@ def finish(
 
 
 def find_wstest(explicit: str | None) -> str | None:
+    """--wstest or $RAWWS_WSTEST when given (nothing else then), else the install, else PATH."""
+    if chosen := explicit or os.environ.get("RAWWS_WSTEST"):
+        return shutil.which(chosen)
     home = Path(os.environ.get("RAWWS_WSTEST_HOME", "/opt/rawws-wstest"))
-    for candidate in (explicit, os.environ.get("RAWWS_WSTEST"), str(home / "bin" / "wstest")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return shutil.which("wstest")
+    return shutil.which(str(home / "bin" / "wstest")) or shutil.which("wstest")
 
 
 def main() -> int:
@@ -418,8 +449,8 @@ def main() -> int:
         wstest = find_wstest(args.wstest)
         if wstest is None:
             print(
-                "run.py: wstest not found (looked at --wstest, $RAWWS_WSTEST,"
-                " /opt/rawws-wstest/bin/wstest, PATH).\n"
+                "run.py: no runnable wstest (looked at --wstest, else $RAWWS_WSTEST,"
+                " $RAWWS_WSTEST_HOME/bin/wstest, PATH).\n"
                 "Install it with conformance/install_wstest.sh (make conformance does).",
                 file=sys.stderr,
             )
