@@ -429,7 +429,7 @@ class Connection(asyncio.BufferedProtocol):
         if self._batched >= self.write_limit:
             # Sending a lot in one batch: write now, so that writing_paused tells the truth
             # and the outbox never holds more than write_limit.
-            self._flush()
+            self._flush(hold=True)
 
     # --- hooks for server.py / client.py ---------------------------------------------------------
 
@@ -514,11 +514,15 @@ class Connection(asyncio.BufferedProtocol):
 
     # --- flushing and closing the transport ------------------------------------------------------
 
-    def _flush(self) -> None:
-        """Write what the protocol queued; close the transport when the protocol says so."""
+    def _flush(self, hold: bool = False) -> None:
+        """Write what the protocol queued; close the transport when the protocol says so.
+
+        ``hold``: a flush in the middle of a batch (the batch reached ``write_limit``); a close
+        the protocol holds behind the batch's messages waits for the end of the batch.
+        """
         protocol = self.protocol
         self._batched = 0
-        out = protocol.data_to_send()
+        out = protocol.data_to_send(hold=hold)
         transport = self.transport
         if out and transport is not None and not self._closing_transport:
             if len(out) == 1:
@@ -663,7 +667,7 @@ class Connection(asyncio.BufferedProtocol):
             self._shared.pending.append(self)
         self._batched += len(message)
         if self._batched >= self.write_limit:
-            self._flush()
+            self._flush(hold=True)
 
     def send_prepared(self, frame_bytes: bytes) -> None:
         """Write a frame prepared once for many connections (see :func:`rawws.broadcast`)."""

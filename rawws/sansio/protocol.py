@@ -368,8 +368,16 @@ class Protocol:
         events, self._events = self._events, []
         return events
 
-    def data_to_send(self) -> list[bytes]:
-        """Return the bytes to write, in order, produced since the last call."""
+    def data_to_send(self, *, hold: bool = False) -> list[bytes]:
+        """Return the bytes to write, in order, produced since the last call.
+
+        A failure or close echo held behind messages that arrived with it (see
+        :meth:`_peer_error`) is acted on here, unless ``hold`` is true: the caller is still
+        handling those messages and only writes what its answers produced so far.
+        """
+        if hold:
+            out, self._out = self._out, []
+            return out
         if self._deferred_failure is not None:
             self._fail_with(self._deferred_failure)
             self._deferred_failure = None

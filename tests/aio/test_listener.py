@@ -257,3 +257,21 @@ async def test_reply_to_a_message_that_came_with_the_close_is_not_an_error(
     # The echo either went out before the close echo, or not at all; never after it (§5.5.1).
     assert before in ([], [(True, Opcode.TEXT, b"last words")])
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_echo_listener_answers_every_message_before_the_close() -> None:
+    """Autobahn 7.1.6 through `python -m rawws echo`'s listener: a 256 KiB message, a small
+    one and a close, back to back. The big echo fills the write buffer mid-batch; the small
+    one is still echoed before the close."""
+    from rawws.__main__ import EchoListener
+
+    async with rawws.serve(EchoListener(), HOST, 0, max_size=None, compression=None) as server:
+        raw = await RawClient.connect(server.port)
+        big = bytes(range(256)) * 1024
+        raw.write(RawClient.frame(Opcode.BINARY, big)
+                  + RawClient.frame(Opcode.TEXT, b"Hello World!")
+                  + RawClient.frame(Opcode.CLOSE, b"\x03\xe8"))
+        (code, _), before = await raw.read_until_close()
+        assert before == [(True, Opcode.BINARY, big), (True, Opcode.TEXT, b"Hello World!")]
+        assert code == 1000
+        await raw.aclose()

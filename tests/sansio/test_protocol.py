@@ -545,3 +545,20 @@ def test_limits_changed_after_construction_apply_to_small_frames() -> None:
     server = open_server()
     server.max_frame_size = 5
     assert failed_with(server, masked(Opcode.TEXT, b"123456")) == 1009
+
+
+def test_hold_keeps_the_close_echo_behind_the_answers() -> None:
+    """Autobahn 7.1.6: a big message, a small one and a close in one read; the answer to the
+    big one is written while the small one is still being handled (a flush with hold)."""
+    server = open_server(max_size=None)
+    big = bytes(300_000)
+    server.receive_data(masked(Opcode.BINARY, big) + masked(Opcode.TEXT, b"Hello World!")
+                        + masked(Opcode.CLOSE, b"\x03\xe8"))
+    events = server.events_received()
+    assert events[:2] == [big, "Hello World!"]
+    server.send_binary(big)
+    assert server.data_to_send(hold=True) == [serialize_frame(Opcode.BINARY, big)]
+    assert server.state is State.OPEN
+    server.send_text("Hello World!")
+    assert server.data_to_send() == [serialize_frame(Opcode.TEXT, b"Hello World!"),
+                                     serialize_frame(Opcode.CLOSE, b"\x03\xe8")]
