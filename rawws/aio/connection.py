@@ -137,6 +137,7 @@ class Connection(asyncio.BufferedProtocol):
     """
 
     __slots__ = (
+        "_answer_deadline",
         "_answer_timer",
         "_batched",
         "_close_timer",
@@ -220,6 +221,7 @@ class Connection(asyncio.BufferedProtocol):
         self._closing_transport = False
         self._close_timer: asyncio.TimerHandle | None = None
         self._answer_timer: asyncio.TimerHandle | None = None  # see data_received
+        self._answer_deadline = 0.0
         self._keepalive_timer: asyncio.TimerHandle | None = None
         self._keepalive_payload: bytes | None = None
         self._opener: asyncio.Future[None] | None = None  # made by whoever waits for the open
@@ -344,10 +346,12 @@ class Connection(asyncio.BufferedProtocol):
         if self._messages and self.protocol.state is _OPEN and not self.protocol.receiving:
             # Messages arrived together with a bad frame or the peer's close: the protocol
             # holds its close frame until the next flush, so that answers to them go first.
-            # With recv() (not a listener) the handler answers in its own task, later: its
-            # send() flushes (answer, then close frame); recv() taking the last message
-            # schedules a flush; a short grace bounds the wait for a handler that does neither.
+            # With recv() (not a listener) the handler answers in its own task, later: flushes
+            # hold the close while messages wait for recv(); recv() taking the last one
+            # schedules the flush that sends it; a short grace (renewed while the handler
+            # waits in drain(), up to close_timeout) bounds the wait for a handler that stalls.
             if self._answer_timer is None:
+                self._answer_deadline = self.loop.time() + self.close_timeout
                 self._answer_timer = self.loop.call_later(_ANSWER_GRACE, self._answer_grace_over)
             return
         self._flush()
@@ -522,6 +526,8 @@ class Connection(asyncio.BufferedProtocol):
         """
         protocol = self.protocol
         self._batched = 0
+        if self._answer_timer is not None and self._messages:
+            hold = True  # the close waits until recv() has handed over every message before it
         out = protocol.data_to_send(hold=hold)
         transport = self.transport
         if out and transport is not None and not self._closing_transport:
@@ -539,6 +545,12 @@ class Connection(asyncio.BufferedProtocol):
 
     def _answer_grace_over(self) -> None:
         self._answer_timer = None
+        if (self._messages and self._drain_waiters
+                and self.loop.time() < self._answer_deadline):
+            # The handler is still answering (waiting for the peer to read a big answer):
+            # keep the close behind its answers, up to close_timeout in all.
+            self._answer_timer = self.loop.call_later(_ANSWER_GRACE, self._answer_grace_over)
+            return
         self._flush()
 
     def _close_transport(self) -> None:

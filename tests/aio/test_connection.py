@@ -719,3 +719,31 @@ async def test_handler_that_never_answers_still_gets_the_close_out() -> None:
         (code, _), before = await raw.read_until_close()  # after the short grace
         assert (code, before) == (1002, [])
         await raw.aclose()
+
+
+async def test_async_client_big_answer_then_small_before_the_close() -> None:
+    """Autobahn 7.1.6, client side: the first answer waits in drain() while the peer reads it
+    slowly; the second one still goes out before the close frame."""
+    from rawws.sansio.frames import serialize_frame
+
+    from .peers import RawServer, RawServerSide
+
+    big = bytes(range(256)) * 1024
+    received: asyncio.Future[list[tuple[bool, int, bytes]]] = (
+        asyncio.get_running_loop().create_future())
+
+    async def behave(side: RawServerSide) -> None:
+        side.writer.write(serialize_frame(Opcode.BINARY, big)
+                          + serialize_frame(Opcode.TEXT, b"Hello World!")
+                          + serialize_frame(Opcode.CLOSE, b"\x03\xe8"))
+        await asyncio.sleep(0.3)  # read nothing for a while: the client's big echo waits
+        received.set_result([await side.read_frame() for _ in range(3)])
+
+    async with RawServer(behave) as peer:
+        async with rawws.connect(f"ws://{HOST}:{peer.port}/", compression=None, max_size=None,
+                                 write_limit=1024, close_timeout=1) as ws:
+            async for message in ws:
+                await ws.send(message)
+        assert await received == [(True, Opcode.BINARY, big),
+                                  (True, Opcode.TEXT, b"Hello World!"),
+                                  (True, Opcode.CLOSE, b"\x03\xe8")]
