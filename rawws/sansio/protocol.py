@@ -200,7 +200,6 @@ class Protocol:
         "_msg_text",
         "_out",
         "_parsing",
-        "_plain_path_off",
         "_plain_send",
         "_rsv_allowed",
         "_send_opcode",
@@ -240,14 +239,13 @@ class Protocol:
 
         #: Negotiated extensions, in the order they apply on send.
         self.extensions: list[Extension] = []
+        # Derived from the extensions (and the side, the limits, the transcript): see
+        # _use_extensions() and _fast_path_limit().
         self._rsv_allowed = 0
-        # True when every frame must take the full path (extensions, debug transcript).
-        self._plain_path_off = self.debug
-        # True when an unfragmented message can be serialized directly (server, no extension).
-        self._plain_send = not self.debug and self._expect_mask
-        self._small_frame_limit = self._fast_path_limit()
-        # Cached broadcast_key (it depends only on the side and the negotiated extensions).
-        self._broadcast_key: Hashable | None = () if self.side is Side.SERVER else None
+        self._plain_send = False
+        self._small_frame_limit = -1
+        self._broadcast_key: Hashable | None = None
+        self._use_extensions([])
         #: The close frame received and the one sent, as ``(code, reason)``.
         self.close_rcvd: tuple[int, str] | None = None
         self.close_sent: tuple[int, str] | None = None
@@ -310,7 +308,7 @@ class Protocol:
     def _fast_path_limit(self) -> int:
         """The largest 7-bit payload length the parser's fast path may take: under every size
         limit, and -1 (never) when extensions or the transcript need the general path."""
-        if self._plain_path_off:
+        if self.debug or self.extensions:
             return -1
         limit = 125
         for bound in (self._max_size, self._max_frame_size):
@@ -348,15 +346,17 @@ class Protocol:
         return self._parsing and self.state in (State.OPEN, State.CLOSING)
 
     def _use_extensions(self, extensions: list[Extension]) -> None:
+        """Set the negotiated extensions and everything derived from them."""
         self.extensions = extensions
-        self._plain_path_off = self.debug or bool(extensions)
-        self._plain_send = not self._plain_path_off and self.side is Side.SERVER
-        self._small_frame_limit = self._fast_path_limit()
         self._rsv_allowed = 0
         for ext in extensions:
             self._rsv_allowed |= ext.rsv_bits
+        # An unfragmented message can be serialized directly: server, no extension, no
+        # transcript (send_text / send_binary).
+        self._plain_send = self.side is Side.SERVER and not extensions and not self.debug
+        self._small_frame_limit = self._fast_path_limit()
         if self.side is Side.CLIENT:
-            self._broadcast_key = None
+            self._broadcast_key = None  # every client frame has its own masking key
         else:
             keys = tuple(ext.broadcast_key for ext in extensions)
             self._broadcast_key = None if None in keys else keys
@@ -536,19 +536,6 @@ class Protocol:
                     if key is not None and length:
                         raw = apply_mask(raw, key)
                     payload = bytes(raw) if type(raw) is bytearray else cast(bytes, raw)
-                    if fin and opcode and not self._plain_path_off:
-                        # The most common frame: a whole message, no extension, no transcript.
-                        if opcode == _OP_TEXT:
-                            try:
-                                self._events.append(payload.decode("utf-8"))
-                            except UnicodeDecodeError as exc:
-                                raise InvalidUTF8(
-                                    f"text message is not valid UTF-8: {exc.reason}") from None
-                        elif opcode == _OP_BINARY:
-                            self._events.append(payload)
-                        else:
-                            self._control_frame(opcode, payload)
-                        continue
                     self._frame(bool(fin), rsv, opcode, payload, budget)
                     continue
 
@@ -613,10 +600,7 @@ class Protocol:
             encoded = reason.encode()[:123].decode("utf-8", "ignore")
             self._send_close_frame(code, encoded)
             self._set_state(State.CLOSING)
-        self._parsing = False
-        self._reset_message()
-        self._buf = b""
-        self._frame_left = 0
+        self._stop_parsing()
         # A server closes TCP at once; a client waits for the server to do it (§7.1.1).
         if self.side is Side.SERVER:
             self.close_transport = True
@@ -626,9 +610,6 @@ class Protocol:
         self.fail(exc.close_code, str(exc))
 
     # --- receiving frames ------------------------------------------------------------------------
-
-    def _receive_frames(self, data: bytes) -> None:
-        self.receive_data(data)
 
     def _peer_error(self, exc: ProtocolError) -> None:
         """Fail the connection for a peer error found while parsing.
@@ -642,12 +623,16 @@ class Protocol:
         if self._events and self.state is State.OPEN:
             self.failure = exc
             self._deferred_failure = exc
-            self._parsing = False
-            self._buf = b""
-            self._frame_left = 0
-            self._reset_message()
+            self._stop_parsing()
         else:
             self._fail_with(exc)
+
+    def _stop_parsing(self) -> None:
+        """Read nothing more: drop the partial frame and message (§7.1.7, §5.5.1)."""
+        self._parsing = False
+        self._buf = b""
+        self._frame_left = 0
+        self._reset_message()
 
     def _frame_chunk(self, chunk: bytes | bytearray) -> None:
         """Consume part of the payload of the frame being streamed."""
@@ -761,22 +746,17 @@ class Protocol:
         self.close_rcvd = (code, reason)
         # Nothing after a close frame is data (§5.5.1: "the endpoint [...] MUST NOT send any more
         # data frames" after it), so parsing stops here.
-        self._parsing = False
-        self._buf = b""
+        self._stop_parsing()
         if self.state is State.OPEN:
             self.close_rcvd_first = True
-            if self._events:
-                # Messages that arrived before this close are still to be handled: the echo
-                # waits for the next data_to_send(), so replies to them can go out first (§5.5.1:
-                # the endpoint "MAY delay sending a Close frame until its current message is
-                # sent").
-                self._close_echo_due = True
-            else:
-                self._echo_close()
+        if self.state is State.OPEN and self._events:
+            # Messages that arrived before this close are still to be handled: the echo waits
+            # for the next data_to_send(), so replies to them can go out first (§5.5.1: the
+            # endpoint "MAY delay sending a Close frame until its current message is sent").
+            self._close_echo_due = True
+        else:
+            self._echo_close()
         self._events.append(CloseReceived(code, reason))
-        if self.side is Side.SERVER and not self._close_echo_due:
-            # §7.1.1: the closing handshake is complete; the server closes TCP first.
-            self.close_transport = True
 
     def _echo_close(self) -> None:
         """§5.5.1: "If an endpoint receives a Close frame and did not previously send a Close
@@ -788,6 +768,7 @@ class Protocol:
             self._send_close_frame(None if code == CloseCode.NO_STATUS_RCVD else code, reason)
             self._set_state(State.CLOSING)
         if self.side is Side.SERVER:
+            # §7.1.1: the closing handshake is complete; the server closes TCP first.
             self.close_transport = True
 
     # --- sending ---------------------------------------------------------------------------------
@@ -823,16 +804,20 @@ class Protocol:
         if self.state is not State.OPEN:
             raise InvalidState(f"cannot send: connection is {self.state.name}")
 
+    def _encode(self, opcode: int, payload: bytes, fin: bool,
+                compress: bool | None) -> tuple[bytes, int]:
+        """Apply the extensions to a data frame: its payload and RSV bits."""
+        if not self.extensions:
+            return payload, 0
+        frame = Frame(opcode, payload, fin)
+        for ext in self.extensions:
+            frame = ext.encode(frame, compress=compress)
+        rsv = (RSV1 if frame.rsv1 else 0) | (RSV2 if frame.rsv2 else 0) | (
+            RSV3 if frame.rsv3 else 0)
+        return frame.payload, rsv
+
     def _send_data(self, opcode: int, payload: bytes, fin: bool, compress: bool | None) -> None:
-        rsv = 0
-        if self.extensions:
-            frame = Frame(opcode, payload, fin)
-            for ext in self.extensions:
-                frame = ext.encode(frame, compress=compress)
-            payload = frame.payload
-            rsv = (RSV1 if frame.rsv1 else 0) | (RSV2 if frame.rsv2 else 0) | (
-                RSV3 if frame.rsv3 else 0
-            )
+        payload, rsv = self._encode(opcode, payload, fin, compress)
         self._send_frame(opcode, payload, fin, rsv)
 
     def send_text(self, data: str | bytes, *, fin: bool = True,
@@ -845,7 +830,8 @@ class Protocol:
             self._refuse_new_message()
         payload = data.encode() if isinstance(data, str) else data
         if fin and self._plain_send:
-            # The common case: an unmasked frame, the header packed here (§5.2).
+            # The common case: an unmasked frame, its header packed here rather than by
+            # frames.serialize_frame(), one call less per reply (benchmarks/run.py, echo).
             n = len(payload)
             self._out.append((_pack_2(0x81, n) if n < 126 else _pack_4(0x81, 126, n)
                               if n < 65536 else _pack_10(0x81, 127, n)) + payload)
@@ -861,7 +847,8 @@ class Protocol:
             self._refuse_new_message()
         payload = data if type(data) is bytes else bytes(data)
         if fin and self._plain_send:
-            # The common case: an unmasked frame, the header packed here (§5.2).
+            # The common case: an unmasked frame, its header packed here rather than by
+            # frames.serialize_frame(), one call less per reply (benchmarks/run.py, echo).
             n = len(payload)
             self._out.append((_pack_2(0x82, n) if n < 126 else _pack_4(0x82, 126, n)
                               if n < 65536 else _pack_10(0x82, 127, n)) + payload)
@@ -934,13 +921,7 @@ class Protocol:
             opcode, payload = _OP_TEXT, message.encode()
         else:
             opcode, payload = _OP_BINARY, bytes(message)
-        rsv = 0
-        if self.extensions:
-            frame = Frame(opcode, payload)
-            for ext in self.extensions:
-                frame = ext.encode(frame, compress=compress)
-            payload = frame.payload
-            rsv = RSV1 if frame.rsv1 else 0
+        payload, rsv = self._encode(opcode, payload, True, compress)
         return _serialize_frame(opcode, payload, rsv=rsv)
 
 
@@ -1155,11 +1136,11 @@ class ServerProtocol(Protocol):
             self._out.append(response.serialize())
             if self.debug:
                 self.logger.debug("> HTTP 101 to %s",
-                              _redacted(self.request.target) if self.request else "")
+                                  _redacted(self.request.target) if self.request else "")
             self._set_state(State.OPEN)
             early, self._early = self._early, b""
             if early:
-                self._receive_frames(early)
+                self.receive_data(early)
             return
         headers = response.headers
         if response.status >= 400 and self.failure is None:
@@ -1310,4 +1291,4 @@ class ClientProtocol(Protocol):
         self._set_state(State.OPEN)
         self._events.append(self.response)
         if rest:
-            self._receive_frames(rest)
+            self.receive_data(rest)
