@@ -115,7 +115,7 @@ class ServerConnection(Connection):
             return
         request = event
         server = self.server
-        if not request.is_upgrade and "Sec-WebSocket-Key" not in request.headers:
+        if not request.is_upgrade:
             if server.http_handler is None:
                 # RFC 9110 §15.5.22: 426 with an Upgrade header naming the protocol to use.
                 self._respond(self.protocol.reject(

@@ -101,13 +101,18 @@ class Headers:
     __slots__ = ("_items",)
 
     def __init__(
-        self, items: Iterable[tuple[str, str]] | Mapping[str, str] | None = None
+        self, items: Headers | Iterable[tuple[str, str]] | Mapping[str, str] | None = None
     ) -> None:
         self._items: list[tuple[str, str]] = []
         if items is not None:
-            pairs = items.items() if isinstance(items, Mapping) else items
-            for name, value in pairs:
-                self._items.append((name, value))
+            self.extend(items)
+
+    def extend(self, items: Headers | Iterable[tuple[str, str]] | Mapping[str, str]) -> None:
+        """Add every header of ``items`` (headers, pairs or a mapping), in order."""
+        if isinstance(items, Headers):
+            self._items.extend(items._items)
+        else:
+            self._items.extend(items.items() if isinstance(items, Mapping) else items)
 
     def __getitem__(self, name: str) -> str:
         values = self.get_all(name)
@@ -220,8 +225,10 @@ class Request:
 
     @property
     def is_upgrade(self) -> bool:
-        """Whether the request asks for an upgrade to WebSocket (has ``Upgrade: websocket``)."""
-        return any(
+        """Whether the request is a WebSocket opening handshake, valid or not: it asks for
+        ``Upgrade: websocket`` or carries a ``Sec-WebSocket-Key``. Anything else is a plain HTTP
+        request."""
+        return "Sec-WebSocket-Key" in self.headers or any(
             token.strip().lower() == "websocket"
             for value in self.headers.get_all("Upgrade")
             for token in value.split(",")

@@ -1022,7 +1022,7 @@ class ServerProtocol(Protocol):
             start, header_items = head
             method, target, version = parse_request_line(start)
             request = Request(method, target, Headers(header_items), version=version)
-            if request.is_upgrade or "Sec-WebSocket-Key" in request.headers:
+            if request.is_upgrade:
                 self.request = request
                 self._early = rest
                 self._events.append(request)
@@ -1109,16 +1109,14 @@ class ServerProtocol(Protocol):
                headers: Sequence[tuple[str, str]] | Headers = ()) -> Response:
         """Build an error response with a plain-text body."""
         body = (text + "\n").encode() if text else b""
-        hdrs = Headers(headers.items() if isinstance(headers, Headers) else headers)
+        hdrs = Headers(headers)
         if "Content-Type" not in hdrs:
             hdrs["Content-Type"] = "text/plain; charset=utf-8"
         return Response(status, hdrs, body)
 
     def _add_common_headers(self, headers: Headers) -> None:
         if self.extra_headers is not None:
-            extra = self.extra_headers
-            for name, value in extra.items() if isinstance(extra, Headers) else extra:
-                headers[name] = value
+            headers.extend(self.extra_headers)
         if self.server_header and "Server" not in headers:
             headers["Server"] = self.server_header
 
@@ -1244,9 +1242,7 @@ class ClientProtocol(Protocol):
                 [(f.name, f.get_request_params()) for f in self.extension_factories]
             )
         if self.extra_headers is not None:
-            extra = self.extra_headers
-            for name, value in extra.items() if isinstance(extra, Headers) else extra:
-                headers[name] = value
+            headers.extend(self.extra_headers)
         if self.user_agent and "User-Agent" not in headers:
             headers["User-Agent"] = self.user_agent
         return Request("GET", self.resource, headers)

@@ -482,3 +482,24 @@ def test_transcript_never_logs_query_strings(caplog: pytest.LogCaptureFixture) -
     assert "> GET /ws?… HTTP/1.1" in caplog.text
     assert "> HTTP 101 to /ws?…" in caplog.text
     assert "s3cr3t" not in caplog.text
+
+
+def test_headers_extend_takes_headers_pairs_and_mappings() -> None:
+    headers = Headers([("A", "1")])
+    headers.extend(Headers([("b", "2"), ("A", "3")]))
+    headers.extend([("C", "4")])
+    headers.extend({"D": "5"})
+    assert headers.items() == [("A", "1"), ("b", "2"), ("A", "3"), ("C", "4"), ("D", "5")]
+    assert headers.get_all("a") == ["1", "3"]
+    copy = Headers(headers)
+    copy.extend([("E", "6")])
+    assert "E" not in headers and copy.get("e") == "6"
+
+
+def test_a_key_without_upgrade_is_still_a_websocket_attempt() -> None:
+    raw = request_with(drop="Upgrade")
+    server = ServerProtocol()
+    server.receive_data(raw)
+    (request,) = server.events_received()
+    assert isinstance(request, Request) and request.is_upgrade  # not a plain HTTP request
+    assert server.accept(request).status == 400
