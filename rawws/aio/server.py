@@ -468,5 +468,4 @@ class serve:
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.server.close()
-        await self.server.wait_closed()
+        await self.server.__aexit__(exc_type, exc, tb)
