@@ -40,6 +40,7 @@ from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_
 
 from .disturb import RETRIES, disturbance, disturbed
 from .servers._common import raise_nofile_limit
+from .servers._wire import frame_span
 
 HOST = "127.0.0.1"
 # Connections opened at once when setting up many: under the listen backlog that asyncio and the
@@ -343,21 +344,9 @@ class RawClient(asyncio.Protocol):
             self.ready.set_result(self.deflate)
         pos = 0
         size = len(buf)
-        while size - pos >= 2:
+        while (span := frame_span(buf, pos)) is not None:
             b0 = buf[pos]
-            n = buf[pos + 1]
-            if n < 126:
-                start = pos + 2
-            elif n == 126:
-                if size - pos < 4:
-                    break
-                n = int.from_bytes(buf[pos + 2 : pos + 4], "big")
-                start = pos + 4
-            else:
-                if size - pos < 10:
-                    break
-                n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                start = pos + 10
+            start, n = span
             end = start + n
             if end > size:
                 break
@@ -504,21 +493,9 @@ class SubClient(asyncio.Protocol):
         pos = 0
         size = len(buf)
         count = 0
-        while size - pos >= 2:
+        while (span := frame_span(buf, pos)) is not None:
             b0 = buf[pos]
-            n = buf[pos + 1]
-            if n < 126:
-                start = pos + 2
-            elif n == 126:
-                if size - pos < 4:
-                    break
-                n = int.from_bytes(buf[pos + 2 : pos + 4], "big")
-                start = pos + 4
-            else:
-                if size - pos < 10:
-                    break
-                n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                start = pos + 10
+            start, n = span
             if b0 & 0x0F <= 2 and b0 & 0x80:
                 count += 1
             pos = start + n

@@ -41,3 +41,21 @@ def header(b0: int, n: int) -> bytes:
     if n < 65536:
         return bytes((b0, 126)) + n.to_bytes(2, "big")
     return bytes((b0, 127)) + n.to_bytes(8, "big")
+
+
+def frame_span(buf: bytes, pos: int) -> tuple[int, int] | None:
+    """Where the payload of the unmasked (server) frame at ``pos`` starts and how long it is;
+    ``None`` while its header is incomplete."""
+    size = len(buf)
+    if size - pos < 2:
+        return None
+    n = buf[pos + 1] & 0x7F
+    if n < 126:
+        return pos + 2, n
+    if n == 126:
+        if size - pos < 4:
+            return None
+        return pos + 4, int.from_bytes(buf[pos + 2 : pos + 4], "big")
+    if size - pos < 10:
+        return None
+    return pos + 10, int.from_bytes(buf[pos + 2 : pos + 10], "big")
