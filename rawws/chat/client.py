@@ -43,12 +43,16 @@ from typing import Any, Final
 
 import rawws
 
+from .wire import CLOSE_AUTH_EXPIRED, CLOSE_AUTH_INVALID
+
 __all__ = ["FATAL_CLOSE_CODES", "ChatClient", "ChatError"]
 
 _logger = logging.getLogger("rawws.chat.client")
 
 #: Close codes after which reconnecting cannot help.
-FATAL_CLOSE_CODES: Final = frozenset({1008, 4001, 4002})
+FATAL_CLOSE_CODES: Final = frozenset({rawws.CloseCode.POLICY_VIOLATION, CLOSE_AUTH_EXPIRED,
+                                      CLOSE_AUTH_INVALID})
+_AUTH_CLOSE_CODES: Final = (CLOSE_AUTH_EXPIRED, CLOSE_AUTH_INVALID)
 _END: Final = object()
 
 
@@ -290,8 +294,8 @@ class ChatClient:
                     if self._closing:
                         return
                     if code in FATAL_CLOSE_CODES:
-                        self._failure = ChatError("auth" if code in (4001, 4002) else "policy",
-                                                  f"closed by the server: {code} {reason}")
+                        kind = "auth" if code in _AUTH_CLOSE_CODES else "policy"
+                        self._failure = ChatError(kind, f"closed by the server: {code} {reason}")
                         return
                     if code == 1000 or not self.reconnect:
                         self._failure = ChatError("closed", f"closed by the server: {code}")

@@ -45,7 +45,6 @@ __all__ = ["ChatHub", "Peer", "ip_of"]
 _logger = logging.getLogger("rawws.chat")
 
 SlowConsumerPolicy = Literal["close", "drop-oldest"]
-CLOSE_TRY_AGAIN_LATER: Final = 1013  # RFC 6455 §7.4.1 / IANA: "Try Again Later"
 TOKEN_COOKIE: Final = "rawws_token"
 
 
@@ -330,7 +329,8 @@ class ChatHub(rawws.Listener):
         self.logger.info("connection %s: outbound queue full (slow reader): closing with 1013, "
                          "dropping it in %g s", peer.session.id if peer.session else "?",
                          self.slow_consumer_grace)
-        self.close_peer(peer, CLOSE_TRY_AGAIN_LATER, "outbound queue full: reading too slowly")
+        self.close_peer(peer, rawws.CloseCode.TRY_AGAIN_LATER,
+                        "outbound queue full: reading too slowly")
         # A reader that caught up gets the close frame within the grace and the closing
         # handshake ends the connection (on_close cancels this timer); a stalled one is dropped.
         loop = asyncio.get_running_loop()

@@ -33,12 +33,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ..sansio.codes import CloseCode
 from .auth import UNRESTRICTED, Authenticator, AuthError, Grants, Identity
 from .limits import Limits, TokenBucket
 from .metrics import Metrics
 from .store import MemoryStore, RoomLimitReached, Store
 from .topics import TopicIndex, split_pattern, split_topic
 from .wire import (
+    CLOSE_AUTH_EXPIRED,
     ErrorCode,
     WireError,
     decode_message,
@@ -59,7 +61,7 @@ __all__ = [
     "route_for",
 ]
 
-CLOSE_POLICY: Final = 1008  # RFC 6455 §7.4.1 "policy violation"
+CLOSE_POLICY: Final = CloseCode.POLICY_VIOLATION  # 1008, RFC 6455 §7.4.1
 
 
 class Endpoint(enum.Enum):
@@ -251,7 +253,7 @@ class Router:
         """The token's ``exp`` passed while connected: close with 4001."""
         out: list[Action] = []
         if session.authenticated and not session.closing:
-            self._close(session, 4001, "token expired", out)
+            self._close(session, CLOSE_AUTH_EXPIRED, "token expired", out)
         return out
 
     def _new_connection_id(self) -> str:
