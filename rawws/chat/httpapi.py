@@ -46,7 +46,7 @@ from .redact import redact_target
 from .router import Action, Router, Send
 from .store import RoomLimitReached
 from .topics import split_topic
-from .wire import WireError, decode_json, encode, is_valid_room, is_valid_user
+from .wire import WireError, bearer_token, decode_json, encode, is_valid_room, is_valid_user
 
 __all__ = ["HttpApi", "HttpResponse", "client_key"]
 
@@ -250,12 +250,11 @@ class HttpApi:
     def _authorize(self, headers: HeaderLookup) -> None:
         if self._api_key is None:
             return
-        value = headers.get("Authorization")
-        scheme, _, key = (value or "").strip().partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
+        key = bearer_token(headers.get("Authorization"))
+        if key is None:
             raise _Fail(401, "unauthorized", "send Authorization: Bearer <api key>",
                         (("WWW-Authenticate", 'Bearer realm="rawws"'),))
-        if not hmac.compare_digest(key.strip().encode("utf-8", "replace"), self._api_key):
+        if not hmac.compare_digest(key.encode("utf-8", "replace"), self._api_key):
             raise _Fail(403, "forbidden", "wrong API key")
 
     # --- bodies ------------------------------------------------------------------------------

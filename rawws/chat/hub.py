@@ -38,7 +38,7 @@ from typing import Any, Final, Literal
 import rawws
 
 from .router import Action, Close, Route, Router, Send, Session, route_for
-from .wire import encode, is_valid_user
+from .wire import bearer_token, encode, is_valid_user
 
 __all__ = ["ChatHub", "Peer", "ip_of"]
 
@@ -46,15 +46,6 @@ _logger = logging.getLogger("rawws.chat")
 
 SlowConsumerPolicy = Literal["close", "drop-oldest"]
 TOKEN_COOKIE: Final = "rawws_token"
-
-
-def bearer_token(value: str | None) -> str | None:
-    if not value:
-        return None
-    scheme, _, token = value.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
 
 
 def cookie_value(headers: rawws.Headers, name: str) -> str | None:

@@ -2,7 +2,8 @@
 
 Owns: turning one received text message into a JSON object (or a :class:`WireError` that says
 which ``error`` reply it deserves), encoding outgoing objects to text once, validating the names
-that appear in messages and URLs (users, rooms), and the ISO 8601 timestamps put on events.
+that appear in messages and URLs (users, rooms), the ISO 8601 timestamps put on events, and
+reading ``Authorization: Bearer`` (tokens at the handshake, the HTTP API key).
 
 Does not own: what a message means (:mod:`rawws.chat.router`) or topic syntax
 (:mod:`rawws.chat.topics`). ``docs/protocol.md`` is the reference for every shape named here.
@@ -32,6 +33,7 @@ __all__ = [
     "CLOSE_AUTH_INVALID",
     "ErrorCode",
     "WireError",
+    "bearer_token",
     "decode_json",
     "decode_message",
     "encode",
@@ -89,6 +91,19 @@ def is_valid_room(name: object) -> bool:
     return (
         type(name) is str and len(name) <= _ROOM_MAX and _ROOM_RE.fullmatch(name) is not None
     )
+
+
+# --- HTTP headers ------------------------------------------------------------------------------
+
+
+def bearer_token(value: str | None) -> str | None:
+    """The credential of an ``Authorization: Bearer <credential>`` header value, else None."""
+    if not value:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
 
 
 # --- time --------------------------------------------------------------------------------------

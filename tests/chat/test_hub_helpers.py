@@ -1,4 +1,4 @@
-"""rawws.chat.hub and rawws.chat.redact helpers: token sources, origin rule, log redaction."""
+"""rawws.chat.hub, wire and redact helpers: token sources, origin rule, log redaction."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import logging
 import pytest
 
 import rawws
-from rawws.chat.hub import ChatHub, bearer_token, cookie_value, same_origin
+from rawws.chat.hub import ChatHub, cookie_value, same_origin
 from rawws.chat.redact import RedactingFilter, redact_target
 from rawws.chat.router import Router
+from rawws.chat.wire import bearer_token
 
 
 @pytest.mark.parametrize(("value", "expected"), [
