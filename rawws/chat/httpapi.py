@@ -36,9 +36,10 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
+
+import rawws
 
 from .limits import BucketTable, Limits
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -48,7 +49,7 @@ from .store import RoomLimitReached
 from .topics import split_topic
 from .wire import WireError, bearer_token, decode_json, encode, is_valid_room, is_valid_user
 
-__all__ = ["HttpApi", "HttpResponse", "client_key"]
+__all__ = ["HttpApi", "client_key"]
 
 _logger = logging.getLogger("rawws.chat.http")
 
@@ -105,13 +106,6 @@ class HeaderLookup(Protocol):
     def get(self, name: str, default: str | None = None) -> str | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class HttpResponse:
-    status: int
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
-
-
 class _Fail(Exception):
     def __init__(self, status: int, error: str, message: str,
                  headers: tuple[tuple[str, str], ...] = ()) -> None:
@@ -122,10 +116,10 @@ class _Fail(Exception):
         self.headers = headers
 
 
-def _json(status: int, value: Any, headers: tuple[tuple[str, str], ...] = ()) -> HttpResponse:
-    return HttpResponse(status, [("Content-Type", "application/json"),
-                                 ("Cache-Control", "no-store"), *COMMON_HEADERS, *headers],
-                        encode(value).encode("utf-8"))
+def _json(status: int, value: Any, headers: tuple[tuple[str, str], ...] = ()) -> rawws.Response:
+    return rawws.Response(status, rawws.Headers([
+        ("Content-Type", "application/json"), ("Cache-Control", "no-store"), *COMMON_HEADERS,
+        *headers]), encode(value).encode("utf-8"))
 
 
 class HttpApi:
@@ -162,7 +156,7 @@ class HttpApi:
     # --- entry point -------------------------------------------------------------------------
 
     def handle(self, method: str, target: str, headers: HeaderLookup,
-               body: bytes, *, client: str | None = None) -> HttpResponse:
+               body: bytes, *, client: str | None = None) -> rawws.Response:
         """Answer one request. ``client``: the peer's IP address, for the per-address API rate
         limit (None: an in-process caller, not limited)."""
         try:
@@ -182,7 +176,7 @@ class HttpApi:
         return response
 
     def _route(self, method: str, target: str, headers: HeaderLookup,
-               body: bytes) -> HttpResponse:
+               body: bytes) -> rawws.Response:
         raw_path = target.partition("?")[0]
         parts = [urllib.parse.unquote(p, errors="replace") for p in raw_path.split("/")[1:]]
         if parts and parts[-1] == "" and len(parts) > 1:
@@ -200,9 +194,9 @@ class HttpApi:
                                    "uptime_seconds": round(self._clock() - self._started, 3)})
             case ["metrics"]:
                 self._allow(method, "GET")
-                return HttpResponse(200, [("Content-Type", METRICS_CONTENT_TYPE),
-                                          ("Cache-Control", "no-store"), *COMMON_HEADERS],
-                                    self.metrics.render().encode("utf-8"))
+                return rawws.Response(200, rawws.Headers([
+                    ("Content-Type", METRICS_CONTENT_TYPE), ("Cache-Control", "no-store"),
+                    *COMMON_HEADERS]), self.metrics.render().encode("utf-8"))
             case ["api", "notify", user]:
                 self._allow(method, "POST")
                 self._authorize(headers)
@@ -289,7 +283,7 @@ class HttpApi:
 
     # --- endpoints ---------------------------------------------------------------------------
 
-    def _notify(self, user: str, body: bytes) -> HttpResponse:
+    def _notify(self, user: str, body: bytes) -> rawws.Response:
         if not is_valid_user(user):
             raise _Fail(400, "bad_request", "invalid user_id")
         message = self._message(body)
@@ -297,13 +291,13 @@ class HttpApi:
         self.deliver(actions)
         return _json(200, {"status": status, "recipients": recipients})
 
-    def _broadcast(self, body: bytes) -> HttpResponse:
+    def _broadcast(self, body: bytes) -> rawws.Response:
         message = self._message(body)
         recipients, actions = self.router.broadcast(message)
         self.deliver(actions)
         return _json(200, {"status": "sent", "recipients": recipients})
 
-    def _publish(self, topic: str, body: bytes) -> HttpResponse:
+    def _publish(self, topic: str, body: bytes) -> rawws.Response:
         try:
             split_topic(topic)
         except ValueError as exc:
@@ -313,7 +307,7 @@ class HttpApi:
         self.deliver(actions)
         return _json(200, {"status": "sent", "topic": topic, "recipients": recipients})
 
-    def _room(self, room: str) -> HttpResponse:
+    def _room(self, room: str) -> rawws.Response:
         if not is_valid_room(room):
             raise _Fail(400, "bad_request", "invalid room name")
         detail = self.router.room_detail(room)
@@ -321,7 +315,7 @@ class HttpApi:
             raise _Fail(404, "not_found", f"no room {room!r}")
         return _json(200, detail)
 
-    def _post(self, room: str, body: bytes) -> HttpResponse:
+    def _post(self, room: str, body: bytes) -> rawws.Response:
         if not is_valid_room(room):
             raise _Fail(400, "bad_request", "invalid room name")
         value = self._body(body)
@@ -344,34 +338,34 @@ class HttpApi:
 
     # --- the page ----------------------------------------------------------------------------
 
-    def _page_headers(self, headers: HeaderLookup, content_type: str) -> list[tuple[str, str]]:
+    def _page_headers(self, headers: HeaderLookup, content_type: str) -> rawws.Headers:
         host = headers.get("Host")
         connect = "'self'"
         if host and _HOST.fullmatch(host):
             connect += f" ws://{host} wss://{host}"
         csp = (f"default-src 'self'; connect-src {connect}; img-src 'self' data:; "
                "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
-        return [("Content-Type", content_type), ("Content-Security-Policy", csp),
-                ("Referrer-Policy", "no-referrer"), ("X-Frame-Options", "DENY"),
-                ("Cache-Control", "no-cache"), *COMMON_HEADERS]
+        return rawws.Headers([("Content-Type", content_type), ("Content-Security-Policy", csp),
+                              ("Referrer-Policy", "no-referrer"), ("X-Frame-Options", "DENY"),
+                              ("Cache-Control", "no-cache"), *COMMON_HEADERS])
 
-    def _index(self, headers: HeaderLookup) -> HttpResponse:
+    def _index(self, headers: HeaderLookup) -> rawws.Response:
         if self.static_dir is not None:
             page = self._read_static(["index.html"])
             if page is not None:
-                return HttpResponse(200, self._page_headers(headers, _CONTENT_TYPES[".html"]),
-                                    page)
-        return HttpResponse(200, self._page_headers(headers, "text/plain; charset=utf-8"),
-                            INDEX_FALLBACK)
+                return rawws.Response(
+                    200, self._page_headers(headers, _CONTENT_TYPES[".html"]), page)
+        return rawws.Response(200, self._page_headers(headers, "text/plain; charset=utf-8"),
+                              INDEX_FALLBACK)
 
-    def _static(self, names: list[str], headers: HeaderLookup) -> HttpResponse:
+    def _static(self, names: list[str], headers: HeaderLookup) -> rawws.Response:
         data = self._read_static(names) if self.static_dir is not None else None
         if data is None:
             raise _Fail(404, "not_found", "no such file")
         suffix = Path(names[-1]).suffix.lower()
         content_type = _CONTENT_TYPES.get(suffix) or mimetypes.types_map.get(
             suffix, "application/octet-stream")
-        return HttpResponse(200, self._page_headers(headers, content_type), data)
+        return rawws.Response(200, self._page_headers(headers, content_type), data)
 
     def _read_static(self, names: list[str]) -> bytes | None:
         assert self.static_dir is not None

@@ -126,9 +126,8 @@ class ChatServer:
         return self
 
     def _http(self, ws: rawws.ServerConnection, request: rawws.Request) -> rawws.Response:
-        answer = self.api.handle(request.method, request.target, request.headers, request.body,
-                                 client=ip_of(ws))
-        return rawws.Response(answer.status, rawws.Headers(answer.headers), answer.body)
+        return self.api.handle(request.method, request.target, request.headers, request.body,
+                               client=ip_of(ws))
 
     @property
     def server(self) -> rawws.Server:
