@@ -129,9 +129,8 @@ class Close:
 
 
 Action = Send | Close
+#: (session, request, its ``id`` or None (an ``"id": null`` is no id), actions out)
 Handler = Callable[[Session, dict[str, Any], Any, list[Action]], None]
-
-_NO_ID: Final = object()
 
 
 def _valid_id(value: object) -> bool:
@@ -290,7 +289,7 @@ class Router:
             out.append(Send([session], encode({**item, "offline": True})))
         if session.route.endpoint is Endpoint.CHAT:
             try:
-                self._join(session, {"room": session.route.room}, _NO_ID, out)
+                self._join(session, {"room": session.route.room}, None, out)
             except WireError as exc:
                 self._error(session, exc.code, exc.message, None, out)
 
@@ -340,7 +339,7 @@ class Router:
             handler = self._handlers.get(kind)
             if handler is None:
                 raise WireError(ErrorCode.UNKNOWN_TYPE, f"unknown type {kind[:40]!r}")
-            handler(session, msg, _NO_ID if rid is None else rid, out)
+            handler(session, msg, rid, out)
         except WireError as exc:
             self._error(session, exc.code, exc.message, rid, out)
         return out
@@ -348,7 +347,7 @@ class Router:
     def _first_message(self, session: Session, message: str | bytes, out: list[Action]) -> None:
         # RFC 6455 §7.4.1: 1008 "policy violation" for anything but a token.
         token: Any = None
-        rid: Any = _NO_ID
+        rid: Any = None
         if type(message) is str:
             try:
                 msg = decode_message(message, max_depth=self.limits.max_json_depth)
@@ -375,15 +374,13 @@ class Router:
 
     def _reply(self, session: Session, event: dict[str, Any], rid: Any,
                out: list[Action]) -> None:
-        if rid is not _NO_ID and rid is not None:
+        if rid is not None:
             event["id"] = rid
         out.append(Send([session], encode(event)))
 
     def _error(self, session: Session, code: ErrorCode, message: str, rid: Any,
                out: list[Action]) -> None:
         self.metrics.errors[code.value] += 1
-        if rid is _NO_ID:
-            rid = None
         out.append(Send([session], encode(
             {"type": "error", "code": code.value, "message": message, "id": rid})))
 
@@ -553,7 +550,7 @@ class Router:
         }
         text = encode(event)
         self.store.append(room, event, len(text))
-        if sender is not None and rid is not _NO_ID and rid is not None:
+        if sender is not None and rid is not None:
             others = self._members(room, exclude=sender)
             if others:
                 out.append(Send(others, text))
@@ -693,7 +690,7 @@ class Router:
     def post(self, room: str, user: str, content: Any) -> tuple[dict[str, Any], list[Action]]:
         """A room message from outside (the HTTP API). May raise RoomLimitReached."""
         out: list[Action] = []
-        event = self._post(room, user, content, None, _NO_ID, out)
+        event = self._post(room, user, content, None, None, out)
         return event, out
 
     # --- read-only views (HTTP API) ------------------------------------------------------------
