@@ -179,8 +179,7 @@ class ChatHub(rawws.Listener):
         self.peers.add(peer)
         self.per_ip[peer.ip] += 1
         self.metrics.connections_opened += 1
-        session, actions = self.router.open(peer, route, remote_ip=peer.ip, token=token,
-                                            user_id=user_id)
+        session, actions = self.router.open(peer, route, token=token, user_id=user_id)
         peer.session = session
         loop = asyncio.get_running_loop()
         if session.id in self.router.pending:

@@ -29,7 +29,7 @@ import enum
 import secrets
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -99,7 +99,6 @@ class Session:
     id: str
     handle: Any  # the hub's connection object; the router never uses it
     route: Route
-    remote_ip: str
     bucket: TokenBucket
     strikes: TokenBucket
     user: str = ""
@@ -189,7 +188,7 @@ class Router:
 
     # --- connection lifecycle ------------------------------------------------------------------
 
-    def open(self, handle: Any, route: Route, *, remote_ip: str = "", token: str | None = None,
+    def open(self, handle: Any, route: Route, *, token: str | None = None,
              user_id: str | None = None) -> tuple[Session, list[Action]]:
         """A connection was accepted. Without auth, ``user_id`` (or a guest name) is the user;
         with auth, ``token`` (from a header, the query or a cookie) is verified now, or, if
@@ -200,7 +199,6 @@ class Router:
             id=self._new_connection_id(),
             handle=handle,
             route=route,
-            remote_ip=remote_ip,
             bucket=TokenBucket(limits.rate, limits.burst, now),
             strikes=TokenBucket(limits.rate_strike_refill, limits.rate_strikes, now),
         )
@@ -718,7 +716,3 @@ class Router:
 
     def topic_count(self) -> int:
         return len(self.index.patterns())
-
-    def iter_sessions(self) -> Iterable[Session]:
-        yield from self.sessions.values()
-        yield from self.pending.values()

@@ -35,8 +35,8 @@ class Harness:
                 assert action.session not in self.closed, "closed twice"
                 self.closed[action.session] = (action.code, action.reason)
 
-    def open(self, user: str | None = None, *, path: str = "/ws", token: str | None = None,
-             ip: str = "127.0.0.1") -> Session:
+    def open(self, user: str | None = None, *, path: str = "/ws",
+             token: str | None = None) -> Session:
         if path == "/ws":
             route = Route(Endpoint.GENERAL)
         elif path == "/ws/notifications":
@@ -44,8 +44,7 @@ class Harness:
         else:
             assert path.startswith("/ws/chat/")
             route = Route(Endpoint.CHAT, path[len("/ws/chat/"):])
-        session, actions = self.router.open(object(), route, remote_ip=ip, token=token,
-                                            user_id=user)
+        session, actions = self.router.open(object(), route, token=token, user_id=user)
         self.apply(actions)
         return session
 
