@@ -96,10 +96,6 @@ class Store(Protocol):
         """The last ``limit`` messages, or every kept message with ``seq > since``, oldest first."""
         ...
 
-    def oldest_seq(self, room: str) -> int | None:
-        """The ``seq`` of the oldest kept message, None if none is kept."""
-        ...
-
     # topics
     def next_topic_seq(self, topic: str) -> int: ...
 
@@ -307,13 +303,6 @@ class MemoryStore:
         first = r.history[0][0]["seq"]
         start = max(0, since - first + 1)
         return [r.history[i][0] for i in range(start, len(r.history))]
-
-    def oldest_seq(self, room: str) -> int | None:
-        r = self._rooms.get(room)
-        if r is None or not r.history:
-            return None
-        seq: int = r.history[0][0]["seq"]
-        return seq
 
     # --- topics --------------------------------------------------------------------------------
 

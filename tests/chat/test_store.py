@@ -60,9 +60,7 @@ def test_history_seq_and_ring() -> None:
     assert [m["seq"] for m in store.history("r", since=6, limit=50)] == [7, 8]
     assert [m["seq"] for m in store.history("r", since=0, limit=50)] == [4, 5, 6, 7, 8]
     assert store.history("r", since=8, limit=50) == []
-    assert store.oldest_seq("r") == 4
     assert store.history("nowhere", since=None, limit=5) == []
-    assert store.oldest_seq("nowhere") is None
     assert store.history_evicted == 3
 
 
