@@ -108,7 +108,6 @@ class ChatHub(rawws.Listener):
         self.logger = logger or _logger
         self.peers: set[Peer] = set()
         self.per_ip: Counter[str] = Counter()
-        self.queued_messages = 0
         metrics = self.metrics
         metrics.gauge("connections", "Open WebSocket connections.", lambda: len(self.peers))
         metrics.gauge("users_online", "Users with at least one connection.",
@@ -120,6 +119,11 @@ class ChatHub(rawws.Listener):
                       lambda: self.queued_messages)
         metrics.gauge("inbox_items", "Offline items waiting in inboxes.",
                       router.store.inbox_count)
+
+    @property
+    def queued_messages(self) -> int:
+        """Outbound messages waiting in the queues of slow readers (read at scrape time)."""
+        return sum(len(peer.queue) for peer in self.peers)
 
     # --- handshake ---------------------------------------------------------------------------
 
@@ -300,14 +304,12 @@ class ChatHub(rawws.Listener):
                 return
         peer.queue.append((text, droppable))
         peer.queued_bytes += size
-        self.queued_messages += 1
 
     def _drop_oldest_notification(self, peer: Peer) -> bool:
         for i, (text, droppable) in enumerate(peer.queue):
             if droppable:
                 del peer.queue[i]
                 peer.queued_bytes -= len(text)
-                self.queued_messages -= 1
                 self.metrics.dropped["slow_consumer"] += 1
                 return True
         return False
@@ -332,7 +334,6 @@ class ChatHub(rawws.Listener):
             peer.ws.abort()
 
     def _clear_queue(self, peer: Peer) -> None:
-        self.queued_messages -= len(peer.queue)
         peer.queue.clear()
         peer.queued_bytes = 0
 
@@ -344,7 +345,6 @@ class ChatHub(rawws.Listener):
         while queue and not ws.writing_paused:
             text, _ = queue.popleft()
             peer.queued_bytes -= len(text)
-            self.queued_messages -= 1
             try:
                 ws.send_nowait(text)
             except (rawws.ConnectionClosed, rawws.InvalidState):
