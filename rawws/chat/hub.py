@@ -138,7 +138,7 @@ class ChatHub(rawws.Listener):
     def process_request(self, ws: rawws.Connection, request: rawws.Request
                         ) -> rawws.Response | None:
         """The ``process_request`` hook of ``rawws.serve``: refuse or accept the upgrade."""
-        route = route_for(request.target.partition("?")[0])
+        route = route_for(request.target)
         if route is None:
             return self._reject(404, "not_found", "no WebSocket endpoint here; use /ws, "
                                 "/ws/chat/{room} or /ws/notifications")
@@ -163,7 +163,7 @@ class ChatHub(rawws.Listener):
         elif user_id is not None and not is_valid_user(user_id):
             return self._reject(400, "bad_user_id", "invalid user_id: 1-64 characters from "
                                 "A-Z a-z 0-9 _ - . ~ @")
-        ws.user_data["chat"] = (route, token, user_id)
+        ws.user_data["chat"] = (route, token, user_id, ip)
         return None
 
     def _origin_allowed(self, origin: str, host: str | None) -> bool:
@@ -177,8 +177,9 @@ class ChatHub(rawws.Listener):
         route: Route
         token: str | None
         user_id: str | None
-        route, token, user_id = ws.user_data.pop("chat")
-        peer = Peer(ws, ip_of(ws))
+        ip: str
+        route, token, user_id, ip = ws.user_data.pop("chat")
+        peer = Peer(ws, ip)
         ws.user_data["peer"] = peer
         self.peers.add(peer)
         self.per_ip[peer.ip] += 1
