@@ -197,10 +197,7 @@ class ChatHub(rawws.Listener):
         peer: Peer = ws.user_data["peer"]
         metrics = self.metrics
         metrics.messages_received += 1
-        if isinstance(message, str) and not message.isascii():
-            metrics.bytes_received += len(message.encode("utf-8", "surrogatepass"))
-        else:
-            metrics.bytes_received += len(message)
+        metrics.bytes_received += payload_size(message)
         session = peer.session
         assert session is not None
         was_pending = not session.authenticated
@@ -281,8 +278,7 @@ class ChatHub(rawws.Listener):
     def _count_sent(self, count: int, text: str) -> None:
         if count:
             self.metrics.messages_sent += count
-            size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-            self.metrics.bytes_sent += count * size
+            self.metrics.bytes_sent += count * payload_size(text)
 
     def _enqueue(self, peer: Peer, text: str, droppable: bool) -> None:
         limits = self.limits
@@ -352,7 +348,7 @@ class ChatHub(rawws.Listener):
                 self._clear_queue(peer)
                 break
             sent += 1
-            size += len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+            size += payload_size(text)
         self.metrics.messages_sent += sent
         self.metrics.bytes_sent += size
 
@@ -363,6 +359,13 @@ class ChatHub(rawws.Listener):
         if peer.ws.state is rawws.State.OPEN:
             self.metrics.closes[code] += 1
             peer.ws.close_nowait(code, reason)
+
+
+def payload_size(message: str | bytes) -> int:
+    """The bytes of a message's payload: its UTF-8 length for text (before compression)."""
+    if isinstance(message, str) and not message.isascii():
+        return len(message.encode("utf-8", "surrogatepass"))
+    return len(message)
 
 
 def ip_of(ws: rawws.Connection) -> str:
