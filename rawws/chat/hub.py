@@ -257,11 +257,12 @@ class ChatHub(rawws.Listener):
         """Send ``text`` to every target: at once where possible, else through its queue."""
         ready: list[rawws.Connection] = []
         for session in targets:
+            if session.closing:
+                continue
             peer: Peer = session.handle
             if peer.queue or peer.ws.writing_paused:
-                if not session.closing:
-                    self._enqueue(peer, text, droppable)
-            elif not session.closing:
+                self._enqueue(peer, text, droppable)
+            else:
                 ready.append(peer.ws)
         if ready:
             sent = rawws.broadcast(ready, text) if len(ready) > 1 else self._send_one(ready[0],
