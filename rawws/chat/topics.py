@@ -46,38 +46,32 @@ REST: Final = "#"
 
 def split_topic(topic: object) -> tuple[str, ...]:
     """Split a concrete topic into segments; raise ValueError saying what is wrong."""
-    if type(topic) is not str:
-        raise ValueError("a topic must be a string")
-    if not topic or len(topic) > MAX_TOPIC_LENGTH:
-        raise ValueError(f"a topic has 1 to {MAX_TOPIC_LENGTH} characters")
-    segments = tuple(topic.split("."))
-    if len(segments) > MAX_SEGMENTS:
-        raise ValueError(f"a topic has at most {MAX_SEGMENTS} segments")
-    for segment in segments:
-        if _SEGMENT_RE.fullmatch(segment) is None:
-            raise ValueError(f"invalid topic segment {segment[:70]!r} in {topic[:80]!r}")
-    return segments
+    return _split(topic, "topic", wildcards=False)
 
 
 def split_pattern(pattern: object) -> tuple[str, ...]:
     """Split a subscription pattern into segments; raise ValueError saying what is wrong."""
-    if type(pattern) is not str:
-        raise ValueError("a topic pattern must be a string")
-    if not pattern or len(pattern) > MAX_TOPIC_LENGTH:
-        raise ValueError(f"a topic pattern has 1 to {MAX_TOPIC_LENGTH} characters")
-    segments = tuple(pattern.split("."))
+    return _split(pattern, "topic pattern", wildcards=True)
+
+
+def _split(name: object, what: str, *, wildcards: bool) -> tuple[str, ...]:
+    if type(name) is not str:
+        raise ValueError(f"a {what} must be a string")
+    if not name or len(name) > MAX_TOPIC_LENGTH:
+        raise ValueError(f"a {what} has 1 to {MAX_TOPIC_LENGTH} characters")
+    segments = tuple(name.split("."))
     if len(segments) > MAX_SEGMENTS:
-        raise ValueError(f"a topic pattern has at most {MAX_SEGMENTS} segments")
+        raise ValueError(f"a {what} has at most {MAX_SEGMENTS} segments")
     last = len(segments) - 1
     for i, segment in enumerate(segments):
-        if segment == ONE:
+        if wildcards and segment == ONE:
             continue
-        if segment == REST:
+        if wildcards and segment == REST:
             if i != last:
-                raise ValueError(f"'#' may only be the last segment: {pattern[:80]!r}")
+                raise ValueError(f"'#' may only be the last segment: {name[:80]!r}")
             continue
         if _SEGMENT_RE.fullmatch(segment) is None:
-            raise ValueError(f"invalid topic segment {segment[:70]!r} in {pattern[:80]!r}")
+            raise ValueError(f"invalid topic segment {segment[:70]!r} in {name[:80]!r}")
     return segments
 
 
