@@ -18,9 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .auth import ALGORITHMS
 from .client import ChatClient, ChatError
 from .limits import Limits
-from .server import DEFAULT_STATIC_DIR, ChatConfig, ChatServer
+from .server import ChatConfig, ChatServer
 
 __all__ = ["format_event", "main_chat", "main_serve"]
 
@@ -29,17 +30,20 @@ __all__ = ["format_event", "main_chat", "main_serve"]
 
 
 def _serve_parser() -> argparse.ArgumentParser:
-    defaults = Limits()
+    config = ChatConfig()
+    defaults = config.limits
     p = argparse.ArgumentParser(
         prog="python -m rawws serve",
         description="The rawws chat-and-notify server: WebSocket chat, topics and personal "
                     "notifications, an HTTP API and the demo page, on one port.")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
+    p.add_argument("--host", default=config.host,
+                   help=f"address to bind (default {config.host})")
+    p.add_argument("--port", type=int, default=config.port,
+                   help=f"port (default {config.port}; 0: any free)")
     auth = p.add_argument_group("auth (off unless a JWT secret or a tokens file is given)")
     auth.add_argument("--jwt-secret", default=os.environ.get("RAWWS_JWT_SECRET"),
                       help="HMAC secret for JWTs (default: $RAWWS_JWT_SECRET)")
-    auth.add_argument("--jwt-alg", action="append", choices=["HS256", "HS384", "HS512"],
+    auth.add_argument("--jwt-alg", action="append", choices=list(ALGORITHMS),
                       help="accepted JWT algorithm (repeatable; default all three)")
     auth.add_argument("--tokens", metavar="FILE",
                       help="static tokens file: one 'TOKEN USER' per line (or a JSON object)")
@@ -50,7 +54,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     web.add_argument("--allow-origin", action="append", metavar="ORIGIN",
                      help="origin allowed to open WebSockets (repeatable; '*' for any; "
                           "default: the page's own origin)")
-    web.add_argument("--static-dir", type=Path, default=DEFAULT_STATIC_DIR,
+    web.add_argument("--static-dir", type=Path, default=config.static_dir,
                      help="directory served at / and /static/ (default: the demo page)")
     lim = p.add_argument_group("limits")
     lim.add_argument("--max-connections", type=int, default=defaults.max_connections)
@@ -67,12 +71,14 @@ def _serve_parser() -> argparse.ArgumentParser:
     lim.add_argument("--max-rooms", type=int, default=defaults.max_rooms)
     lim.add_argument("--max-queue", type=int, default=defaults.max_queue,
                      help="outbound messages queued for a slow reader")
-    lim.add_argument("--slow-consumer", choices=["close", "drop-oldest"], default="close",
+    lim.add_argument("--slow-consumer", choices=["close", "drop-oldest"],
+                     default=config.slow_consumer,
                      help="full outbound queue: close with 1013, or drop the oldest "
                           "notifications")
-    lim.add_argument("--slow-consumer-grace", type=float, default=1.0, metavar="SECONDS",
+    grace = config.slow_consumer_grace
+    lim.add_argument("--slow-consumer-grace", type=float, default=grace, metavar="SECONDS",
                      help="after that 1013 close, drop the TCP connection of a reader that "
-                          "has not read it within SECONDS (default 1)")
+                          f"has not read it within SECONDS (default {grace:g})")
     lim.add_argument("--http-rate", type=float, default=defaults.http_rate,
                      help="HTTP API requests per second per client address (0: no limit)")
     lim.add_argument("--http-burst", type=float, default=defaults.http_burst,
@@ -107,7 +113,7 @@ def config_from_args(args: argparse.Namespace) -> ChatConfig:
         port=args.port,
         limits=limits,
         jwt_secret=args.jwt_secret or None,
-        jwt_algorithms=tuple(args.jwt_alg or ("HS256", "HS384", "HS512")),
+        jwt_algorithms=tuple(args.jwt_alg) if args.jwt_alg else ChatConfig.jwt_algorithms,
         tokens_file=args.tokens,
         api_key=args.api_key or None,
         allowed_origins=tuple(args.allow_origin) if args.allow_origin else None,
