@@ -268,9 +268,9 @@ class ChatView:
         return [f"< {_show(event)}"]
 
 
-def format_event(event: dict[str, Any], view: ChatView | None = None) -> list[str]:
-    """The terminal lines for one event (a fresh view if none is given)."""
-    return (view or ChatView()).format(event)
+def format_event(event: dict[str, Any]) -> list[str]:
+    """The terminal lines for one event, seen by a fresh :class:`ChatView`."""
+    return ChatView().format(event)
 
 
 async def _stdin_lines() -> Any:
