@@ -18,10 +18,6 @@ from .harness import STAMP, WALL, Harness
 SECRET = "router-secret"
 
 
-def err(code: str, message: str | None = None, rid: Any = None) -> Any:
-    return {"type": "error", "code": code, "message": message, "id": rid}
-
-
 def only_error(h: Harness, session: Any) -> Any:
     item = h.take_one(session)
     assert item["type"] == "error", item
