@@ -3,8 +3,8 @@ runs), for the fan-out scenario through its topic hub.
 
 Subscribers connect to ``/ws`` and send ``{"type": "subscribe", "topics": ["bench"]}``; the
 publisher sends ``{"type": "publish", "topic": "bench", "message": ...}`` and every subscriber gets
-a ``notification`` (see docs/protocol.md). Defaults kept, except the limits a benchmark from one
-address would trip: connections per IP and in total, and the per-connection message rate.
+a ``notification`` (see docs/chat-protocol.md). Defaults kept, except the limits a benchmark from
+one address would trip: connections per IP and in total, and the per-connection message rate.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """rawws.chat: rooms, topics, presence, history, offline inboxes and auth on top of rawws.
 
-The protocol is documented in ``docs/protocol.md``. Layers inside this package:
+The protocol is documented in ``docs/chat-protocol.md``. Layers inside this package:
 
 * pure parts, no I/O: :mod:`.wire` (JSON, names, codes), :mod:`.topics`, :mod:`.auth`,
   :mod:`.limits`, :mod:`.store`, :mod:`.metrics`, and :mod:`.router` (the protocol logic);

@@ -78,7 +78,7 @@ WebSocket endpoints: /ws  /ws/chat/{room}  /ws/notifications
 HTTP API: POST /api/notify/{user_id}, /api/broadcast, /api/publish/{topic},
           /api/rooms/{room}/messages; GET /api/rooms, /api/rooms/{room}, /api/users/online
 Health and metrics: /healthz  /metrics
-Protocol reference: docs/protocol.md
+Protocol reference: docs/chat-protocol.md
 """
 
 

@@ -6,7 +6,7 @@ that appear in messages and URLs (users, rooms), the ISO 8601 timestamps put on 
 reading ``Authorization: Bearer`` (tokens at the handshake, the HTTP API key).
 
 Does not own: what a message means (:mod:`rawws.chat.router`) or topic syntax
-(:mod:`rawws.chat.topics`). ``docs/protocol.md`` is the reference for every shape named here.
+(:mod:`rawws.chat.topics`). ``docs/chat-protocol.md`` is the reference for every shape named here.
 
 Theory of operation:
 

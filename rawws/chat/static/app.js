@@ -1,6 +1,6 @@
 // rawws chat: the demo page's client. Plain JavaScript, no build step, no dependency.
 //
-// It speaks the chat protocol of docs/protocol.md over one WebSocket to /ws on the page's own
+// It speaks the chat protocol of docs/chat-protocol.md over one WebSocket to /ws on the page's own
 // origin. Runs under the server's Content-Security-Policy: no inline script or style, no eval;
 // every text from the network is inserted with textContent, never as HTML.
 //
@@ -30,7 +30,7 @@
   const TOPIC_RE = /^[^.\s]+(\.[^.\s]+)*$/;
 
   // RFC 6455 §7.4 / IANA names, the same text as rawws.sansio.codes.CLOSE_CODE_MEANINGS, plus
-  // the chat layer's private codes (docs/protocol.md).
+  // the chat layer's private codes (docs/chat-protocol.md).
   const CLOSE_MEANINGS = {
     1000: 'normal closure',
     1001: 'going away',
@@ -745,7 +745,7 @@
 
   // --- online status of private-message partners (`presence`) --------------------------------
 
-  const PRESENCE_MAX = 100;  // names per request (docs/protocol.md)
+  const PRESENCE_MAX = 100;  // names per request (docs/chat-protocol.md)
 
   function refreshPresence(users) {
     const names = (users || [...state.dms.keys()]).slice(0, PRESENCE_MAX);
