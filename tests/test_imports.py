@@ -3,9 +3,10 @@
 * ``rawws/sansio`` imports nothing from ``rawws.aio`` or ``rawws.chat``, and no I/O or clock
   module (asyncio, socket, ssl, time, select, selectors...): it is bytes in, events out.
 * ``rawws/aio`` never imports ``rawws.chat``.
-* ``rawws/chat`` uses only the public API: ``rawws`` itself, ``rawws.errors`` and
-  ``rawws.sansio.codes`` (plus its own modules).
-* ``rawws/errors.py`` imports nothing from rawws.
+* ``rawws/chat`` uses only the public API: ``rawws`` itself, ``rawws.errors``,
+  ``rawws.sansio.codes`` and ``rawws.redact`` (plus its own modules).
+* ``rawws/errors.py`` and ``rawws/redact.py`` import nothing from rawws (every layer, the
+  sans-I/O core included, may use the one redaction module).
 * No module is named after a stdlib module (``http.py`` would shadow ``http`` for scripts run
   from inside the package).
 * ``import rawws`` loads only the standard library.
@@ -33,7 +34,7 @@ MODULES = sorted(ROOT.rglob("*.py"))
 SANSIO_FORBIDDEN = {"asyncio", "socket", "ssl", "time", "select", "selectors", "threading",
                     "concurrent", "subprocess", "signal"}
 #: What rawws/chat may import from rawws (besides rawws.chat itself).
-CHAT_ALLOWED = {"rawws", "rawws.errors", "rawws.sansio.codes"}
+CHAT_ALLOWED = {"rawws", "rawws.errors", "rawws.sansio.codes", "rawws.redact"}
 
 
 def module_name(path: Path) -> str:
@@ -120,7 +121,7 @@ def test_sansio_imports_no_io_and_no_upper_layer(path: Path) -> None:
     imported = imports_of(path)
     assert not {top_level(n) for n in imported} & SANSIO_FORBIDDEN, sorted(imported)
     for name in rawws_modules_in(imported):
-        assert name.startswith(("rawws.sansio", "rawws.errors")), name
+        assert name.startswith(("rawws.sansio", "rawws.errors", "rawws.redact")), name
 
 
 @pytest.mark.parametrize("path", in_layer("aio"), ids=module_name)
@@ -151,6 +152,11 @@ def test_chat_reaches_no_private_module_through_attributes(path: Path) -> None:
 
 def test_errors_imports_nothing_from_rawws() -> None:
     assert not rawws_modules_in(imports_of(ROOT / "errors.py"))
+
+
+def test_redact_imports_nothing_from_rawws() -> None:
+    assert not rawws_modules_in(imports_of(ROOT / "redact.py"))
+    assert not {top_level(n) for n in imports_of(ROOT / "redact.py")} & SANSIO_FORBIDDEN
 
 
 def test_the_checker_sees_relative_and_dynamic_imports(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any, cast
 
 from ..errors import ConnectionClosed
+from ..redact import redact_text
 from ..sansio.codes import CloseCode
 from ..sansio.deflate import ServerPerMessageDeflateFactory
 from ..sansio.extensions import ServerExtensionFactory
@@ -95,7 +96,7 @@ class ServerConnection(Connection):
             failure = self.protocol.failure
             if failure is not None and self.logger.isEnabledFor(logging.INFO):
                 self.logger.info("%s: HTTP %d: %s", self.remote_address, response.status,
-                                 failure)
+                                 redact_text(str(failure)))
 
     def _open_timed_out(self) -> None:
         self._open_timer = None

@@ -40,10 +40,10 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 import rawws
+from rawws.redact import redact_target
 
 from .limits import BucketTable, Limits
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from .redact import redact_target
 from .router import Action, Router, Send
 from .store import RoomLimitReached
 from .topics import split_topic

@@ -23,13 +23,13 @@ from types import TracebackType
 from typing import Final
 
 import rawws
+from rawws.redact import RedactingFilter
 
 from .auth import Authenticator, JWTVerifier, StaticTokens
 from .httpapi import HttpApi
 from .hub import ChatHub, SlowConsumerPolicy, ip_of
 from .limits import Limits
 from .metrics import Metrics
-from .redact import RedactingFilter
 from .router import Router
 from .store import MemoryStore, Store
 

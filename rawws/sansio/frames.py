@@ -31,6 +31,7 @@ import struct
 from typing import NamedTuple
 
 from ..errors import InvalidUTF8, ProtocolError
+from ..redact import redact_payload
 from .codes import Opcode, is_valid_close_code
 from .mask import apply_mask
 
@@ -85,16 +86,25 @@ class Frame(NamedTuple):
 
 
 def _preview(opcode: int, payload: bytes, limit: int = 75) -> str:
-    """A short, printable rendering of a payload for the debug transcript."""
+    """A short, printable rendering of a payload for the debug transcript, with credentials
+    blanked (:func:`rawws.redact.redact_payload`: a first-message ``auth`` frame's token, any
+    JSON token/password/secret field, JWT-shaped strings)."""
     n = len(payload)
     if opcode == Opcode.CLOSE and n >= 2:
         code = int.from_bytes(payload[:2], "big")
-        reason = payload[2:].decode("utf-8", "replace")
+        reason = redact_payload(payload[2:].decode("utf-8", "replace"))
         return f"{code} {reason!r} ({n} bytes)"
     if opcode == Opcode.TEXT:
-        text = payload[:limit].decode("utf-8", "replace")
+        text = redact_payload(payload[:limit].decode("utf-8", "replace"))
         return f"{text!r}{'...' if n > limit else ''} ({n} bytes)"
-    shown = payload[: limit // 3].hex(" ")
+    # Binary (and continuation) payloads show as hex, unless they are text carrying a secret:
+    # hex would show the secret's bytes, so the redacted text is shown instead.
+    head = payload[: limit // 3]
+    text = head.decode("utf-8", "replace")
+    redacted = redact_payload(text)
+    if redacted != text:
+        return f"(text) {redacted!r}{'...' if n > limit // 3 else ''} ({n} bytes)"
+    shown = head.hex(" ")
     return f"{shown}{'...' if n > limit // 3 else ''} ({n} bytes)"
 
 

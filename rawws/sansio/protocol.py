@@ -59,6 +59,7 @@ from ..errors import (
     PayloadTooBig,
     ProtocolError,
 )
+from ..redact import redact_target, redact_text
 from . import handshake
 from .codes import CloseCode, Opcode
 from .extensions import ClientExtensionFactory, Extension, ServerExtensionFactory
@@ -925,12 +926,6 @@ class Protocol:
         return _serialize_frame(opcode, payload, rsv=rsv)
 
 
-def _redacted(target: str) -> str:
-    """A request target for logs: the query string may carry credentials (``?token=``)."""
-    path, sep, _ = target.partition("?")
-    return path + "?…" if sep else path
-
-
 def _opname(opcode: int) -> str:
     try:
         return Opcode(opcode).name
@@ -1088,7 +1083,7 @@ class ServerProtocol(Protocol):
         except InvalidHandshake as exc:
             self.failure = exc
             if self.debug:
-                self.logger.debug("! invalid handshake: %s", exc)
+                self.logger.debug("! invalid handshake: %s", redact_text(str(exc)))
             return self.reject(exc.status, str(exc),
                                [("Sec-WebSocket-Version", "13")] if exc.status == 426 else ())
         headers = Headers([
@@ -1134,7 +1129,7 @@ class ServerProtocol(Protocol):
             self._out.append(response.serialize())
             if self.debug:
                 self.logger.debug("> HTTP 101 to %s",
-                                  _redacted(self.request.target) if self.request else "")
+                                  redact_target(self.request.target) if self.request else "")
             self._set_state(State.OPEN)
             early, self._early = self._early, b""
             if early:
@@ -1251,7 +1246,7 @@ class ClientProtocol(Protocol):
         self.request = request
         self._out.append(request.serialize())
         if self.debug:
-            self.logger.debug("> GET %s HTTP/1.1", _redacted(request.target))
+            self.logger.debug("> GET %s HTTP/1.1", redact_target(request.target))
 
     def _receive_handshake(self, data: bytes) -> None:
         if not self._parsing:
@@ -1277,7 +1272,7 @@ class ClientProtocol(Protocol):
         except InvalidHandshake as exc:
             self.failure = exc
             if self.debug:
-                self.logger.debug("! handshake failed: %s", exc)
+                self.logger.debug("! handshake failed: %s", redact_text(str(exc)))
             self._parsing = False
             self._set_state(State.CLOSED)
             self.close_transport = True

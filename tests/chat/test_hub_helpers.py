@@ -1,14 +1,11 @@
-"""rawws.chat.hub, wire and redact helpers: token sources, origin rule, log redaction."""
+"""rawws.chat.hub and wire helpers: token sources, origin rule."""
 
 from __future__ import annotations
-
-import logging
 
 import pytest
 
 import rawws
 from rawws.chat.hub import ChatHub, cookie_value, same_origin
-from rawws.chat.redact import RedactingFilter, redact_target
 from rawws.chat.router import Router
 from rawws.chat.wire import bearer_token
 
@@ -53,25 +50,3 @@ def test_same_origin(origin: str, host: str | None, expected: bool) -> None:
 def test_slow_consumer_policy_is_validated() -> None:
     with pytest.raises(ValueError):
         ChatHub(Router(), slow_consumer="ignore")  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(("target", "expected"), [
-    ("/ws", "/ws"),
-    ("/ws?token=secret", "/ws?token=***"),
-    ("/ws?user_id=a&token=b", "/ws?user_id=***&token=***"),
-    ("/ws?", "/ws?"),
-    ("/a?x", "/a?x=***"),
-])
-def test_redact_target(target: str, expected: str) -> None:
-    assert redact_target(target) == expected
-
-
-def test_redacting_filter() -> None:
-    record = logging.LogRecord("rawws.chat.ws", logging.DEBUG, __file__, 1,
-                               "> HTTP 101 to %s from %s", ("/ws?token=abc.def", "1.2.3.4"),
-                               None)
-    assert RedactingFilter().filter(record)
-    assert record.getMessage() == "> HTTP 101 to /ws?[redacted] from 1.2.3.4"
-    plain = logging.LogRecord("x", logging.INFO, __file__, 1, "no query %d", (5,), None)
-    assert RedactingFilter().filter(plain)
-    assert plain.getMessage() == "no query 5"
