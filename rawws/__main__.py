@@ -60,14 +60,19 @@ async def _run_until_signal(coro_server: serve) -> None:
 
 def _echo(args: argparse.Namespace) -> int:
     max_size = None if args.max_size == 0 else args.max_size
-    server = serve(
-        EchoListener(),
-        args.host,
-        args.port,
-        max_size=max_size,
-        compression=None if args.no_compression else "deflate",
-        ping_interval=None,
-    )
+    try:
+        server = serve(
+            EchoListener(),
+            args.host,
+            args.port,
+            max_size=max_size,
+            compression=None if args.no_compression else "deflate",
+            ping_interval=None,
+            shutdown_timeout=args.shutdown_timeout,
+        )
+    except ValueError as exc:
+        print(f"rawws echo: {exc}", file=sys.stderr)
+        return 2
     asyncio.run(_run_until_signal(server))
     return 0
 
@@ -170,6 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="largest message in bytes (default 1 MiB; 0 = unlimited)")
     echo.add_argument("--no-compression", action="store_true",
                       help="do not negotiate permessage-deflate")
+    echo.add_argument("--shutdown-timeout", type=float, default=5.0, metavar="SECONDS",
+                      help="on SIGTERM / Ctrl+C, close every connection with 1001 and abort "
+                           "those still open after SECONDS (default 5)")
     client = commands.add_parser("client", help="an interactive client (like wscat)")
     client.add_argument("uri")
     client.add_argument("--no-compression", action="store_true")

@@ -4,7 +4,8 @@ Owns: listening; the server side of the opening handshake with its hooks (``proc
 ``process_response``, origin policy, subprotocols, extensions); plain HTTP requests on the same
 port (``http_handler``); ``open_timeout`` (also bounds a slow handshake); running the
 connection handler (a coroutine, or a :class:`~rawws.aio.connection.Listener`); connection
-limits; graceful shutdown (close 1001 to every open connection, wait up to ``close_timeout``).
+limits; graceful shutdown (close 1001 to every open connection, wait up to ``close_timeout``
+for each, and, with ``shutdown_timeout``, abort whatever is still open at that deadline).
 
 Usage::
 
@@ -268,6 +269,7 @@ class Server:
         ping_timeout: float | None = 20.0,
         open_timeout: float | None = 10.0,
         close_timeout: float = 10.0,
+        shutdown_timeout: float | None = None,
         process_request: ProcessRequest | None = None,
         process_response: ProcessResponse | None = None,
         http_handler: HTTPHandler | None = None,
@@ -296,6 +298,11 @@ class Server:
         self.ping_timeout = ping_timeout
         self.open_timeout = open_timeout
         self.close_timeout = close_timeout
+        if shutdown_timeout is not None and not shutdown_timeout >= 0:
+            raise ValueError(f"shutdown_timeout must be >= 0 or None, not {shutdown_timeout!r}")
+        #: Seconds from :meth:`close` until every connection still open is aborted (a peer that
+        #: never reads never receives its 1001). None: each connection's ``close_timeout``.
+        self.shutdown_timeout = shutdown_timeout
         self.process_request = process_request
         self.process_response = process_response
         self.http_handler = http_handler
@@ -314,6 +321,8 @@ class Server:
         self._server: asyncio.Server | None = None
         self._closing = False
         self._closing_connections = False
+        self._shutdown_deadline: float | None = None  # loop time, set by close()
+        self._shutdown_timer: asyncio.TimerHandle | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -382,7 +391,13 @@ class Server:
     def close(self, close_connections: bool = True, *, code: int = CloseCode.GOING_AWAY,
               reason: str = "server shutting down") -> None:
         """Stop accepting connections; with ``close_connections``, close every open one with
-        ``code`` (1001 by default) and abort those still in the handshake."""
+        ``code`` (1001 by default) and abort those still in the handshake.
+
+        With ``shutdown_timeout``, every connection still not closed that many seconds later
+        (a peer that never reads keeps its close frame stuck behind unread data) is aborted,
+        and handlers still running then are cancelled: the whole shutdown takes at most
+        ``shutdown_timeout`` (plus the handlers' reaction to their cancellation).
+        """
         self._closing = True
         if self._server is not None:
             self._server.close()
@@ -394,14 +409,29 @@ class Server:
                 elif (connection.protocol.state is State.CONNECTING
                       and connection.transport is not None):
                     connection.transport.abort()
+            if self.shutdown_timeout is not None and self._shutdown_deadline is None:
+                loop = asyncio.get_running_loop()
+                self._shutdown_deadline = loop.time() + self.shutdown_timeout
+                self._shutdown_timer = loop.call_at(self._shutdown_deadline,
+                                                    self._shutdown_deadline_passed)
+
+    def _shutdown_deadline_passed(self) -> None:
+        self._shutdown_timer = None
+        left = list(self.connections)  # a connection leaves the set when its TCP closes
+        if left:
+            self.logger.warning("shutdown: %d connection(s) still open after %s s: aborting",
+                                len(left), self.shutdown_timeout)
+        for connection in left:
+            connection.abort()
 
     async def wait_closed(self) -> None:
         """Wait until the server and every connection are closed (each connection's close is
         bounded by ``close_timeout``) and every handler has returned.
 
         After :meth:`close` closed the connections, a handler gets ``close_timeout`` more to
-        return (e.g. to save state); one that ignores its closed connection (awaiting something
-        else) is then cancelled, so a shutdown always ends.
+        return (e.g. to save state), or until the ``shutdown_timeout`` deadline if that comes
+        first; one that ignores its closed connection (awaiting something else) is then
+        cancelled, so a shutdown always ends.
         """
         closed = [c.closed for c in self.connections]
         if closed:
@@ -411,13 +441,20 @@ class Server:
             if not self._closing_connections:
                 await asyncio.wait(tasks)
             else:
-                _, pending = await asyncio.wait(tasks, timeout=self.close_timeout)
+                timeout = self.close_timeout
+                if self._shutdown_deadline is not None:
+                    left = self._shutdown_deadline - asyncio.get_running_loop().time()
+                    timeout = max(0.0, min(timeout, left))
+                _, pending = await asyncio.wait(tasks, timeout=timeout)
                 for task in pending:
-                    self.logger.warning("connection handler still running %s s after its "
-                                        "connection closed: cancelling it", self.close_timeout)
+                    self.logger.warning("connection handler still running %.3g s after its "
+                                        "connection closed: cancelling it", timeout)
                     task.cancel()
                 if pending:
                     await asyncio.wait(pending)
+        if self._shutdown_timer is not None and not self.connections:
+            self._shutdown_timer.cancel()
+            self._shutdown_timer = None
         if self._server is not None:
             await self._server.wait_closed()
 

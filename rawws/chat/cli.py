@@ -88,6 +88,10 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--compression", action=argparse.BooleanOptionalAction, default=True,
                    help="negotiate permessage-deflate without context takeover, compressed "
                         "once per fan-out (default: on; --no-compression turns it off)")
+    p.add_argument("--shutdown-timeout", type=float, default=config.shutdown_timeout,
+                   metavar="SECONDS",
+                   help="on SIGTERM / Ctrl+C, close every connection with 1001 and abort those "
+                        f"still open after SECONDS (default {config.shutdown_timeout:g})")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"])
     return p
@@ -122,6 +126,7 @@ def config_from_args(args: argparse.Namespace) -> ChatConfig:
         client_publish=not args.no_client_publish,
         static_dir=args.static_dir,
         compression="deflate" if args.compression else None,
+        shutdown_timeout=args.shutdown_timeout,
     )
 
 

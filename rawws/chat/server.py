@@ -71,6 +71,9 @@ class ChatConfig:
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
     close_timeout: float = 10.0
+    #: Seconds from SIGTERM / :meth:`ChatServer.close` until connections still open (readers
+    #: that never read their 1001) are aborted and the server is closed.
+    shutdown_timeout: float = 5.0
     write_limit: int = 64 * 1024
 
 
@@ -98,6 +101,8 @@ class ChatServer:
                              metrics=self.metrics, client_publish=config.client_publish,
                              clock=clock, wall=wall)
         deflate_extensions(config.compression)  # refuse an unknown value before binding
+        if not config.shutdown_timeout >= 0:
+            raise ValueError(f"shutdown timeout must be >= 0, not {config.shutdown_timeout!r}")
         self.hub = ChatHub(self.router, allowed_origins=config.allowed_origins,
                            slow_consumer=config.slow_consumer,
                            slow_consumer_grace=config.slow_consumer_grace, wall=wall)
@@ -120,6 +125,7 @@ class ChatServer:
             ping_interval=config.ping_interval,
             ping_timeout=config.ping_timeout,
             close_timeout=config.close_timeout,
+            shutdown_timeout=config.shutdown_timeout,
             write_limit=config.write_limit,
             logger=_ws_logger,
         )

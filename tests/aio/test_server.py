@@ -17,6 +17,7 @@ from rawws import (
     Response,
     ServerConnection,
 )
+from rawws.sansio.codes import Opcode
 from rawws.sansio.handshake import accept_key
 
 from .peers import HOST, RawClient, until, upgrade_request
@@ -537,6 +538,80 @@ async def test_close_stops_a_handler_that_ignores_the_close() -> None:
     assert cancelled.is_set()
     await ws.wait_closed()
     assert ws.close_code == 1001
+
+
+def _frames_in(data: bytes) -> list[int]:
+    """The opcodes of the complete server frames at the start of ``data``."""
+    opcodes = []
+    while len(data) >= 2:
+        length, offset = data[1] & 0x7F, 2
+        if length == 126:
+            length, offset = int.from_bytes(data[2:4], "big"), 4
+        elif length == 127:
+            length, offset = int.from_bytes(data[2:10], "big"), 10
+        if len(data) < offset + length:
+            break
+        opcodes.append(data[0] & 0x0F)
+        data = data[offset + length:]
+    return opcodes
+
+
+async def test_shutdown_timeout_aborts_a_peer_that_never_reads(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A peer that never reads never receives its 1001 (the close frame waits behind what it
+    has not read): at the shutdown deadline its connection is aborted, long before its
+    close_timeout, while a peer that reads gets its 1001."""
+    async def handler(ws: ServerConnection) -> None:
+        assert ws.request is not None
+        if ws.request.path == "/flood":
+            while True:
+                await ws.send(b"x" * 65536)
+        async for _ in ws:
+            pass
+
+    server = await rawws.serve(handler, HOST, 0, close_timeout=60, shutdown_timeout=0.2)
+    stalled = await RawClient.connect(server.port, "/flood", rcvbuf=4096)
+    reader = await rawws.connect(f"ws://{HOST}:{server.port}/")
+    await until(lambda: server.open_count == 2
+                and any(c.writing_paused for c in server.connections))
+    server.close()
+    async with asyncio.timeout(20):  # a hang guard: without the deadline, close_timeout is 60 s
+        await server.wait_closed()
+    assert not server.connections
+    assert "shutdown: 1 connection(s) still open after 0.2 s: aborting" in caplog.text
+    await reader.wait_closed()
+    assert reader.close_code == 1001
+    received = await stalled.read_eof()  # what its socket buffers held, then the end
+    opcodes = _frames_in(received)
+    assert opcodes and set(opcodes) == {Opcode.BINARY}  # data, and never the close frame
+    await stalled.aclose()
+
+
+async def test_shutdown_timeout_also_bounds_the_handlers() -> None:
+    cancelled = asyncio.Event()
+
+    async def handler(ws: ServerConnection) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    server = await rawws.serve(handler, HOST, 0, close_timeout=60, shutdown_timeout=0.1)
+    ws = await rawws.connect(f"ws://{HOST}:{server.port}/")
+    await until(lambda: server.open_count == 1)
+    server.close()
+    async with asyncio.timeout(20):  # a hang guard: without the deadline, 60 s
+        await server.wait_closed()
+    assert cancelled.is_set()
+    await ws.wait_closed()
+    assert ws.close_code == 1001
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan")])
+def test_shutdown_timeout_is_validated(value: float) -> None:
+    with pytest.raises(ValueError, match="shutdown_timeout"):
+        rawws.Server(None, shutdown_timeout=value)
 
 
 async def test_async_with_serve_closes_gracefully() -> None:
