@@ -20,6 +20,7 @@ class Opcode(enum.IntEnum):
     CLOSE = 0x8
     PING = 0x9
     PONG = 0xA
+    CONT = 0x0  # websockets' name for CONTINUATION (an alias: Opcode.CONT is Opcode.CONTINUATION)
 
     @property
     def is_control(self) -> bool:
@@ -42,6 +43,7 @@ class CloseCode(enum.IntEnum):
     NO_STATUS_RCVD = 1005  # MUST NOT be sent (§7.4.1): "no status code was actually present".
     ABNORMAL_CLOSURE = 1006  # MUST NOT be sent: the connection closed without a close frame.
     INVALID_FRAME_PAYLOAD_DATA = 1007
+    INVALID_DATA = 1007  # websockets' name (an alias of INVALID_FRAME_PAYLOAD_DATA)
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
     MANDATORY_EXTENSION = 1010

@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 from ..errors import InvalidUTF8, ProtocolError
 from ..redact import redact_payload
-from .codes import Opcode, is_valid_close_code
+from .codes import CLOSE_CODE_MEANINGS, Opcode, is_valid_close_code
 from .mask import apply_mask
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "RSV1",
     "RSV2",
     "RSV3",
+    "Close",
     "Frame",
     "parse_close_payload",
     "serialize_close_payload",
@@ -72,6 +73,11 @@ class Frame(NamedTuple):
     rsv1: bool = False
     rsv2: bool = False
     rsv3: bool = False
+
+    @property
+    def data(self) -> bytes:
+        """The payload, under websockets' name for it."""
+        return self.payload
 
     def __str__(self) -> str:
         try:
@@ -137,6 +143,33 @@ def serialize_frame(
     else:
         head = _pack_10(b0, MASK_BIT | 127, n)
     return head + masking_key + apply_mask(payload, masking_key)
+
+
+class Close(NamedTuple):
+    """The code and reason of a close frame (§5.5.1), as ``ConnectionClosed.rcvd`` / ``.sent``
+    report them (websockets' ``frames.Close``; a ``NamedTuple``, so it also unpacks as
+    ``code, reason``)."""
+
+    code: int
+    reason: str = ""
+
+    def __str__(self) -> str:
+        if 3000 <= self.code < 4000:
+            meaning = "registered"
+        elif 4000 <= self.code < 5000:
+            meaning = "private use"
+        else:
+            meaning = CLOSE_CODE_MEANINGS.get(self.code, "unknown")
+        return f"{self.code} ({meaning})" + (f" {self.reason}" if self.reason else "")
+
+    @classmethod
+    def parse(cls, data: bytes) -> Close:
+        """Read a close frame body (see :func:`parse_close_payload`)."""
+        return cls(*parse_close_payload(data))
+
+    def serialize(self) -> bytes:
+        """The close frame body (see :func:`serialize_close_payload`)."""
+        return serialize_close_payload(self.code, self.reason)
 
 
 def serialize_close_payload(code: int | None, reason: str = "") -> bytes:

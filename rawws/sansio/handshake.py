@@ -33,9 +33,10 @@ import re
 from collections.abc import Callable, Sequence
 
 from ..errors import (
-    InvalidHandshake,
     InvalidHeader,
+    InvalidMethod,
     InvalidOrigin,
+    InvalidProtocol,
     InvalidUpgrade,
     InvalidVersion,
     NegotiationError,
@@ -118,11 +119,9 @@ def check_request(request: Request, *, origins: OriginPolicy | None = None,
     if table is None:
         table = request.headers.table()
     if request.method != "GET":
-        raise InvalidHandshake(f"WebSocket handshake requires GET, got {request.method}", 405)
+        raise InvalidMethod(request.method)  # 405
     if request.version != "HTTP/1.1":
-        status = 505 if request.version > "HTTP/1.1" else 400
-        raise InvalidHandshake(f"WebSocket handshake requires HTTP/1.1, got {request.version}",
-                               status)
+        raise InvalidProtocol(request.version)  # 505 for a later version, else 400
     _single(table, "Host")
     if not _has_token(table, "Upgrade", "websocket"):
         raise InvalidUpgrade("Upgrade", _first(table, "Upgrade"))

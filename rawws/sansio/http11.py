@@ -23,7 +23,14 @@ import sys
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 
-from ..errors import HeadTooLarge, InvalidHandshake, InvalidMessage
+from ..errors import (
+    HeaderLineTooLong,
+    HeadTooLarge,
+    InvalidMessage,
+    MultipleValuesError,
+    RequestLineTooLong,
+    TooManyHeaders,
+)
 
 __all__ = [
     "MAX_HEAD",
@@ -94,18 +101,28 @@ class Headers:
     """Case-insensitive, ordered, multi-valued HTTP headers.
 
     ``headers[name]`` returns the single value and raises ``KeyError`` when the header is absent
-    and :class:`~rawws.errors.InvalidHeader`-like ``ValueError`` when it is repeated; use
-    :meth:`get_all` where a header may legitimately repeat.
+    and :class:`~rawws.errors.MultipleValuesError` (a ``LookupError`` and a ``ValueError``)
+    when it is repeated; use :meth:`get_all` where a header may legitimately repeat.
+    ``headers[name] = value`` adds a header; :meth:`replace` sets it.
+
+    The mapping methods of websockets' ``Headers`` work the same (``get``, ``get_all``,
+    ``raw_items``, ``update``, ``setdefault``, ``keys``, ``clear``, keyword arguments to the
+    constructor). Two differ on purpose: iterating and ``len()`` see every header line (names
+    as sent, repeats included) and :meth:`items` returns the raw ``(name, value)`` list, where
+    websockets iterates over distinct lowercase names.
     """
 
     __slots__ = ("_items",)
 
     def __init__(
-        self, items: Headers | Iterable[tuple[str, str]] | Mapping[str, str] | None = None
+        self, items: Headers | Iterable[tuple[str, str]] | Mapping[str, str] | None = None,
+        **kwargs: str,
     ) -> None:
         self._items: list[tuple[str, str]] = []
         if items is not None:
             self.extend(items)
+        if kwargs:
+            self.extend(kwargs)
 
     def extend(self, items: Headers | Iterable[tuple[str, str]] | Mapping[str, str]) -> None:
         """Add every header of ``items`` (headers, pairs or a mapping), in order."""
@@ -119,7 +136,7 @@ class Headers:
         if not values:
             raise KeyError(name)
         if len(values) > 1:
-            raise ValueError(f"multiple {name} headers")
+            raise MultipleValuesError(f"multiple {name} headers")
         return values[0]
 
     def __setitem__(self, name: str, value: str) -> None:
@@ -185,6 +202,34 @@ class Headers:
     def items(self) -> list[tuple[str, str]]:
         return list(self._items)
 
+    def raw_items(self) -> Iterator[tuple[str, str]]:
+        """Every ``(name, value)``, in order (websockets' name for :meth:`items`)."""
+        return iter(list(self._items))
+
+    def keys(self) -> list[str]:
+        """The distinct header names, lowercase, in order of first appearance."""
+        return list(dict.fromkeys(n.lower() for n, _ in self._items))
+
+    def update(self, *others: Headers | Iterable[tuple[str, str]] | Mapping[str, str],
+               **kwargs: str) -> None:
+        """Add every header of ``others`` and ``kwargs`` (adds, as ``headers[name] = value``
+        does: websockets' ``update`` has the same meaning)."""
+        for other in others:
+            self.extend(other)
+        if kwargs:
+            self.extend(kwargs)
+
+    def setdefault(self, name: str, value: str) -> str:
+        """Add ``name: value`` unless ``name`` is present; return the value it has."""
+        present = self.get(name)
+        if present is not None:
+            return present
+        self._items.append((name, value))
+        return value
+
+    def clear(self) -> None:
+        self._items = []
+
     def copy(self) -> Headers:
         return Headers(self._items)
 
@@ -197,8 +242,11 @@ class Headers:
 class Request:
     """An HTTP request: a WebSocket upgrade request or a plain request on the same port.
 
-    ``path`` is the decoded path without the query string; ``query`` maps each parameter to its
-    last value (``query_all`` keeps every value). ``body`` is empty for upgrade requests.
+    ``target`` is the request target as sent; ``path`` is the same (path and query string, as
+    websockets' ``Request.path``: ``urlparse(request.path).query`` finds the query);
+    ``unquoted_path`` is the percent-decoded path without the query string; ``query`` maps each
+    parameter to its last value (``query_all`` keeps every value). ``body`` is empty for
+    upgrade requests.
     """
 
     method: str
@@ -209,6 +257,12 @@ class Request:
 
     @property
     def path(self) -> str:
+        """The request target: the path and the query string, as sent."""
+        return self.target
+
+    @property
+    def unquoted_path(self) -> str:
+        """The percent-decoded path, without the query string."""
         return urllib.parse.unquote(self.target.partition("?")[0])
 
     @property
@@ -249,8 +303,19 @@ class Response:
     reason: str = ""
 
     def __post_init__(self) -> None:
+        self.status = int(self.status)  # an http.HTTPStatus works too
         if not self.reason:
             self.reason = reason_phrase(self.status)
+
+    @property
+    def status_code(self) -> int:
+        """websockets' name for :attr:`status`."""
+        return self.status
+
+    @property
+    def reason_phrase(self) -> str:
+        """websockets' name for :attr:`reason`."""
+        return self.reason
 
     def serialize(self) -> bytes:
         head = f"HTTP/1.1 {self.status} {self.reason}\r\n".encode("latin-1")
@@ -333,7 +398,7 @@ class HeadParser:
         if end > self.max_head:
             raise HeadTooLarge(f"HTTP head over {self.max_head} bytes")
         if len(lines) > self.max_headers + 1:
-            raise HeadTooLarge(f"more than {self.max_headers} header lines")
+            raise TooManyHeaders(f"more than {self.max_headers} header lines")
         for index, line in enumerate(lines):
             if len(line) > self.max_line:
                 self._too_long(first=index == 0)
@@ -359,12 +424,12 @@ class HeadParser:
         if buf.count(b"\n") != buf.count(b"\r\n"):
             raise InvalidMessage("bare LF in HTTP head (CRLF required)")
         if buf.count(b"\r\n") > self.max_headers + 1:
-            raise HeadTooLarge(f"more than {self.max_headers} header lines")
+            raise TooManyHeaders(f"more than {self.max_headers} header lines")
 
     def _too_long(self, *, first: bool) -> None:
         if first:
-            raise InvalidHandshake(f"request line over {self.max_line} bytes", status=414)
-        raise HeadTooLarge(f"header line over {self.max_line} bytes")
+            raise RequestLineTooLong(f"request line over {self.max_line} bytes")  # 414
+        raise HeaderLineTooLong(f"header line over {self.max_line} bytes")
 
 
 def parse_request_line(line: bytes) -> tuple[str, str, str]:

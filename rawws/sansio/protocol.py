@@ -1262,7 +1262,7 @@ class ClientProtocol(Protocol):
             _, status, reason = parse_status_line(start)
             headers = Headers(header_items)
             if status != 101:
-                raise InvalidStatus(status, reason, rest)
+                raise InvalidStatus(Response(status, headers, rest, reason=reason))
             self.subprotocol = handshake.check_response_headers(
                 headers, self.key, self.subprotocols
             )

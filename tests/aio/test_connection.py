@@ -435,7 +435,8 @@ async def test_request_path_query_headers() -> None:
             assert ws.request.target == "/room/a%20b?user=alice&x=1&x=2&empty="
     request = seen[0]
     assert request.method == "GET"
-    assert request.path == "/room/a b"
+    assert request.path == "/room/a%20b?user=alice&x=1&x=2&empty="  # as websockets
+    assert request.unquoted_path == "/room/a b"
     assert request.query == {"user": "alice", "x": "2", "empty": ""}
     assert request.query_all["x"] == ["1", "2"]
     assert request.headers["x-custom"] == "value 1"

@@ -182,8 +182,8 @@ async def test_http_handler_serves_plain_requests_with_bodies(is_async: bool) ->
     def respond(ws: rawws.ServerConnection, request: Request) -> Response:
         seen.append(request)
         host = ws.remote_address[0]  # the connection is there too (per-IP limits, logs)
-        body = (f"{request.method} {request.path} {request.query} from {host}".encode() + b" "
-                + request.body)
+        body = (f"{request.method} {request.unquoted_path} {request.query} from {host}".encode()
+                + b" " + request.body)
         return Response(200, Headers([("Content-Type", "text/plain")]), body)
 
     async def respond_async(ws: rawws.ServerConnection, request: Request) -> Response:

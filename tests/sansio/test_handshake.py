@@ -83,7 +83,8 @@ class TestServerHandshake:
         server = ServerProtocol(subprotocols=["superchat"])
         (request,) = feed(server, chunks)
         assert isinstance(request, Request)
-        assert request.path == "/chat"
+        assert request.path == request.target == "/chat?room=lobby"  # websockets' path
+        assert request.unquoted_path == "/chat"
         assert request.query == {"room": "lobby"}
         assert request.headers["origin"] == "http://example.com"
         server.send_response(server.accept(request))
