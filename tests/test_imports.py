@@ -8,7 +8,11 @@
 * ``rawws/errors.py`` and ``rawws/redact.py`` import nothing from rawws (every layer, the
   sans-I/O core included, may use the one redaction module).
 * No module is named after a stdlib module (``http.py`` would shadow ``http`` for scripts run
-  from inside the package).
+  from inside the package), except ``rawws.asyncio``, websockets' import path.
+* The websockets-compatible import paths (``rawws.asyncio.*``, ``rawws.exceptions``,
+  ``rawws.datastructures``, ``rawws.http11``, ``rawws.frames``) are shells: they re-export
+  ``rawws.aio``, ``rawws.sansio`` and ``rawws.errors`` and implement nothing (``rawws.http11``
+  adds websockets' constructor order, nothing else); no lower layer imports them.
 * ``import rawws`` loads only the standard library.
 
 Every import counts: module level, inside functions, ``importlib.import_module("...")`` and
@@ -35,6 +39,10 @@ SANSIO_FORBIDDEN = {"asyncio", "socket", "ssl", "time", "select", "selectors", "
                     "concurrent", "subprocess", "signal"}
 #: What rawws/chat may import from rawws (besides rawws.chat itself).
 CHAT_ALLOWED = {"rawws", "rawws.errors", "rawws.sansio.codes", "rawws.redact"}
+#: websockets' import paths: re-export shells over the layers (see the module docstring).
+SHELLS = {"rawws.exceptions", "rawws.datastructures", "rawws.http11", "rawws.frames"}
+#: The one module allowed a standard-library name, and why: websockets' import path.
+STDLIB_NAMED = {"rawws.asyncio"}
 
 
 def module_name(path: Path) -> str:
@@ -173,9 +181,43 @@ def test_the_checker_sees_relative_and_dynamic_imports(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", MODULES, ids=module_name)
 def test_no_module_is_named_after_a_stdlib_module(path: Path) -> None:
     name = path.stem if path.name != "__init__.py" else path.parent.name
-    if name in {"__main__", "__init__"}:
+    if name in {"__main__", "__init__"} or module_name(path) in STDLIB_NAMED:
         return
     assert name not in sys.stdlib_module_names, f"{path} shadows the stdlib module {name!r}"
+
+
+def is_shell(name: str) -> bool:
+    return name in SHELLS or name == "rawws.asyncio" or name.startswith("rawws.asyncio.")
+
+
+SHELL_MODULES = [p for p in MODULES if is_shell(module_name(p))]
+
+
+def test_the_shells_exist() -> None:
+    names = {module_name(p) for p in SHELL_MODULES}
+    assert SHELLS | {"rawws.asyncio", "rawws.asyncio.server", "rawws.asyncio.client"} <= names
+
+
+@pytest.mark.parametrize("path", SHELL_MODULES, ids=module_name)
+def test_shells_reexport_the_layers_and_implement_nothing(path: Path) -> None:
+    name = module_name(path)
+    for imported in rawws_modules_in(imports_of(path)):
+        assert imported.startswith(("rawws.aio", "rawws.sansio", "rawws.errors")), imported
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            pytest.fail(f"{name} defines {node.name}(): implement it in rawws.aio / sansio")
+        if isinstance(node, ast.ClassDef):
+            # rawws.http11 adapts the constructors to websockets' argument order; that is all.
+            methods = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+            assert name == "rawws.http11" and methods == {"__init__"}, (name, node.name)
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if not is_shell(module_name(p))],
+                         ids=module_name)
+def test_no_layer_imports_the_shells(path: Path) -> None:
+    for name in rawws_modules_in(imports_of(path)):
+        assert not is_shell(name), f"{module_name(path)} imports the shell {name}"
 
 
 def test_import_rawws_loads_only_the_standard_library() -> None:

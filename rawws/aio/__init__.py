@@ -1,9 +1,10 @@
 """The asyncio layer: the only part of rawws that touches the event loop and sockets."""
 
+from .auth import basic_auth
 from .broadcast import broadcast
-from .client import ClientConnection, connect
+from .client import ClientConnection, connect, unix_connect
 from .connection import Connection, Listener, Message
-from .server import Server, ServerConnection, serve
+from .server import Server, ServerConnection, serve, unix_serve
 
 __all__ = [
     "ClientConnection",
@@ -12,7 +13,10 @@ __all__ = [
     "Message",
     "Server",
     "ServerConnection",
+    "basic_auth",
     "broadcast",
     "connect",
     "serve",
+    "unix_connect",
+    "unix_serve",
 ]

@@ -14,11 +14,12 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import random as random_module
 import ssl as ssl_module
 import urllib.parse
-from collections.abc import AsyncIterator, Generator, Sequence
+from collections.abc import AsyncIterator, Generator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -29,7 +30,9 @@ from ..sansio.http11 import Headers, Request, Response
 from ..sansio.protocol import ClientProtocol
 from .connection import Connection, Listener
 
-__all__ = ["ClientConnection", "connect", "parse_uri"]
+__all__ = ["ClientConnection", "connect", "parse_uri", "unix_connect"]
+
+HeadersLike = Headers | Mapping[str, str] | Iterable[tuple[str, str]]
 
 _logger = logging.getLogger("rawws.client")
 
@@ -40,14 +43,14 @@ def parse_uri(uri: str) -> tuple[bool, str, int, str]:
         parsed = urllib.parse.urlsplit(uri)
         port = parsed.port
     except ValueError as exc:
-        raise InvalidURI(f"{uri!r} is not a valid URI: {exc}") from None
+        raise InvalidURI(uri, str(exc)) from None
     if parsed.scheme not in ("ws", "wss"):
-        raise InvalidURI(f"{uri!r} is not a WebSocket URI (ws:// or wss://)")
+        raise InvalidURI(uri, "scheme isn't ws or wss")
     if parsed.fragment:
         # §3: "Fragment identifiers are meaningless in the context of WebSocket URIs".
-        raise InvalidURI(f"{uri!r} has a fragment")
+        raise InvalidURI(uri, "it has a fragment")
     if not parsed.hostname:
-        raise InvalidURI(f"{uri!r} has no host")
+        raise InvalidURI(uri, "it has no host")
     secure = parsed.scheme == "wss"
     resource = parsed.path or "/"
     if parsed.query:
@@ -91,11 +94,14 @@ class connect:
     backoff and jitter whenever the connection fails or closes abnormally.
 
     Options: ``ssl`` (an :class:`ssl.SSLContext`; ``wss://`` uses a default context),
-    ``server_hostname``, ``origin``, ``subprotocols``, ``extra_headers``, ``compression``
-    (``"deflate"`` or ``None``), ``max_size``, ``max_frame_size``, ``max_queue``, ``write_limit``,
-    ``ping_interval``, ``ping_timeout``, ``open_timeout``, ``close_timeout``, ``user_agent``,
-    ``listener`` (callback API), ``host`` / ``port`` / ``sock`` (connect elsewhere than the URI
-    says), ``logger``.
+    ``server_hostname``, ``origin``, ``subprotocols``, ``additional_headers`` (a mapping or
+    ``(name, value)`` pairs; ``extra_headers`` is the same), ``compression`` (``"deflate"`` or
+    ``None``), ``max_size``, ``max_frame_size``, ``max_queue``, ``write_limit``,
+    ``ping_interval``, ``ping_timeout``, ``open_timeout``, ``close_timeout``,
+    ``user_agent_header`` (``user_agent`` is the same), ``listener`` (callback API), ``host`` /
+    ``port`` / ``sock`` (connect elsewhere than the URI says), ``logger``. Credentials in the
+    URI (``ws://user:pass@host/``) are sent as HTTP Basic authentication. ``proxy`` exists for
+    websockets' signature: rawws connects directly and refuses a proxy URL.
     """
 
     #: Reconnection backoff (seconds): initial delay, factor, maximum.
@@ -111,7 +117,8 @@ class connect:
         server_hostname: str | None = None,
         origin: str | None = None,
         subprotocols: Sequence[str] | None = None,
-        extra_headers: Headers | Sequence[tuple[str, str]] | None = None,
+        additional_headers: HeadersLike | None = None,
+        extra_headers: HeadersLike | None = None,
         compression: str | None = "deflate",
         extensions: Sequence[ClientExtensionFactory] | None = None,
         max_size: int | None = 2**20,
@@ -122,7 +129,9 @@ class connect:
         ping_timeout: float | None = 20.0,
         open_timeout: float | None = 10.0,
         close_timeout: float = 10.0,
-        user_agent: str | None = "rawws",
+        user_agent_header: str | None = "rawws",
+        user_agent: str | None = None,
+        proxy: str | bool | None = None,
         listener: Listener | None = None,
         host: str | None = None,
         port: int | None = None,
@@ -131,15 +140,27 @@ class connect:
     ) -> None:
         self.uri = uri
         self.secure, self.uri_host, self.uri_port, self.resource = parse_uri(uri)
+        if isinstance(proxy, str):
+            raise ValueError("rawws does not connect through proxies (proxy= must be None)")
+        if additional_headers is not None and extra_headers is not None:
+            raise TypeError("give additional_headers or extra_headers (the same), not both")
+        headers = Headers(additional_headers if additional_headers is not None
+                          else extra_headers)
+        userinfo = urllib.parse.urlsplit(uri)
+        if userinfo.username is not None and "Authorization" not in headers:
+            # As websockets: credentials in the URI become HTTP Basic authentication.
+            credentials = f"{urllib.parse.unquote(userinfo.username)}:" \
+                f"{urllib.parse.unquote(userinfo.password or '')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
         if ssl is None and self.secure:
             ssl = ssl_module.create_default_context()
         if ssl is not None and not self.secure:
-            raise InvalidURI(f"{uri!r}: use wss:// with an SSL context")
+            raise InvalidURI(uri, "an SSL context needs a wss:// URI")
         self.ssl = ssl
         self.server_hostname = server_hostname
         self.origin = origin
         self.subprotocols = subprotocols
-        self.extra_headers = extra_headers
+        self.extra_headers = headers if len(headers) else None
         self.extensions = (list(extensions) if extensions is not None
                            else _default_extensions(compression))
         self.max_size = max_size
@@ -150,11 +171,13 @@ class connect:
         self.ping_timeout = ping_timeout
         self.open_timeout = open_timeout
         self.close_timeout = close_timeout
-        self.user_agent = user_agent
+        self.user_agent = user_agent if user_agent is not None else user_agent_header
         self.listener = listener
         self.host = host
         self.port = port
         self.sock = sock
+        self.unix = False  # unix_connect() sets these
+        self.unix_path: str | None = None
         self.logger = logger or _logger
         self.connection: ClientConnection | None = None
 
@@ -190,7 +213,10 @@ class connect:
             kwargs["server_hostname"] = self.server_hostname or self.uri_host
         try:
             async with asyncio.timeout(self.open_timeout):
-                if self.sock is not None:
+                if self.unix:
+                    await loop.create_unix_connection(lambda: connection, self.unix_path,
+                                                      sock=self.sock, **kwargs)
+                elif self.sock is not None:
                     await loop.create_connection(lambda: connection, sock=self.sock, **kwargs)
                 else:
                     await loop.create_connection(
@@ -243,3 +269,14 @@ class connect:
                 continue
             await asyncio.sleep(delay * random_module.uniform(0.5, 1.0))
             delay = min(delay * self.backoff_factor, self.backoff_max)
+
+
+def unix_connect(path: str | None = None, uri: str | None = None, **kwargs: Any) -> connect:
+    """Like :func:`connect`, to a server on the Unix socket ``path``. ``uri`` (default
+    ``ws://localhost/``, ``wss://localhost/`` with ``ssl``) gives the Host header, the
+    resource and whether to use TLS."""
+    if uri is None:
+        uri = "ws://localhost/" if kwargs.get("ssl") is None else "wss://localhost/"
+    client = connect(uri, **kwargs)
+    client.unix, client.unix_path = True, path
+    return client

@@ -39,7 +39,7 @@ from ..sansio.http11 import Headers, Request, Response
 from ..sansio.protocol import ServerProtocol, State
 from .connection import Connection, Listener
 
-__all__ = ["Server", "ServerConnection", "serve"]
+__all__ = ["Server", "ServerConnection", "serve", "unix_serve"]
 
 _logger = logging.getLogger("rawws.server")
 
@@ -67,6 +67,8 @@ class ServerConnection(Connection):
     __slots__ = ("_handler_task", "_handshake_task", "_open_timer", "server")
 
     protocol: ServerProtocol
+    #: Set by :func:`~rawws.aio.auth.basic_auth` when the credentials are valid.
+    username: str
 
     def __init__(self, server: Server, protocol: ServerProtocol, **kwargs: Any) -> None:
         super().__init__(protocol, **kwargs)
@@ -74,6 +76,14 @@ class ServerConnection(Connection):
         self._open_timer: asyncio.TimerHandle | None = None
         self._handshake_task: asyncio.Task[None] | None = None
         self._handler_task: asyncio.Task[None] | None = None
+
+    def respond(self, status: int, text: str) -> Response:
+        """Build a plain-text response (``text`` encoded as UTF-8, as is): what
+        ``process_request`` / ``process_response`` return to answer instead of upgrading.
+        ``status`` may be an ``http.HTTPStatus``. Change its headers before returning it if
+        needed."""
+        return Response(int(status), Headers([("Content-Type", "text/plain; charset=utf-8")]),
+                        text.encode())
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -357,7 +367,10 @@ class Server:
         if self.ssl is not None and self.open_timeout is not None:
             # open_timeout bounds the TLS handshake too (connection_made comes after it).
             kwargs.setdefault("ssl_handshake_timeout", self.open_timeout)
-        if "sock" in kwargs and kwargs["sock"] is not None:
+        if kwargs.pop("unix", False):
+            self._server = await loop.create_unix_server(self._make_connection, ssl=self.ssl,
+                                                         **kwargs)
+        elif "sock" in kwargs and kwargs["sock"] is not None:
             self._server = await loop.create_server(self._make_connection, ssl=self.ssl,
                                                     **kwargs)
         else:
@@ -507,3 +520,10 @@ class serve:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.server.__aexit__(exc_type, exc, tb)
+
+
+def unix_serve(handler: Handler | Listener | type[Listener] | None, path: str | None = None,
+               **kwargs: Any) -> serve:
+    """Like :func:`serve`, on the Unix socket ``path`` instead of a TCP host and port
+    (for a server behind a reverse proxy)."""
+    return serve(handler, unix=True, path=path, **kwargs)

@@ -1,0 +1,145 @@
+"""Small websockets programs, run with websockets and with rawws: same observable behaviour.
+
+Every test takes ``lib`` (the fixture in conftest.py), uses only websockets' documented API
+through it, and runs once per library. Where rawws differs on purpose the test says so and
+docs/websockets-compat.md has the row.
+"""
+
+from __future__ import annotations
+
+import base64
+import http
+import os
+import tempfile
+import types
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+HOST = "127.0.0.1"
+
+
+def port_of(server: Any) -> int:
+    return int(server.sockets[0].getsockname()[1])
+
+
+def client(lib: types.ModuleType, port: int, path: str = "/", **kwargs: Any) -> Any:
+    if lib.__name__ == "websockets":
+        kwargs.setdefault("proxy", None)  # no proxy lookup from the environment
+    return lib.connect(f"ws://{HOST}:{port}{path}", **kwargs)
+
+
+async def echo(ws: Any) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+# --- exceptions and close codes -------------------------------------------------------------
+
+
+async def test_close_code_and_reason_reach_both_sides(lib: types.ModuleType) -> None:
+    seen: list[Any] = []
+
+    async def handler(ws: Any) -> None:
+        try:
+            await ws.recv()
+        except lib.ConnectionClosed as exc:
+            seen.append(exc)
+
+    async with lib.serve(handler, HOST, 0) as server, client(lib, port_of(server)) as ws:
+        await ws.close(4001, "bye now")
+        assert (ws.close_code, ws.close_reason) == (4001, "bye now")
+        assert ws.state is lib.State.CLOSED
+    (exc,) = seen
+    assert isinstance(exc, lib.ConnectionClosedError)  # 4001 is not a normal closure
+    assert (exc.rcvd.code, exc.rcvd.reason) == (4001, "bye now")
+    assert (exc.sent.code, exc.sent.reason) == (4001, "bye now")
+    assert exc.rcvd_then_sent is True
+
+
+async def test_normal_close_ends_async_for_and_sets_ok(lib: types.ModuleType) -> None:
+    seen: list[Any] = []
+
+    async def handler(ws: Any) -> None:
+        seen.extend([message async for message in ws])
+        try:
+            await ws.recv()
+        except lib.ConnectionClosedOK as exc:
+            seen.append((exc.rcvd.code, exc.sent.code))
+
+    async with lib.serve(handler, HOST, 0) as server, client(lib, port_of(server)) as ws:
+        await ws.send("one")
+        await ws.send(b"two")
+    # Leaving serve() waited for the handler.
+    assert seen == ["one", b"two", (1000, 1000)]
+
+
+async def test_rejection_in_process_request(lib: types.ModuleType) -> None:
+    def process_request(connection: Any, request: Any) -> Any:
+        token = parse_qs(urlparse(request.path).query).get("token")
+        if token != ["s3cret"]:
+            return connection.respond(http.HTTPStatus.FORBIDDEN, "bad token\n")
+        return None
+
+    async with lib.serve(echo, HOST, 0, process_request=process_request) as server:
+        with pytest.raises(lib.InvalidStatus) as info:
+            async with client(lib, port_of(server), "/chat?token=nope"):
+                pass
+        assert info.value.response.status_code == 403
+        assert info.value.response.body == b"bad token\n"
+        assert isinstance(info.value, lib.InvalidHandshake)
+        assert isinstance(info.value, lib.exceptions.WebSocketException)
+        async with client(lib, port_of(server), "/chat?token=s3cret") as ws:
+            await ws.send("in")
+            assert await ws.recv() == "in"
+
+
+async def test_basic_auth_sets_username(lib: types.ModuleType) -> None:
+    names: list[str] = []
+
+    async def handler(ws: Any) -> None:
+        names.append(ws.username)
+        await ws.send(f"hello {ws.username}")
+
+    auth = lib.asyncio.server.basic_auth(realm="test", credentials=("alice", "pw"))
+    async with lib.serve(handler, HOST, 0, process_request=auth) as server:
+        port = port_of(server)
+        with pytest.raises(lib.InvalidStatus) as info:
+            async with client(lib, port):
+                pass
+        assert info.value.response.status_code == 401
+        assert info.value.response.headers["WWW-Authenticate"].startswith('Basic realm="test"')
+        bad = base64.b64encode(b"alice:wrong").decode()
+        with pytest.raises(lib.InvalidStatus) as info:
+            async with client(lib, port, additional_headers={"Authorization": f"Basic {bad}"}):
+                pass
+        assert info.value.response.status_code == 401
+        good = base64.b64encode(b"alice:pw").decode()
+        async with client(lib, port, additional_headers={"Authorization": f"Basic {good}"}) as ws:
+            assert await ws.recv() == "hello alice"
+        async with lib.connect(f"ws://alice:pw@{HOST}:{port}/",
+                               **({"proxy": None} if lib.__name__ == "websockets" else {})) as ws:
+            assert await ws.recv() == "hello alice"
+    assert names == ["alice", "alice"]
+
+
+async def test_application_attributes_on_connections(lib: types.ModuleType) -> None:
+    def process_request(connection: Any, request: Any) -> None:
+        connection.user = request.headers.get("X-User")
+
+    async def handler(ws: Any) -> None:
+        await ws.send(ws.user)
+
+    async with (lib.serve(handler, HOST, 0, process_request=process_request) as server,
+                client(lib, port_of(server), additional_headers=[("X-User", "bob")]) as ws):
+        assert await ws.recv() == "bob"
+
+
+async def test_unix_socket(lib: types.ModuleType) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "ws.sock")
+        async with (lib.asyncio.server.unix_serve(echo, path),
+                    lib.asyncio.client.unix_connect(path) as ws):
+            await ws.send("over unix")
+            assert await ws.recv() == "over unix"
