@@ -3,6 +3,11 @@
 ``async def test_*`` functions run in a fresh event loop each (no plugin needed), bounded by
 ``ASYNC_TEST_TIMEOUT`` so a hang fails the test instead of the run. This bound is a hang guard,
 not a performance assertion: it is far above what any test needs.
+
+Tests marked ``@pytest.mark.virtual_clock`` (or modules with ``pytestmark = ...``) run on
+:class:`rawws.testing.VirtualEventLoop` instead: virtual time, in-memory network
+(docs/testing.md). Their hang guard is a virtual day (a deadlock fails at once; a busy loop is
+pytest-timeout's).
 """
 
 from __future__ import annotations
@@ -13,7 +18,15 @@ from typing import Any
 
 import pytest
 
+import rawws.testing
+
 ASYNC_TEST_TIMEOUT = 60.0
+VIRTUAL_TEST_TIMEOUT = 86400.0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "virtual_clock: run this async test on rawws.testing's virtual-clock loop")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -24,9 +37,14 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     names = pyfuncitem._fixtureinfo.argnames
     kwargs: dict[str, Any] = {name: pyfuncitem.funcargs[name] for name in names}
 
+    virtual = pyfuncitem.get_closest_marker("virtual_clock") is not None
+
     async def run() -> None:
-        async with asyncio.timeout(ASYNC_TEST_TIMEOUT):
+        async with asyncio.timeout(VIRTUAL_TEST_TIMEOUT if virtual else ASYNC_TEST_TIMEOUT):
             await function(**kwargs)
 
-    asyncio.run(run())
+    if virtual:
+        rawws.testing.run(run())
+    else:
+        asyncio.run(run())
     return True

@@ -7,6 +7,8 @@
   ``rawws.sansio.codes`` and ``rawws.redact`` (plus its own modules).
 * ``rawws/errors.py`` and ``rawws/redact.py`` import nothing from rawws (every layer, the
   sans-I/O core included, may use the one redaction module).
+* ``rawws/testing.py`` (the virtual clock) imports nothing from rawws: rawws runs on it unpatched.
+* ``rawws/tools`` and ``rawws/testing.py`` sit on top: sansio, aio and chat never import them.
 * No module is named after a stdlib module (``http.py`` would shadow ``http`` for scripts run
   from inside the package), except ``rawws.asyncio``, websockets' import path.
 * The websockets-compatible import paths (``rawws.asyncio.*``, ``rawws.exceptions``,
@@ -165,6 +167,17 @@ def test_errors_imports_nothing_from_rawws() -> None:
 def test_redact_imports_nothing_from_rawws() -> None:
     assert not rawws_modules_in(imports_of(ROOT / "redact.py"))
     assert not {top_level(n) for n in imports_of(ROOT / "redact.py")} & SANSIO_FORBIDDEN
+
+
+def test_testing_imports_nothing_from_rawws() -> None:
+    assert not rawws_modules_in(imports_of(ROOT / "testing.py"))
+
+
+@pytest.mark.parametrize("path", in_layer("sansio") + in_layer("aio") + in_layer("chat"),
+                         ids=module_name)
+def test_no_layer_imports_the_tools(path: Path) -> None:
+    for name in rawws_modules_in(imports_of(path)):
+        assert not name.startswith(("rawws.tools", "rawws.testing")), name
 
 
 def test_the_checker_sees_relative_and_dynamic_imports(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 rawws is tested against peers that misbehave on purpose (never answer a ping, never answer a
 close, stop reading, send half a request), so these helpers speak the wire format directly:
 HTTP heads as bytes, frames built with :func:`rawws.sansio.frames.serialize_frame`. Nothing
-here is timed: every wait has a generous bound that only guards against hangs.
+here is timed: every wait has a generous bound that only guards against hangs (on the virtual
+clock of rawws.testing, a virtual day: deadlines of minutes must not trip it, and a deadlock
+fails there at once anyway).
 """
 
 from __future__ import annotations
@@ -18,10 +20,18 @@ from rawws.sansio.codes import Opcode
 from rawws.sansio.frames import parse_close_payload, serialize_frame
 from rawws.sansio.handshake import accept_key
 from rawws.sansio.mask import apply_mask
+from rawws.testing import VirtualEventLoop
 
 HOST = "127.0.0.1"
 #: Upper bound of any single wait in a test (a hang guard, not a performance assertion).
 BOUND = 20.0
+#: The same guard on the virtual clock.
+VIRTUAL_BOUND = 86400.0
+
+
+def bound() -> float:
+    """The hang guard for the running loop (real seconds, or a virtual day)."""
+    return VIRTUAL_BOUND if isinstance(asyncio.get_running_loop(), VirtualEventLoop) else BOUND
 
 
 def small_buffer_socket(*, sndbuf: int | None = None,
@@ -43,10 +53,10 @@ async def connect_socket(sock: socket.socket, port: int) -> socket.socket:
     return sock
 
 
-async def until(predicate: Callable[[], object], *, timeout: float = BOUND,
+async def until(predicate: Callable[[], object], *, timeout: float | None = None,
                 step: float = 0.005) -> None:
     """Wait until ``predicate()`` is true; fail the test if it never becomes true."""
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(timeout or bound()):
         while not predicate():
             await asyncio.sleep(step)
 
@@ -143,7 +153,7 @@ class RawClient:
         self.send_frame(Opcode.CLOSE, payload)
 
     async def read_head(self) -> bytes:
-        async with asyncio.timeout(BOUND):
+        async with asyncio.timeout(bound()):
             return await self.reader.readuntil(b"\r\n\r\n")
 
     async def read_response(self, *, body: bool = True) -> tuple[int, dict[str, str], bytes]:
@@ -151,13 +161,13 @@ class RawClient:
         status, headers = parse_head(await self.read_head())
         data = b""
         if body and "content-length" in headers:
-            async with asyncio.timeout(BOUND):
+            async with asyncio.timeout(bound()):
                 data = await self.reader.readexactly(int(headers["content-length"]))
         return status, headers, data
 
     async def read_frame(self) -> tuple[bool, int, bytes]:
         """Read one (unmasked, server) frame: ``(fin, opcode, payload)``."""
-        async with asyncio.timeout(BOUND):
+        async with asyncio.timeout(bound()):
             head = await self.reader.readexactly(2)
             assert not head[1] & 0x80, "server frames must not be masked"
             length = head[1] & 0x7F
@@ -182,7 +192,7 @@ class RawClient:
         counts as the end too)."""
         chunks = []
         try:
-            async with asyncio.timeout(BOUND):
+            async with asyncio.timeout(bound()):
                 while chunk := await self.reader.read(65536):
                     chunks.append(chunk)
         except ConnectionResetError:

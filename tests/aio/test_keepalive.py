@@ -1,7 +1,10 @@
-"""Ping, pong, keepalive and the close timeout over real sockets.
+"""Ping, pong, keepalive and the close timeout, on the virtual clock (rawws.testing).
 
-Short timeouts (``ping_interval=0.05``...) only make the behaviour happen; nothing asserts on a
-duration. Peers that never answer are raw sockets (tests/aio/peers.py).
+Every test here runs on :class:`rawws.testing.VirtualEventLoop`: the real defaults (20 s
+keepalive, 10 s close timeout) pass in no time, and each deadline is checked to the instant it
+is due, identically on every run. ``idle()`` ("everything that can happen now has happened")
+replaces polling. Peers that never answer are raw peers (tests/aio/peers.py) on the loop's
+in-memory network.
 """
 
 from __future__ import annotations
@@ -13,8 +16,20 @@ import pytest
 import rawws
 from rawws import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, ServerConnection
 from rawws.sansio.codes import Opcode
+from rawws.testing import idle
 
-from .peers import HOST, RawClient, RawServer, RawServerSide, until
+from .peers import HOST, RawClient, RawServer, RawServerSide
+
+pytestmark = pytest.mark.virtual_clock
+
+
+def now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def set_latency(seconds: float) -> None:
+    """One-way delay of the connections made from now on."""
+    asyncio.get_running_loop().network.latency = seconds  # type: ignore[attr-defined]
 
 
 async def echo(ws: ServerConnection) -> None:
@@ -26,15 +41,15 @@ async def echo(ws: ServerConnection) -> None:
 
 
 async def test_ping_returns_latency() -> None:
+    set_latency(0.025)  # 25 ms each way: a ping takes 50 ms there and back
     async with (rawws.serve(echo, HOST, 0) as server,
                 rawws.connect(f"ws://{HOST}:{server.port}/") as ws):
         assert ws.latency == 0.0
         latency = await ws.ping()
-        assert isinstance(latency, float)
-        assert latency >= 0.0
+        assert latency == pytest.approx(0.05)
         assert ws.latency == latency
-        assert await ws.ping(b"payload") >= 0.0
-        assert await ws.ping("text payload") >= 0.0
+        assert await ws.ping(b"payload") == pytest.approx(0.05)
+        assert await ws.ping("text payload") == pytest.approx(0.05)
 
 
 @pytest.mark.parametrize("data, wire", [(b"abc", b"abc"), ("héllo", "héllo".encode()),
@@ -50,10 +65,12 @@ async def test_ping_payload_on_the_wire_and_resolved_by_pong(data: bytes | str,
     async with rawws.serve(handler, HOST, 0) as server:
         raw = await RawClient.connect(server.port)
         assert await raw.read_frame() == (True, Opcode.PING, wire)
+        await asyncio.sleep(3)  # the peer takes 3 s to answer
+        await idle()
         assert latencies == []  # no pong yet: ping() is still waiting
         raw.send_frame(Opcode.PONG, wire)
-        await until(lambda: latencies)
-        assert latencies[0] >= 0.0
+        await idle()
+        assert latencies == [pytest.approx(3.0)]
         raw.send_close()
         await raw.read_until_close()
         await raw.aclose()
@@ -84,7 +101,7 @@ async def test_pong_acknowledges_earlier_pings() -> None:
         first = asyncio.ensure_future(ws.ping(b"1"))
         second = asyncio.ensure_future(ws.ping(b"2"))
         third = asyncio.ensure_future(ws.ping(b"3"))
-        await asyncio.wait([first, second], timeout=20)
+        await asyncio.wait([first, second])
         results.append((first.done(), second.done(), third.done()))
         third.cancel()
         await ws.wait_closed()
@@ -94,7 +111,7 @@ async def test_pong_acknowledges_earlier_pings() -> None:
         for payload in (b"1", b"2", b"3"):
             assert await raw.read_frame() == (True, Opcode.PING, payload)
         raw.send_frame(Opcode.PONG, b"2")
-        await until(lambda: results)
+        await idle()
         assert results == [(True, True, False)]
         raw.send_close()
         await raw.read_until_close()
@@ -116,7 +133,7 @@ async def test_unsolicited_pong_resolves_nothing() -> None:
         assert (await raw.read_frame())[1] == Opcode.PING
         raw.send_frame(Opcode.PONG, b"other")
         raw.send_frame(Opcode.TEXT, b"marker")
-        await until(lambda: states)
+        await idle()
         assert states == [False]
         raw.send_close()
         await raw.read_until_close()
@@ -165,9 +182,9 @@ class RawPongBlocker:
 
 async def test_ping_pending_when_connection_closes_raises() -> None:
     async with RawServer(lambda side: side.reader.read(2**16)) as peer:
-        ws = await rawws.connect(f"ws://{HOST}:{peer.port}/", close_timeout=0.05)
+        ws = await rawws.connect(f"ws://{HOST}:{peer.port}/")
         waiting = asyncio.ensure_future(ws.ping(b"never answered"))
-        await until(lambda: peer.sides)
+        await idle()
         peer.sides[0].writer.transport.abort()
         with pytest.raises(ConnectionClosedError) as info:
             await waiting
@@ -177,7 +194,7 @@ async def test_ping_pending_when_connection_closes_raises() -> None:
 async def test_client_answers_server_ping_automatically() -> None:
     async with (RawServer(lambda side: None) as peer,
                 rawws.connect(f"ws://{HOST}:{peer.port}/", close_timeout=0.05)):
-        await until(lambda: peer.sides)
+        await idle()
         side = peer.sides[0]
         side.send_frame(Opcode.PING, b"are you there")
         assert await side.read_frame() == (True, Opcode.PONG, b"are you there")
@@ -187,6 +204,8 @@ async def test_client_answers_server_ping_automatically() -> None:
 
 
 async def test_keepalive_closes_1011_when_peer_never_answers_pings() -> None:
+    """With the defaults: a ping 20 s after the open, the 1011 close 20 s later (no pong), and
+    the TCP connection dropped when the 10 s close timeout expires."""
     caught: list[ConnectionClosed] = []
 
     async def handler(ws: ServerConnection) -> None:
@@ -195,55 +214,65 @@ async def test_keepalive_closes_1011_when_peer_never_answers_pings() -> None:
         except ConnectionClosed as exc:
             caught.append(exc)
 
-    async with rawws.serve(handler, HOST, 0, ping_interval=0.05, ping_timeout=0.05,
-                           close_timeout=0.1) as server:
+    async with rawws.serve(handler, HOST, 0) as server:
+        opened = now()
         raw = await RawClient.connect(server.port)  # reads, never answers anything
+        ping = await raw.read_frame()
+        assert ping[1] == Opcode.PING and len(ping[2]) == 4
+        assert now() == pytest.approx(opened + 20.0)
         (code, reason), before = await raw.read_until_close()
         assert (code, reason) == (1011, "keepalive ping timeout")
-        assert before, "a ping comes before the close"
-        assert all(opcode == Opcode.PING and len(payload) == 4 for _, opcode, payload in before)
+        assert before == []  # one ping only: the next one waits for its pong
+        assert now() == pytest.approx(opened + 40.0)
         await raw.read_eof()  # the close timeout ends the connection
-        await until(lambda: caught and not server.connections)
+        assert now() == pytest.approx(opened + 50.0)
+        await idle()
+        assert not server.connections
         await raw.aclose()
     assert isinstance(caught[0], ConnectionClosedError)
     assert (caught[0].code, caught[0].sent_code) == (1006, 1011)
 
 
 async def test_client_keepalive_closes_1011_when_server_never_answers() -> None:
-    frames: list[tuple[bool, int, bytes]] = []
+    frames: list[tuple[float, bool, int, bytes]] = []
 
     async def behave(side: RawServerSide) -> None:
         while True:
             frame = await side.read_frame()
-            frames.append(frame)
+            frames.append((now(), *frame))
             if frame[1] == Opcode.CLOSE:
                 return
 
     async with RawServer(behave) as peer:
-        ws = await rawws.connect(f"ws://{HOST}:{peer.port}/", ping_interval=0.05,
-                                 ping_timeout=0.05, close_timeout=0.1)
+        opened = now()
+        ws = await rawws.connect(f"ws://{HOST}:{peer.port}/", ping_interval=5,
+                                 ping_timeout=2, close_timeout=3)
         with pytest.raises(ConnectionClosedError) as info:
             await ws.recv()
         assert (info.value.code, info.value.sent_code) == (1006, 1011)
+        assert now() == pytest.approx(opened + 5 + 2 + 3)
         await ws.wait_closed()
-    assert frames[-1][1] == Opcode.CLOSE
-    assert frames[-1][2] == (1011).to_bytes(2, "big") + b"keepalive ping timeout"
-    assert [opcode for _, opcode, _ in frames[:-1]] == [Opcode.PING] * (len(frames) - 1)
-    assert len(frames) >= 2
+    ping_at, _, opcode, payload = frames[0]
+    assert (ping_at, opcode, len(payload)) == (pytest.approx(opened + 5), Opcode.PING, 4)
+    close_at, _, opcode, payload = frames[1]
+    assert (close_at, opcode) == (pytest.approx(opened + 7), Opcode.CLOSE)
+    assert payload == (1011).to_bytes(2, "big") + b"keepalive ping timeout"
+    assert len(frames) == 2
 
 
 class PingCounter(rawws.Listener):
     def __init__(self) -> None:
-        self.pings: list[bytes] = []
+        self.pings: list[tuple[float, bytes]] = []
 
     def on_ping(self, ws: rawws.Connection, payload: bytes) -> None:
-        self.pings.append(payload)
+        self.pings.append((now(), payload))
 
 
 @pytest.mark.parametrize("ping_timeout", [60.0, None])
 async def test_keepalive_keeps_a_responsive_connection_open(ping_timeout: float | None) -> None:
     """Pings go out every ``ping_interval`` while pongs come back, however long
     ``ping_timeout`` is (the next ping does not wait for the timeout to expire)."""
+    set_latency(0.1)
     server_side: list[ServerConnection] = []
 
     async def handler(ws: ServerConnection) -> None:
@@ -251,23 +280,31 @@ async def test_keepalive_keeps_a_responsive_connection_open(ping_timeout: float 
         await echo(ws)
 
     counter = PingCounter()
-    async with (rawws.serve(handler, HOST, 0, ping_interval=0.02,
+    async with (rawws.serve(handler, HOST, 0, ping_interval=20,
                             ping_timeout=ping_timeout) as server,
                 rawws.connect(f"ws://{HOST}:{server.port}/", ping_interval=None,
                               listener=counter) as ws):
-        await until(lambda: len(counter.pings) >= 5)
+        opened = now()  # the client learns of the open 0.1 s after the server
+        await asyncio.sleep(101)
         assert ws.state is rawws.State.OPEN
         assert server_side[0].state is rawws.State.OPEN
-        assert server_side[0].latency > 0.0
-        assert len(set(counter.pings)) == len(counter.pings)  # a fresh payload each time
+        assert server_side[0].latency == pytest.approx(0.2)
+        # Sent at 20, 40, ... after the server's open; each arrives 0.1 s later.
+        assert [at - opened for at, _ in counter.pings] == [
+            pytest.approx(20.0 * n) for n in range(1, 6)]
+        payloads = [payload for _, payload in counter.pings]
+        assert len(set(payloads)) == len(payloads)  # a fresh payload each time
 
 
 async def test_keepalive_with_both_sides_pinging() -> None:
+    set_latency(0.01)
     counter = PingCounter()
-    async with (rawws.serve(echo, HOST, 0, ping_interval=0.02, ping_timeout=0.5) as server,
-                rawws.connect(f"ws://{HOST}:{server.port}/", ping_interval=0.02,
-                              ping_timeout=0.5, listener=counter) as ws):
-        await until(lambda: len(counter.pings) >= 3 and ws.latency > 0.0)
+    async with (rawws.serve(echo, HOST, 0, ping_interval=2, ping_timeout=1) as server,
+                rawws.connect(f"ws://{HOST}:{server.port}/", ping_interval=3,
+                              ping_timeout=1, listener=counter) as ws):
+        await asyncio.sleep(60)
+        assert len(counter.pings) == 30  # the server's, every 2 s
+        assert ws.latency == pytest.approx(0.02)  # the client's own were answered
         assert ws.state is rawws.State.OPEN
 
 
@@ -278,18 +315,19 @@ async def test_server_close_times_out_when_peer_never_answers() -> None:
     outcome: list[object] = []
 
     async def handler(ws: ServerConnection) -> None:
+        started = now()
         await ws.close(4000, "bye")
-        outcome.append((ws.state, ws.close_code))
+        outcome.append((ws.state, ws.close_code, now() - started))
 
-    async with rawws.serve(handler, HOST, 0, close_timeout=0.1) as server:
+    async with rawws.serve(handler, HOST, 0) as server:
         raw = await RawClient.connect(server.port)
         assert (await raw.read_until_close())[0] == (4000, "bye")
         # Never answer: the server gives up after close_timeout and drops the connection.
         await raw.read_eof()
-        await until(lambda: outcome)
-        await until(lambda: not server.connections)
+        await idle()
+        assert outcome == [(rawws.State.CLOSED, 1006, pytest.approx(10.0))]  # the default
+        assert not server.connections
         await raw.aclose()
-    assert outcome == [(rawws.State.CLOSED, 1006)]
 
 
 async def test_client_close_times_out_when_server_never_answers() -> None:
@@ -300,8 +338,10 @@ async def test_client_close_times_out_when_server_never_answers() -> None:
         await side.reader.read()  # never answer; wait for the client to go away
 
     async with RawServer(behave) as peer:
-        ws = await rawws.connect(f"ws://{HOST}:{peer.port}/", close_timeout=0.1)
+        ws = await rawws.connect(f"ws://{HOST}:{peer.port}/", close_timeout=4)
+        started = now()
         await ws.close(1000, "done")
+        assert now() - started == pytest.approx(4.0)
         assert ws.state is rawws.State.CLOSED
         assert ws.close_code == 1006
         with pytest.raises(ConnectionClosedError):
@@ -316,8 +356,10 @@ async def test_client_aborts_when_server_echoes_close_but_keeps_tcp_open() -> No
         await side.reader.read()
 
     async with RawServer(behave) as peer:
-        ws = await rawws.connect(f"ws://{HOST}:{peer.port}/", close_timeout=0.1)
+        ws = await rawws.connect(f"ws://{HOST}:{peer.port}/", close_timeout=4)
+        started = now()
         await ws.close(1000)
+        assert now() - started == pytest.approx(4.0)
         assert (ws.close_code, ws.close_reason) == (1000, "")
         with pytest.raises(ConnectionClosedOK):
             await ws.recv()
@@ -326,20 +368,27 @@ async def test_client_aborts_when_server_echoes_close_but_keeps_tcp_open() -> No
 async def test_server_failing_half_closes_then_drops_a_silent_peer() -> None:
     """On a protocol error the server sends 1002 and a FIN (lingering close); a peer that
     never closes its side is dropped after close_timeout."""
-    caught: list[ConnectionClosed] = []
+    caught: list[tuple[ConnectionClosed, float]] = []
 
     async def handler(ws: ServerConnection) -> None:
         try:
             await ws.recv()
         except ConnectionClosed as exc:
-            caught.append(exc)
+            caught.append((exc, now()))
 
-    async with rawws.serve(handler, HOST, 0, close_timeout=0.1) as server:
+    async with rawws.serve(handler, HOST, 0, close_timeout=7) as server:
         raw = await RawClient.connect(server.port)
+        sent = now()
         raw.send_frame(0x3, b"reserved opcode")
         (code, _), _ = await raw.read_until_close()
         assert code == 1002
-        assert await raw.read_eof() == b""
-        await until(lambda: caught and not server.connections)
+        assert await raw.read_eof() == b""  # the FIN, at once
+        assert now() == sent
+        await idle()
+        assert server.connections  # still waiting for the peer's FIN
+        await asyncio.sleep(7)
+        assert not server.connections
         await raw.aclose()
-    assert (caught[0].code, caught[0].sent_code) == (1006, 1002)
+    exc, at = caught[0]
+    assert (exc.code, exc.sent_code) == (1006, 1002)
+    assert at == pytest.approx(sent + 7)
