@@ -117,6 +117,10 @@ class RawClient:
         if rcvbuf is None:
             reader, writer = await asyncio.open_connection(HOST, port)
             return cls(reader, writer)
+        if isinstance(asyncio.get_running_loop(), VirtualEventLoop):
+            reader, writer = await asyncio.open_connection(HOST, port)
+            writer.transport.set_buffer_size(rcvbuf)  # type: ignore[attr-defined]
+            return cls(reader, writer)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.setblocking(False)

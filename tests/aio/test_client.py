@@ -1,8 +1,10 @@
-"""rawws.aio.client over real sockets: URIs, handshake failures, odd servers, reconnection."""
+"""rawws.aio.client: URIs, handshake failures, odd servers, reconnection (over real sockets;
+the tests that depend on time on the virtual clock of rawws.testing)."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -19,8 +21,17 @@ from rawws.aio.client import parse_uri
 from rawws.sansio.codes import Opcode
 from rawws.sansio.handshake import accept_key
 from rawws.sansio.mask import apply_mask
+from rawws.testing import idle
 
 from .peers import HOST, RawServer, RawServerSide, until
+
+#: Tests that depend on time run on rawws.testing's virtual clock (in-memory network): the
+#: real backoff and timeouts, and the exact instants at which things happen.
+virtual_clock = pytest.mark.virtual_clock
+
+
+def now() -> float:
+    return asyncio.get_running_loop().time()
 
 
 @pytest.mark.parametrize("uri, expected", [
@@ -42,10 +53,11 @@ def test_parse_uri_rejects(uri: str) -> None:
         parse_uri(uri)
 
 
+@virtual_clock
 async def test_request_line_and_host_header() -> None:
     async with RawServer(lambda side: side.reader.read()) as peer:
         port = peer.port
-        async with rawws.connect(f"ws://{HOST}:{port}/a/b?c=d", close_timeout=0.05,
+        async with rawws.connect(f"ws://{HOST}:{port}/a/b?c=d",
                                  origin="https://o.example", subprotocols=["p1", "p2"],
                                  user_agent="tester/1"):
             pass
@@ -129,6 +141,7 @@ async def test_server_choosing_what_was_not_offered_fails(extra: str) -> None:
         await until(lambda: peer.tasks == set())
 
 
+@virtual_clock
 async def test_frame_in_the_same_segment_as_the_101() -> None:
     frame = b"\x81\x05hello"
 
@@ -142,11 +155,14 @@ async def test_frame_in_the_same_segment_as_the_101() -> None:
         await side.reader.read()
 
     async with RawServer(behave, respond=False) as peer:
-        ws = await rawws.connect(f"ws://{HOST}:{peer.port}/", close_timeout=0.05)
+        ws = await rawws.connect(f"ws://{HOST}:{peer.port}/")
         assert await ws.recv() == "hello"
-        await ws.close()
+        started = now()
+        await ws.close()  # the peer never answers: the close timeout ends it
+        assert now() == started + 10.0
 
 
+@virtual_clock
 async def test_masked_server_frame_fails_the_client_with_1002() -> None:
     frames: list[tuple[bool, int, bytes]] = []
 
@@ -156,21 +172,22 @@ async def test_masked_server_frame_fails_the_client_with_1002() -> None:
         await side.reader.read()
 
     async with RawServer(behave) as peer:
-        ws = await rawws.connect(f"ws://{HOST}:{peer.port}/", close_timeout=0.1)
+        ws = await rawws.connect(f"ws://{HOST}:{peer.port}/")
         with pytest.raises(ConnectionClosedError) as info:
             await ws.recv()
         assert info.value.sent_code == 1002
         await ws.wait_closed()
-        await until(lambda: frames)
+        assert frames
     assert frames[0][1] == Opcode.CLOSE
     assert frames[0][2][:2] == (1002).to_bytes(2, "big")
 
 
+@virtual_clock
 async def test_reconnects_after_an_abnormal_close_and_stops_on_4xx() -> None:
-    attempts: list[int] = []
+    attempts: list[float] = []
 
     async def handler(ws: ServerConnection) -> None:
-        attempts.append(len(attempts))
+        attempts.append(now())
         if len(attempts) == 1:
             assert ws.transport is not None
             ws.transport.abort()  # first connection: dropped without a close frame
@@ -180,49 +197,59 @@ async def test_reconnects_after_an_abnormal_close_and_stops_on_4xx() -> None:
 
     async with rawws.serve(handler, HOST, 0) as server:
         connector = rawws.connect(f"ws://{HOST}:{server.port}/")
-        connector.backoff_initial = 0.01
         seen: list[object] = []
-        async with asyncio.timeout(20):
-            async for ws in connector:
-                try:
-                    seen.append(await ws.recv())
-                    break
-                except ConnectionClosedError as exc:
-                    seen.append(exc.code)
+        async for ws in connector:
+            try:
+                seen.append(await ws.recv())
+                break
+            except ConnectionClosedError as exc:
+                seen.append(exc.code)
         assert seen == [1006, "attempt 2"]
-        await until(lambda: not server.connections)
+        # A connection that was open reconnects at once (the backoff is for failed attempts).
+        assert attempts[1] == attempts[0]
+        await idle()
+        assert not server.connections
 
     def forbid(ws: ServerConnection, request: rawws.Request) -> rawws.Response:
         return rawws.Response(403)
 
     async with rawws.serve(handler, HOST, 0, process_request=forbid) as server:
         connector = rawws.connect(f"ws://{HOST}:{server.port}/")
-        connector.backoff_initial = 0.01
+        started = now()
         with pytest.raises(InvalidStatus) as info:
             async for _ in connector:
                 pytest.fail("a 403 does not open a connection")
         assert info.value.status_code == 403
+        assert now() == started  # not retried
 
 
+def check_backoff(attempts: list[float], connector: rawws.connect) -> None:
+    """The gaps between failed attempts follow the backoff: the k-th is drawn in
+    [delay / 2, delay] with delay = initial * factor ** k, capped at backoff_max."""
+    delay = connector.backoff_initial
+    for before, after in itertools.pairwise(attempts):
+        assert delay / 2 <= after - before <= delay
+        delay = min(delay * connector.backoff_factor, connector.backoff_max)
+
+
+@virtual_clock
 async def test_reconnects_after_503() -> None:
-    count = 0
+    attempts: list[float] = []
 
     def busy_first(ws: ServerConnection, request: rawws.Request) -> rawws.Response | None:
-        nonlocal count
-        count += 1
-        return rawws.Response(503) if count < 3 else None
+        attempts.append(now())
+        return rawws.Response(503) if len(attempts) < 3 else None
 
     async def handler(ws: ServerConnection) -> None:
         await ws.send("finally")
 
     async with rawws.serve(handler, HOST, 0, process_request=busy_first) as server:
         connector = rawws.connect(f"ws://{HOST}:{server.port}/")
-        connector.backoff_initial = 0.01
-        async with asyncio.timeout(20):
-            async for ws in connector:
-                assert await ws.recv() == "finally"
-                break
-    assert count == 3
+        async for ws in connector:
+            assert await ws.recv() == "finally"
+            break
+    assert len(attempts) == 3
+    check_backoff(attempts, connector)
 
 
 async def test_await_connect_and_async_with() -> None:
@@ -242,16 +269,17 @@ async def test_await_connect_and_async_with() -> None:
         assert ws2.close_code == 1000
 
 
+@virtual_clock
 async def test_reconnects_when_the_server_drops_the_handshake() -> None:
     """A server that accepts TCP then closes it before answering (one restarting, or shedding
-    load) is retried like a refused connection, not raised out of ``async for``."""
-    attempts = 0
+    load) is retried like a refused connection, not raised out of ``async for``; the backoff
+    grows to its maximum (30 s) and stays there."""
+    attempts: list[float] = []
 
     async def flaky(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal attempts
-        attempts += 1
+        attempts.append(now())
         head = await reader.readuntil(b"\r\n\r\n")
-        if attempts < 3:
+        if len(attempts) < 13:
             writer.close()
             return
         key = next(line.split(":", 1)[1].strip() for line in head.decode().split("\r\n")
@@ -264,13 +292,12 @@ async def test_reconnects_when_the_server_drops_the_handshake() -> None:
 
     server = await asyncio.start_server(flaky, HOST, 0)
     try:
-        connector = rawws.connect(f"ws://{HOST}:{server.sockets[0].getsockname()[1]}/",
-                                  close_timeout=0.1)
-        connector.backoff_initial = 0.01
-        async with asyncio.timeout(20):
-            async for ws in connector:
-                assert await ws.recv() == "ok"
-                break
-        assert attempts == 3
+        connector = rawws.connect(f"ws://{HOST}:{server.sockets[0].getsockname()[1]}/")
+        async for ws in connector:
+            assert await ws.recv() == "ok"
+            break
+        assert len(attempts) == 13
+        check_backoff(attempts, connector)
+        assert attempts[-1] - attempts[-2] >= connector.backoff_max / 2  # the cap was reached
     finally:
         server.close()

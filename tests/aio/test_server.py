@@ -1,5 +1,5 @@
-"""rawws.aio.server over real sockets: handshake statuses, hooks, plain HTTP, limits, timeouts,
-graceful shutdown."""
+"""rawws.aio.server: handshake statuses, hooks, plain HTTP, limits, timeouts, graceful shutdown
+(over real sockets; the tests that depend on time on the virtual clock of rawws.testing)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,17 @@ from rawws import (
 )
 from rawws.sansio.codes import Opcode
 from rawws.sansio.handshake import accept_key
+from rawws.testing import idle
 
 from .peers import HOST, RawClient, until, upgrade_request
+
+#: Tests that depend on time or on the order of reads run on rawws.testing's virtual clock
+#: (in-memory network): real defaults, exact deadlines, ``idle()`` instead of sleeps.
+virtual_clock = pytest.mark.virtual_clock
+
+
+def now() -> float:
+    return asyncio.get_running_loop().time()
 
 
 async def echo(ws: ServerConnection) -> None:
@@ -175,6 +184,7 @@ async def test_plain_get_without_http_handler_gets_426() -> None:
     assert headers["upgrade"] == "websocket"
 
 
+@virtual_clock
 @pytest.mark.parametrize("is_async", [False, True])
 async def test_http_handler_serves_plain_requests_with_bodies(is_async: bool) -> None:
     seen: list[Request] = []
@@ -202,7 +212,8 @@ async def test_http_handler_serves_plain_requests_with_bodies(is_async: bool) ->
         # A body arriving in pieces, after the head.
         raw = await RawClient.open(server.port)
         raw.write(b"PUT /p HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nab")
-        await asyncio.sleep(0.01)
+        await idle()  # the server has read the head and 2 bytes of the body, and waits
+        assert len(seen) == 1
         raw.write(b"cdef")
         status, _, body = await raw.read_response()
         assert (status, body) == (200, b"PUT /p {} from 127.0.0.1 abcdef")
@@ -347,6 +358,7 @@ async def test_hook_raising_gets_500(hook_name: str, is_async: bool,
     assert any(r.exc_info and "hook bug" in str(r.exc_info[1]) for r in caplog.records)
 
 
+@virtual_clock
 async def test_async_hook_pauses_reading_and_keeps_early_frames() -> None:
     """Frames the client sends right behind its request, while an async hook runs, are
     processed once the connection opens."""
@@ -360,7 +372,10 @@ async def test_async_hook_pauses_reading_and_keeps_early_frames() -> None:
         request, _ = upgrade_request()
         raw.write(request)
         raw.send_frame(0x1, b"early")
-        await asyncio.sleep(0.01)
+        await idle()  # request and frame are in; the hook waits, reading is paused
+        connection, = server.connections
+        assert connection.state is rawws.State.CONNECTING
+        assert connection.transport is not None and not connection.transport.is_reading()
         release.set()
         status, _, _ = await raw.read_response(body=False)
         assert status == 101
@@ -399,20 +414,25 @@ async def test_max_connections_gets_503() -> None:
     assert server.rejections[503] == 2
 
 
+@virtual_clock
 @pytest.mark.parametrize("sent", [b"", b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"])
 async def test_open_timeout_answers_408_to_a_slow_request(sent: bytes) -> None:
-    async with rawws.serve(echo, HOST, 0, open_timeout=0.1) as server:
+    async with rawws.serve(echo, HOST, 0) as server:
         raw = await RawClient.open(server.port)
+        opened = now()
         raw.write(sent)
         status, headers, _ = await raw.read_response()
         assert status == 408
+        assert now() == opened + 10.0  # the default open_timeout
         assert headers["connection"] == "close"
         await raw.read_eof()
         await raw.aclose()
-        await until(lambda: not server.connections)
+        await idle()
+        assert not server.connections
         assert server.rejections[408] == 1
 
 
+@virtual_clock
 async def test_open_timeout_bounds_a_slow_hook() -> None:
     hook_cancelled = asyncio.Event()
 
@@ -423,28 +443,34 @@ async def test_open_timeout_bounds_a_slow_hook() -> None:
             hook_cancelled.set()
             raise
 
-    async with rawws.serve(echo, HOST, 0, open_timeout=0.1, process_request=hook) as server:
+    async with rawws.serve(echo, HOST, 0, open_timeout=3, process_request=hook) as server:
+        started = now()
         status, _, _ = await exchange(server.port, upgrade_request()[0])
         assert status == 408
-        await until(lambda: not server.connections)
-        async with asyncio.timeout(20):
-            await hook_cancelled.wait()
+        assert now() == started + 3
+        await idle()
+        assert not server.connections
+        assert hook_cancelled.is_set()
 
 
+@virtual_clock
 async def test_open_timeout_does_not_close_open_connections() -> None:
-    async with (rawws.serve(echo, HOST, 0, open_timeout=0.05) as server,
+    async with (rawws.serve(echo, HOST, 0) as server,
                 rawws.connect(f"ws://{HOST}:{server.port}/") as ws):
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(3600)  # far past the 10 s open_timeout
         await ws.send("still here")
         assert await ws.recv() == "still here"
 
 
+@virtual_clock
 async def test_client_open_timeout_when_server_never_answers() -> None:
     server = await asyncio.start_server(lambda r, w: None, HOST, 0)
     port = server.sockets[0].getsockname()[1]
+    started = now()
     try:
         with pytest.raises(TimeoutError):
-            await rawws.connect(f"ws://{HOST}:{port}/", open_timeout=0.1)
+            await rawws.connect(f"ws://{HOST}:{port}/")
+        assert now() == started + 10.0  # the default open_timeout
     finally:
         server.close()
 
@@ -505,18 +531,22 @@ async def test_close_aborts_connections_in_the_handshake() -> None:
     await raw.aclose()
 
 
+@virtual_clock
 async def test_close_waits_for_peers_within_close_timeout() -> None:
     """A peer that never answers the 1001 is dropped after close_timeout."""
-    server = await rawws.serve(echo, HOST, 0, close_timeout=0.1)
+    server = await rawws.serve(echo, HOST, 0)
     raw = await RawClient.connect(server.port)
+    started = now()
     server.close()
     await server.wait_closed()
+    assert now() == started + 10.0  # the default close_timeout
     (code, reason), _ = await raw.read_until_close()
     assert (code, reason) == (1001, "server shutting down")
     await raw.read_eof()
     await raw.aclose()
 
 
+@virtual_clock
 async def test_close_stops_a_handler_that_ignores_the_close() -> None:
     """A handler that never looks at its connection cannot hold the shutdown forever: after
     close_timeout it is cancelled."""
@@ -529,12 +559,15 @@ async def test_close_stops_a_handler_that_ignores_the_close() -> None:
             cancelled.set()
             raise
 
-    server = await rawws.serve(handler, HOST, 0, close_timeout=0.1)
+    server = await rawws.serve(handler, HOST, 0)
     ws = await rawws.connect(f"ws://{HOST}:{server.port}/")
-    await until(lambda: server.open_count == 1)
+    await idle()
+    assert server.open_count == 1
+    started = now()
     server.close()
-    async with asyncio.timeout(20):
-        await server.wait_closed()
+    await server.wait_closed()
+    # The client answered the 1001 at once; the handler got close_timeout more, then was cancelled.
+    assert now() == started + 10.0
     assert cancelled.is_set()
     await ws.wait_closed()
     assert ws.close_code == 1001
@@ -556,6 +589,7 @@ def _frames_in(data: bytes) -> list[int]:
     return opcodes
 
 
+@virtual_clock
 async def test_shutdown_timeout_aborts_a_peer_that_never_reads(
         caplog: pytest.LogCaptureFixture) -> None:
     """A peer that never reads never receives its 1001 (the close frame waits behind what it
@@ -569,16 +603,18 @@ async def test_shutdown_timeout_aborts_a_peer_that_never_reads(
         async for _ in ws:
             pass
 
-    server = await rawws.serve(handler, HOST, 0, close_timeout=60, shutdown_timeout=0.2)
+    server = await rawws.serve(handler, HOST, 0, close_timeout=60, shutdown_timeout=5)
     stalled = await RawClient.connect(server.port, "/flood", rcvbuf=4096)
     reader = await rawws.connect(f"ws://{HOST}:{server.port}/")
-    await until(lambda: server.open_count == 2
-                and any(c.writing_paused for c in server.connections))
+    await idle()
+    assert server.open_count == 2
+    assert any(c.writing_paused for c in server.connections)
+    started = now()
     server.close()
-    async with asyncio.timeout(20):  # a hang guard: without the deadline, close_timeout is 60 s
-        await server.wait_closed()
+    await server.wait_closed()
+    assert now() == started + 5  # the deadline, not close_timeout (60 s)
     assert not server.connections
-    assert "shutdown: 1 connection(s) still open after 0.2 s: aborting" in caplog.text
+    assert "shutdown: 1 connection(s) still open after 5 s: aborting" in caplog.text
     await reader.wait_closed()
     assert reader.close_code == 1001
     received = await stalled.read_eof()  # what its socket buffers held, then the end
@@ -587,6 +623,7 @@ async def test_shutdown_timeout_aborts_a_peer_that_never_reads(
     await stalled.aclose()
 
 
+@virtual_clock
 async def test_shutdown_timeout_also_bounds_the_handlers() -> None:
     cancelled = asyncio.Event()
 
@@ -597,12 +634,14 @@ async def test_shutdown_timeout_also_bounds_the_handlers() -> None:
             cancelled.set()
             raise
 
-    server = await rawws.serve(handler, HOST, 0, close_timeout=60, shutdown_timeout=0.1)
+    server = await rawws.serve(handler, HOST, 0, close_timeout=60, shutdown_timeout=5)
     ws = await rawws.connect(f"ws://{HOST}:{server.port}/")
-    await until(lambda: server.open_count == 1)
+    await idle()
+    assert server.open_count == 1
+    started = now()
     server.close()
-    async with asyncio.timeout(20):  # a hang guard: without the deadline, 60 s
-        await server.wait_closed()
+    await server.wait_closed()
+    assert now() == started + 5  # the deadline, not close_timeout (60 s)
     assert cancelled.is_set()
     await ws.wait_closed()
     assert ws.close_code == 1001
