@@ -1,4 +1,5 @@
-"""rawws.aio.connection over real sockets: messages, closing, errors, attributes."""
+"""rawws.aio.connection over real sockets: messages, closing, errors, attributes (the tests that
+depend on time or on what happens meanwhile on the virtual clock of rawws.testing)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,13 @@ from rawws import (
     State,
 )
 from rawws.sansio.codes import Opcode
+from rawws.testing import idle
 
 from .peers import HOST, RawClient, until
+
+#: Tests that depend on time or on what happens meanwhile run on rawws.testing's virtual clock
+#: (in-memory network): ``idle()`` instead of sleeps, the real close timeout.
+virtual_clock = pytest.mark.virtual_clock
 
 
 async def echo(ws: ServerConnection) -> None:
@@ -597,6 +603,7 @@ async def test_a_fragmented_message_that_cannot_finish_closes_1011(fragments: ob
             await ws.send("after")
 
 
+@virtual_clock
 async def test_cancelled_fragmented_send_closes_1011() -> None:
     forever = asyncio.Event()
 
@@ -608,7 +615,8 @@ async def test_cancelled_fragmented_send_closes_1011() -> None:
 
     async with rawws.serve(echo, HOST, 0) as server, rawws.connect(uri(server)) as ws:
         sending = asyncio.ensure_future(ws.send(stalled()))
-        await until(lambda: ws.protocol._send_opcode != 0)
+        await idle()
+        assert ws.protocol.sending_fragmented
         sending.cancel()
         with pytest.raises(asyncio.CancelledError):
             await sending
@@ -617,6 +625,7 @@ async def test_cancelled_fragmented_send_closes_1011() -> None:
         assert info.value.sent_code == 1011
 
 
+@virtual_clock
 async def test_send_during_a_fragmented_send_waits_for_it() -> None:
     """Frames of two messages may not interleave (§5.4): a send() while a fragmented message is
     going out waits for its last fragment, instead of failing."""
@@ -631,9 +640,11 @@ async def test_send_during_a_fragmented_send_waits_for_it() -> None:
 
     async def handler(ws: ServerConnection) -> None:
         fragmented = asyncio.ensure_future(ws.send(slow()))
-        await until(lambda: ws.protocol._send_opcode != 0)
+        await idle()
+        assert ws.protocol.sending_fragmented
         others = [asyncio.ensure_future(ws.send(m)) for m in ("x", b"y", ["z1", "z2"])]
-        await asyncio.sleep(0.01)
+        await idle()
+        assert not any(task.done() for task in others)  # waiting for the last fragment
         release.set()
         for task in (fragmented, *others):
             try:
@@ -672,6 +683,7 @@ async def _echo_handler(ws: rawws.ServerConnection) -> None:
         await ws.send(message)
 
 
+@virtual_clock
 @pytest.mark.parametrize("trailer", ["bad frame", "close"])
 async def test_async_server_answers_before_the_close_frame(trailer: str) -> None:
     """Autobahn 3.2 / 5.15 with a recv() handler: "Hello" and a bad frame (or a close) in one
@@ -687,6 +699,7 @@ async def test_async_server_answers_before_the_close_frame(trailer: str) -> None
         await raw.aclose()
 
 
+@virtual_clock
 async def test_async_client_answers_before_the_close_frame() -> None:
     from rawws.sansio.frames import serialize_frame
 
@@ -701,27 +714,30 @@ async def test_async_client_answers_before_the_close_frame() -> None:
         received.set_result([await side.read_frame(), await side.read_frame()])
 
     async with RawServer(behave) as peer:
-        async with rawws.connect(f"ws://{HOST}:{peer.port}/", compression=None,
-                                 close_timeout=0.5) as ws:
+        async with rawws.connect(f"ws://{HOST}:{peer.port}/", compression=None) as ws:
             async for message in ws:
                 await ws.send(message)
         assert await received == [(True, Opcode.TEXT, b"Hello"), (True, Opcode.CLOSE,
                                                                   b"\x03\xe8")]
 
 
+@virtual_clock
 async def test_handler_that_never_answers_still_gets_the_close_out() -> None:
-    async def idle(ws: rawws.ServerConnection) -> None:
+    async def never_reads(ws: rawws.ServerConnection) -> None:
         await asyncio.sleep(3600)  # never calls recv()
 
-    async with rawws.serve(idle, HOST, 0, compression=None, close_timeout=0.5) as server:
+    async with rawws.serve(never_reads, HOST, 0, compression=None) as server:
         raw = await RawClient.connect(server.port)
         raw.write(RawClient.frame(Opcode.TEXT, b"Hello") + RawClient.frame(Opcode.TEXT, b"x",
                                                                            rsv=0x20))
-        (code, _), before = await raw.read_until_close()  # after the short grace
+        sent = asyncio.get_running_loop().time()
+        (code, _), before = await raw.read_until_close()  # after a grace, not the handler
         assert (code, before) == (1002, [])
+        assert asyncio.get_running_loop().time() - sent < 10.0  # within close_timeout
         await raw.aclose()
 
 
+@virtual_clock
 async def test_async_client_big_answer_then_small_before_the_close() -> None:
     """Autobahn 7.1.6, client side: the first answer waits in drain() while the peer reads it
     slowly; the second one still goes out before the close frame."""
@@ -737,12 +753,12 @@ async def test_async_client_big_answer_then_small_before_the_close() -> None:
         side.writer.write(serialize_frame(Opcode.BINARY, big)
                           + serialize_frame(Opcode.TEXT, b"Hello World!")
                           + serialize_frame(Opcode.CLOSE, b"\x03\xe8"))
-        await asyncio.sleep(0.3)  # read nothing for a while: the client's big echo waits
+        await asyncio.sleep(5)  # read nothing for a while: the client's big echo waits
         received.set_result([await side.read_frame() for _ in range(3)])
 
     async with RawServer(behave) as peer:
         async with rawws.connect(f"ws://{HOST}:{peer.port}/", compression=None, max_size=None,
-                                 write_limit=1024, close_timeout=1) as ws:
+                                 write_limit=1024) as ws:
             async for message in ws:
                 await ws.send(message)
         assert await received == [(True, Opcode.BINARY, big),

@@ -1,11 +1,13 @@
-"""Back-pressure both ways over real sockets.
+"""Back-pressure both ways, on the virtual clock and in-memory network of rawws.testing.
 
 * Receiving: above ``max_queue`` undelivered messages the connection stops reading the socket;
   the kernel buffers fill and the sender's writes end up waiting.
 * Sending: above ``write_limit`` buffered bytes, ``send()`` waits until the peer reads.
 
-Peers that do not read shrink their receive buffer so the kernel fills quickly; bounds on message
-counts make a missing pause fail the test instead of hanging it.
+Peers that do not read get a small kernel buffer (4 KiB a direction) so it fills quickly; bounds
+on message counts make a missing pause fail the test instead of hanging it. ``idle()`` ("nothing
+more can happen now") turns "still waiting" into an exact statement: where a real-time test
+could only sleep a little and look, these assert that nothing moves until the reader reads.
 """
 
 from __future__ import annotations
@@ -19,19 +21,18 @@ import rawws
 from rawws import ConnectionClosed, ConnectionClosedError, ServerConnection
 from rawws.sansio.codes import Opcode
 from rawws.sansio.frames import serialize_frame
+from rawws.testing import idle
 
-from .peers import (
-    HOST,
-    RawClient,
-    RawServer,
-    RawServerSide,
-    connect_socket,
-    small_buffer_socket,
-    until,
-    upgrade_request,
-)
+from .peers import HOST, RawClient, RawServer, RawServerSide, upgrade_request
+
+pytestmark = pytest.mark.virtual_clock
 
 CHUNK = 2**16
+
+
+def small_buffers() -> None:
+    """Connections made from now on have 4 KiB kernel buffers each way."""
+    asyncio.get_running_loop().network.buffer_size = 4096  # type: ignore[attr-defined]
 
 
 async def test_max_queue_pauses_reading_and_the_sender_ends_up_waiting() -> None:
@@ -47,11 +48,9 @@ async def test_max_queue_pauses_reading_and_the_sender_ends_up_waiting() -> None
             received.append(message)
 
     count = 200  # 12.5 MiB if nothing ever paused: far more than the small buffers hold
-    listening = small_buffer_socket(rcvbuf=4096)  # accepted sockets inherit it
-    listening.bind((HOST, 0))
-    async with rawws.serve(handler, sock=listening, max_queue=4, compression=None) as server:
-        sock = await connect_socket(small_buffer_socket(sndbuf=4096), server.port)
-        ws = await rawws.connect(f"ws://{HOST}:{server.port}/", compression=None, sock=sock)
+    small_buffers()
+    async with rawws.serve(handler, HOST, 0, max_queue=4, compression=None) as server:
+        ws = await rawws.connect(f"ws://{HOST}:{server.port}/", compression=None)
         payloads = [i.to_bytes(4, "big") * (CHUNK // 4) for i in range(count)]
         sent = 0
 
@@ -62,24 +61,23 @@ async def test_max_queue_pauses_reading_and_the_sender_ends_up_waiting() -> None
                 sent += 1
 
         sending = asyncio.ensure_future(sender())
-        await until(lambda: conns and conns[0]._reading_paused, timeout=30)
+        await idle()
         server_ws = conns[0]
+        assert server_ws._reading_paused
         assert server_ws.transport is not None
         assert not server_ws.transport.is_reading()
-        assert len(server_ws._messages) >= 4
-        # The server stopped reading: the client's buffers fill up and send() waits.
-        await until(lambda: ws.writing_paused or sending.done(), timeout=30)
+        assert len(server_ws._messages) == 4
+        # The server stopped reading: the client's buffers filled up and send() waits.
         assert not sending.done()
         assert ws.writing_paused
         stalled_at = sent
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(10)  # (not 40: keepalive would close it, pongs being unread too)
         assert sent == stalled_at  # still waiting: nothing drains while the server is paused
         assert stalled_at < count
         # The application catches up: reading resumes and everything arrives, in order.
         go.set()
-        async with asyncio.timeout(60):
-            await sending
-        await until(lambda: len(received) == count, timeout=60)
+        await sending
+        await idle()
         assert received == payloads
         assert not server_ws._reading_paused
         assert server_ws.transport is not None and server_ws.transport.is_reading()
@@ -103,9 +101,11 @@ async def test_recv_resumes_reading_only_when_the_queue_drains() -> None:
         raw = await RawClient.connect(server.port)
         for i in range(16):
             raw.send_frame(Opcode.TEXT, b"%d" % i)
-        await until(lambda: conns and conns[0]._reading_paused)
+        await idle()
+        assert conns[0]._reading_paused
         release.set()
-        await until(lambda: len(log) == 16)
+        await idle()
+        assert len(log) == 16
         # Paused while more than max_queue // 4 = 2 messages wait; resumed at 2.
         assert log[0][0] >= 7 and log[0][1], log
         resumed = next(i for i, (_, paused) in enumerate(log) if not paused)
@@ -141,14 +141,14 @@ async def test_max_queue_holds_after_an_async_handshake_hook() -> None:
         frames = b"".join(serialize_frame(Opcode.TEXT, b"early %d" % i,
                                           masking_key=os.urandom(4)) for i in range(4))
         raw.write(request + frames)  # one segment: the frames arrive with the request
-        await until(lambda: conns)
-        await asyncio.sleep(0.01)
+        await idle()  # the hook waits
+        assert conns
         release.set()
         status, _, _ = await raw.read_response(body=False)
         assert status == 101
         ws = conns[0]
-        await until(lambda: len(ws._messages) >= 2)
-        await asyncio.sleep(0.01)  # let the hook task finish
+        await idle()  # the hook task has finished
+        assert len(ws._messages) == 4  # all came in the request's read, over max_queue
         assert ws._reading_paused
         assert ws.transport is not None
         assert not ws.transport.is_reading()
@@ -173,13 +173,12 @@ async def test_write_limit_makes_send_wait_until_the_peer_reads() -> None:
 
     async with rawws.serve(handler, HOST, 0, write_limit=CHUNK, compression=None) as server:
         raw = await RawClient.connect(server.port, rcvbuf=4096)  # and never reads, for now
-        await until(lambda: conns and (conns[0].writing_paused or len(progress) == count),
-                    timeout=30)
+        await idle()
         ws = conns[0]
         assert ws.writing_paused
         assert ws.write_buffer_size > CHUNK // 4
         stalled_at = len(progress)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(10)
         assert len(progress) == stalled_at < count  # send() is waiting for the drain
         # Now read everything: send() resumes and every message arrives intact.
         for i in range(count):
@@ -205,11 +204,10 @@ async def test_client_send_waits_for_a_server_that_does_not_read() -> None:
             n += len(frame[2])
         total.append(n)
 
-    async with RawServer(behave, rcvbuf=4096) as peer:
-        sock = await connect_socket(small_buffer_socket(sndbuf=4096), peer.port)
+    small_buffers()
+    async with RawServer(behave) as peer:
         ws = await rawws.connect(f"ws://{HOST}:{peer.port}/", write_limit=CHUNK,
-                                 compression=None, close_timeout=0.1, sock=sock)
-        await until(lambda: peer.sides)
+                                 compression=None)
         done = 0
 
         async def sender() -> None:
@@ -219,12 +217,13 @@ async def test_client_send_waits_for_a_server_that_does_not_read() -> None:
                 done += 1
 
         sending = asyncio.ensure_future(sender())
-        await until(lambda: ws.writing_paused or sending.done(), timeout=30)
+        await idle()
+        assert ws.writing_paused
         assert not sending.done()
+        assert done < 40
         reading.set()
-        async with asyncio.timeout(30):
-            await sending
-        await until(lambda: total)
+        await sending
+        await idle()
         assert total == [40 * CHUNK]
         await ws.close()
 
@@ -243,9 +242,11 @@ async def test_send_waiting_for_drain_raises_when_the_connection_is_lost() -> No
 
     async with rawws.serve(handler, HOST, 0, write_limit=CHUNK, compression=None) as server:
         raw = await RawClient.connect(server.port, rcvbuf=4096)
-        await until(lambda: conns and conns[0].writing_paused, timeout=30)
+        await idle()
+        assert conns[0].writing_paused
+        assert errors == []
         raw.abort()
-        await until(lambda: errors)
+        await idle()
     assert isinstance(errors[0], ConnectionClosedError)
     assert errors[0].code == 1006
 
@@ -266,8 +267,8 @@ async def test_fragmented_send_also_waits(fragments: bool) -> None:
     async with rawws.serve(handler, HOST, 0, write_limit=CHUNK, compression=None,
                            max_size=None) as server:
         raw = await RawClient.connect(server.port, rcvbuf=4096)
-        await until(lambda: conns and (conns[0].writing_paused or finished.is_set()),
-                    timeout=30)
+        await idle()
+        assert conns[0].writing_paused
         if fragments:
             # Between fragments send() waited: most of the message was never buffered.
             assert not finished.is_set()
@@ -277,6 +278,5 @@ async def test_fragmented_send_also_waits(fragments: bool) -> None:
             fin, _, payload = await raw.read_frame()
             n += len(payload)
         assert n == 200 * CHUNK and fin
-        async with asyncio.timeout(20):
-            await finished.wait()
+        await finished.wait()
         raw.abort()

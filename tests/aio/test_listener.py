@@ -1,8 +1,7 @@
-"""The callback API (``rawws.Listener``) over real sockets."""
+"""The callback API (``rawws.Listener``) over real sockets (one test on the virtual clock)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 import rawws
 from rawws import Connection, ConnectionClosedError, Listener, Message, ServerConnection
 from rawws.sansio.codes import Opcode
+from rawws.testing import idle
 
 from .peers import HOST, RawClient, until
 
@@ -187,6 +187,7 @@ async def test_on_writable_after_the_write_buffer_drains() -> None:
         await raw.aclose()
 
 
+@pytest.mark.virtual_clock
 async def test_pause_and_resume_reading_from_callbacks() -> None:
     """The callback-API back-pressure pattern: pause reading while our replies back up."""
     received: list[Message] = []
@@ -200,15 +201,17 @@ async def test_pause_and_resume_reading_from_callbacks() -> None:
     async with rawws.serve(Pausing(), HOST, 0) as server:
         ws = await rawws.connect(f"ws://{HOST}:{server.port}/")
         await ws.send("pause")
-        await until(lambda: received == ["pause"])
+        await idle()
+        assert received == ["pause"]
         server_ws = next(iter(server.connections))
         assert server_ws.transport is not None
         assert not server_ws.transport.is_reading()
         await ws.send("held")
-        await asyncio.sleep(0.05)  # time enough to arrive if reading were not paused
+        await idle()  # everything that could happen has: the message waits in the kernel
         assert received == ["pause"]
         server_ws.resume_reading()
-        await until(lambda: received == ["pause", "held"])
+        await idle()
+        assert received == ["pause", "held"]
         await ws.close()
 
 
