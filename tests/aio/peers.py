@@ -34,25 +34,6 @@ def bound() -> float:
     return VIRTUAL_BOUND if isinstance(asyncio.get_running_loop(), VirtualEventLoop) else BOUND
 
 
-def small_buffer_socket(*, sndbuf: int | None = None,
-                        rcvbuf: int | None = None) -> socket.socket:
-    """A fresh TCP socket with small kernel buffers, set before it connects or listens (a
-    listening socket passes its buffer sizes on to the sockets it accepts). Connect it with
-    :func:`connect_socket` and pass it as ``sock=``."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if sndbuf is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-    if rcvbuf is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    sock.setblocking(False)
-    return sock
-
-
-async def connect_socket(sock: socket.socket, port: int) -> socket.socket:
-    await asyncio.get_running_loop().sock_connect(sock, (HOST, port))
-    return sock
-
-
 async def until(predicate: Callable[[], object], *, timeout: float | None = None,
                 step: float = 0.005) -> None:
     """Wait until ``predicate()`` is true; fail the test if it never becomes true."""
