@@ -23,6 +23,7 @@ from .aio.client import connect
 from .aio.connection import Connection, Listener, Message
 from .aio.server import serve
 from .errors import ConnectionClosed, RawwsError
+from .redact import RedactingFilter
 from .sansio.codes import CLOSE_CODE_MEANINGS
 
 __all__ = ["main"]
@@ -185,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("chat", help="a terminal chat client (see docs/chat.md)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    for handler in logging.getLogger().handlers:  # no secret reaches a log (rawws.redact)
+        handler.addFilter(RedactingFilter())
     if args.debug:
         logging.getLogger("rawws").setLevel(logging.DEBUG)
     if args.command == "echo":

@@ -9,7 +9,9 @@ Does not own: where the token comes from (header, query, cookie or first message
 
 JWT rules applied, in this order (RFC 7519, RFC 7515, RFC 8725 "JWT Best Current Practices"):
 
-1. Three base64url parts (no padding required, ``=`` tolerated), at most 8 KiB in all.
+1. ASCII only, three base64url parts (no padding required, ``=`` tolerated), at most 8 KiB in
+   all. A token that is not ASCII or whose parts do not decode (base64url, UTF-8, strict JSON:
+   no ``NaN``, no ``1e400``) is :class:`TokenInvalid` (4002), never an internal error.
 2. The header is a JSON object whose ``alg`` is one of the configured HMAC algorithms.
    ``none`` and every other algorithm are refused (RFC 8725 §3.1: "libraries MUST enable the
    caller to specify a supported set of algorithms and MUST NOT use any other algorithms").
@@ -42,7 +44,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .topics import covers, is_valid_pattern
-from .wire import CLOSE_AUTH_EXPIRED, CLOSE_AUTH_INVALID, is_valid_user
+from .wire import CLOSE_AUTH_EXPIRED, CLOSE_AUTH_INVALID, is_valid_user, loads_strict
 
 __all__ = [
     "ALGORITHMS",
@@ -137,7 +139,7 @@ _B64URL: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(data.decode("utf-8"))
+        value = loads_strict(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise TokenInvalid(f"malformed token: {what} is not JSON") from None
     if type(value) is not dict:
@@ -178,7 +180,10 @@ def _number(claims: Mapping[str, Any], name: str) -> float | None:
     value = claims[name]
     if type(value) not in (int, float):  # bool is not a number here
         raise TokenInvalid(f"claim {name!r} must be a number")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond any double: 10**400
+        raise TokenInvalid(f"claim {name!r} is out of range") from None
 
 
 class JWTVerifier:
@@ -193,8 +198,9 @@ class JWTVerifier:
         clock: Callable[[], float] = time.time,
     ) -> None:
         key = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
-        if not key:
-            raise ValueError("the JWT secret must not be empty")
+        if not key.strip():
+            raise ValueError("the JWT secret is empty: refusing to start (an empty secret "
+                             "would sign anyone's tokens)")
         algs = tuple(algorithms)
         unknown = [a for a in algs if a not in ALGORITHMS]
         if unknown or not algs:
@@ -207,6 +213,8 @@ class JWTVerifier:
     def verify(self, token: str) -> Identity:
         if type(token) is not str or not token or len(token) > MAX_TOKEN_LENGTH:
             raise TokenInvalid("malformed token")
+        if not token.isascii():  # RFC 7515 §7.1: the compact form is base64url and dots
+            raise TokenInvalid("malformed token: not ASCII")
         parts = token.split(".")
         if len(parts) != 3:
             raise TokenInvalid("malformed token: expected three dot-separated parts")
@@ -256,6 +264,9 @@ class StaticTokens:
     """A fixed table token -> user, e.g. from a file with one ``TOKEN USER`` pair per line."""
 
     def __init__(self, table: Mapping[str, str]) -> None:
+        if not table:
+            raise ValueError("the static token table is empty: no one could connect "
+                             "(give at least one 'TOKEN USER')")
         entries: list[tuple[bytes, str]] = []
         for token, user in table.items():
             if not token:
@@ -272,9 +283,16 @@ class StaticTokens:
     def parse(cls, text: str) -> StaticTokens:
         """Either a JSON object ``{"token": "user"}`` or lines ``TOKEN USER`` (``#`` comments)."""
         if text.lstrip().startswith("{"):
-            value = json.loads(text)
-            if not all(type(k) is str and type(v) is str for k, v in value.items()):
-                raise ValueError("the tokens file must map strings to strings")
+            try:
+                value = loads_strict(text)
+            except RecursionError:
+                raise ValueError("the tokens file is nested too deeply") from None
+            except ValueError as exc:
+                raise ValueError(f"the tokens file is not valid JSON: {exc}") from None
+            if type(value) is not dict or not all(
+                    type(k) is str and type(v) is str for k, v in value.items()):
+                raise ValueError("the tokens file must be a JSON object mapping tokens "
+                                 "(strings) to user names (strings)")
             return cls(value)
         table: dict[str, str] = {}
         for number, line in enumerate(text.splitlines(), 1):

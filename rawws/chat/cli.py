@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rawws.redact import RedactingFilter
+
 from .auth import ALGORITHMS
 from .client import ChatClient, ChatError
 from .limits import Limits
@@ -49,7 +51,11 @@ def _serve_parser() -> argparse.ArgumentParser:
                       help="static tokens file: one 'TOKEN USER' per line (or a JSON object)")
     auth.add_argument("--api-key", default=os.environ.get("RAWWS_API_KEY"),
                       help="require 'Authorization: Bearer KEY' on /api/* "
-                           "(default: $RAWWS_API_KEY)")
+                           "(default: $RAWWS_API_KEY). With auth on and no key, /api/* is "
+                           "closed (401)")
+    auth.add_argument("--open-api", action="store_true",
+                      help="with auth on and no --api-key, open /api/* to anyone anyway "
+                           "(logged as a warning; see docs/security.md)")
     web = p.add_argument_group("browsers")
     web.add_argument("--allow-origin", action="append", metavar="ORIGIN",
                      help="origin allowed to open WebSockets (repeatable; '*' for any; "
@@ -97,6 +103,14 @@ def _serve_parser() -> argparse.ArgumentParser:
     return p
 
 
+def install_redaction() -> None:
+    """The last line of defence for secrets: every handler of the root logger redacts every
+    record (any logger, any level; :func:`rawws.redact.redact_text`)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+
+
 def config_from_args(args: argparse.Namespace) -> ChatConfig:
     limits = Limits(
         max_connections=args.max_connections,
@@ -116,10 +130,11 @@ def config_from_args(args: argparse.Namespace) -> ChatConfig:
         host=args.host,
         port=args.port,
         limits=limits,
-        jwt_secret=args.jwt_secret or None,
+        jwt_secret=args.jwt_secret,  # "" (flag or $RAWWS_JWT_SECRET set but empty): an error
         jwt_algorithms=tuple(args.jwt_alg) if args.jwt_alg else ChatConfig.jwt_algorithms,
         tokens_file=args.tokens,
-        api_key=args.api_key or None,
+        api_key=args.api_key,
+        open_api=args.open_api,
         allowed_origins=tuple(args.allow_origin) if args.allow_origin else None,
         slow_consumer=args.slow_consumer,
         slow_consumer_grace=args.slow_consumer_grace,
@@ -150,6 +165,7 @@ def main_serve(argv: list[str]) -> int:
     args = _serve_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_redaction()
     try:
         config = config_from_args(args)
         ChatServer(config)  # validate the configuration (tokens file, secret) before binding
@@ -159,16 +175,21 @@ def main_serve(argv: list[str]) -> int:
 
     def ready(server: ChatServer) -> None:
         auth = []
-        if config.jwt_secret:
+        if config.jwt_secret is not None:
             auth.append("JWT")
-        if config.tokens_file:
+        if config.tokens_file is not None:
             auth.append("static tokens")
+        if config.api_key is not None:
+            api = "API key required (or a user token)" if auth else "API key required"
+        elif auth:
+            api = "open to anyone (--open-api)" if config.open_api else "closed (no --api-key)"
+        else:
+            api = "open (auth off)"
         print(f"rawws chat server on {server.http_url}  (WebSocket: {server.url}/ws, "
               f"{server.url}/ws/chat/ROOM, {server.url}/ws/notifications)", flush=True)
-        print(f"auth: {' + '.join(auth) or 'off (use ?user_id=NAME)'}; HTTP API key: "
-              f"{'required' if config.api_key else 'off'}; compression: "
-              f"{'permessage-deflate' if config.compression else 'off'}; Ctrl+C stops",
-              flush=True)
+        print(f"auth: {' + '.join(auth) or 'off (use ?user_id=NAME)'}; HTTP API: {api}; "
+              f"compression: {'permessage-deflate' if config.compression else 'off'}; "
+              "Ctrl+C stops", flush=True)
 
     try:
         asyncio.run(_serve(config, ready))

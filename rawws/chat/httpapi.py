@@ -15,8 +15,21 @@ Status rules, checked in this order, each with a JSON body ``{"error": ..., "mes
    once). First, so that guessing the API key is rate limited too. Callers that pass no
    ``client`` (in-process) are not limited.
 1. 404: no such path. 2. 405 (with ``Allow``): the path exists, the method does not.
-3. 401 (with ``WWW-Authenticate: Bearer``): ``/api/*`` without ``Authorization: Bearer`` while an
-   API key is set; 403: a wrong key (compared with :func:`hmac.compare_digest`).
+3. Who calls (:meth:`HttpApi._caller`), for ``/api/*``:
+
+   * auth off (no JWT secret, no tokens), no API key: anyone, as the operator (local use);
+   * an API key is set: ``Authorization: Bearer KEY`` is the operator (compared with
+     :func:`hmac.compare_digest`); with auth on, ``Bearer <user token>`` is that user, limited
+     by the token's grants (below); no ``Authorization``: 401 (with ``WWW-Authenticate:
+     Bearer``); a wrong key or a refused token: 403;
+   * auth on and no API key: 401 for every request (the API is closed), unless the operator
+     passed ``open_api`` (``--open-api``): then anyone is the operator.
+
+   With auth on, nothing in a body names the acting user: a room message posted by the
+   operator comes from ``api``, one posted with a user token from that token's user, and a
+   ``user_id`` naming anyone else is 403. A user token may post to, read, and list only the
+   rooms its ``rooms`` claim lets it join, publish only where its ``publish`` claim (and
+   ``client_publish``) allow, and may not notify or broadcast (403).
 4. 413: body over ``max_body_size``, or the content inside it over ``max_content_size``.
 5. 400: empty body, not UTF-8, not strict JSON, nested too deep, or a field or name invalid.
 6. 503: a room cannot be created (``max_rooms`` rooms, all with members).
@@ -42,6 +55,7 @@ from typing import Any, Final, Protocol
 import rawws
 from rawws.redact import redact_target
 
+from .auth import AuthError, Identity
 from .limits import BucketTable, Limits
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .router import Action, Router, Send
@@ -49,7 +63,7 @@ from .store import RoomLimitReached
 from .topics import split_topic
 from .wire import WireError, bearer_token, decode_json, encode, is_valid_room, is_valid_user
 
-__all__ = ["HttpApi", "client_key"]
+__all__ = ["OPERATOR", "HttpApi", "client_key"]
 
 _logger = logging.getLogger("rawws.chat.http")
 
@@ -80,6 +94,11 @@ HTTP API: POST /api/notify/{user_id}, /api/broadcast, /api/publish/{topic},
 Health and metrics: /healthz  /metrics
 Protocol reference: docs/chat-protocol.md
 """
+
+
+#: The caller holding the API key (or anyone, where the API is open): the server's operator.
+#: Room messages it posts come from ``api`` unless auth is off and the body names a user.
+OPERATOR: Final = Identity("api")
 
 
 def _is_api(target: str) -> bool:
@@ -131,6 +150,7 @@ class HttpApi:
         *,
         deliver: Callable[[list[Action]], None],
         api_key: str | None = None,
+        open_api: bool = False,
         static_dir: Path | None = None,
         limits: Limits | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -138,7 +158,13 @@ class HttpApi:
     ) -> None:
         self.router = router
         self.deliver = deliver
-        self._api_key = api_key.encode("utf-8") if api_key else None
+        if api_key is not None and not api_key.strip():
+            raise ValueError("the API key is empty: refusing to start with the HTTP API open "
+                             "by accident (unset it, or give a real key)")
+        if api_key is not None and open_api:
+            raise ValueError("an API key and an open API contradict each other: give one")
+        self._api_key = api_key.encode("utf-8") if api_key is not None else None
+        self.open_api = open_api
         self.static_dir = static_dir
         self.limits = limits or router.limits
         self._clock = clock
@@ -199,31 +225,31 @@ class HttpApi:
                     *COMMON_HEADERS]), self.metrics.render().encode("utf-8"))
             case ["api", "notify", user]:
                 self._allow(method, "POST")
-                self._authorize(headers)
+                self._operator_only(self._caller(headers), "notify")
                 return self._notify(user, body)
             case ["api", "broadcast"]:
                 self._allow(method, "POST")
-                self._authorize(headers)
+                self._operator_only(self._caller(headers), "broadcast")
                 return self._broadcast(body)
             case ["api", "publish", topic]:
                 self._allow(method, "POST")
-                self._authorize(headers)
-                return self._publish(topic, body)
+                return self._publish(self._caller(headers), topic, body)
             case ["api", "rooms"]:
                 self._allow(method, "GET")
-                self._authorize(headers)
-                return _json(200, {"rooms": self.router.rooms_summary()})
+                caller = self._caller(headers)
+                rooms = self.router.rooms_summary()
+                if caller is not OPERATOR:
+                    rooms = [r for r in rooms if caller.grants.may_join(r["room"])]
+                return _json(200, {"rooms": rooms})
             case ["api", "rooms", room]:
                 self._allow(method, "GET")
-                self._authorize(headers)
-                return self._room(room)
+                return self._room(self._caller(headers), room)
             case ["api", "rooms", room, "messages"]:
                 self._allow(method, "POST")
-                self._authorize(headers)
-                return self._post(room, body)
+                return self._post(self._caller(headers), room, body)
             case ["api", "users", "online"]:
                 self._allow(method, "GET")
-                self._authorize(headers)
+                self._caller(headers)
                 users = self.router.online_users()
                 return _json(200, {"users": users, "count": len(users)})
         raise _Fail(404, "not_found", "no such endpoint")
@@ -241,15 +267,41 @@ class HttpApi:
         if method != allowed:
             raise _Fail(405, "method_not_allowed", f"use {allowed}", (("Allow", allowed),))
 
-    def _authorize(self, headers: HeaderLookup) -> None:
-        if self._api_key is None:
-            return
-        key = bearer_token(headers.get("Authorization"))
-        if key is None:
-            raise _Fail(401, "unauthorized", "send Authorization: Bearer <api key>",
+    def _caller(self, headers: HeaderLookup) -> Identity:
+        """Who is calling ``/api/*``: :data:`OPERATOR`, or a user (an :class:`Identity` from
+        a token). Raises 401 / 403 (rules in the module docstring)."""
+        authenticator = self.router.authenticator
+        credential = bearer_token(headers.get("Authorization"))
+        if self._api_key is not None:
+            if credential is None:
+                raise _Fail(401, "unauthorized", "send Authorization: Bearer <api key>",
+                            (("WWW-Authenticate", 'Bearer realm="rawws"'),))
+            if hmac.compare_digest(credential.encode("utf-8", "surrogatepass"),
+                                   self._api_key):
+                return OPERATOR
+        elif authenticator is None:
+            return OPERATOR  # auth off, no key: open (user names are claims anyway)
+        elif not self.open_api:
+            raise _Fail(401, "unauthorized", "the HTTP API is closed: auth is on and the "
+                        "server has no API key (--api-key)",
                         (("WWW-Authenticate", 'Bearer realm="rawws"'),))
-        if not hmac.compare_digest(key.encode("utf-8", "replace"), self._api_key):
-            raise _Fail(403, "forbidden", "wrong API key")
+        elif credential is None:
+            return OPERATOR  # --open-api: anyone
+        if authenticator is not None:  # a user token (refused ones are refused)
+            try:
+                return authenticator.verify(credential)
+            except AuthError:
+                raise _Fail(403, "forbidden", "wrong API key or refused token") from None
+        raise _Fail(403, "forbidden", "wrong API key")
+
+    @staticmethod
+    def _operator_only(caller: Identity, what: str) -> None:
+        if caller is not OPERATOR:
+            raise _Fail(403, "forbidden", f"{what} needs the API key, not a user token")
+
+    def _may_join(self, caller: Identity, room: str) -> None:
+        if caller is not OPERATOR and not caller.grants.may_join(room):
+            raise _Fail(403, "forbidden", "this token may not join that room")
 
     # --- bodies ------------------------------------------------------------------------------
 
@@ -297,35 +349,46 @@ class HttpApi:
         self.deliver(actions)
         return _json(200, {"status": "sent", "recipients": recipients})
 
-    def _publish(self, topic: str, body: bytes) -> rawws.Response:
+    def _publish(self, caller: Identity, topic: str, body: bytes) -> rawws.Response:
         try:
             split_topic(topic)
         except ValueError as exc:
             raise _Fail(400, "bad_request", str(exc)) from None
+        if caller is not OPERATOR and not (self.router.client_publish
+                                           and caller.grants.may_publish(topic)):
+            raise _Fail(403, "forbidden", "this token may not publish to that topic")
         message = self._message(body)
         recipients, actions = self.router.publish(topic, message)
         self.deliver(actions)
         return _json(200, {"status": "sent", "topic": topic, "recipients": recipients})
 
-    def _room(self, room: str) -> rawws.Response:
+    def _room(self, caller: Identity, room: str) -> rawws.Response:
         if not is_valid_room(room):
             raise _Fail(400, "bad_request", "invalid room name")
+        self._may_join(caller, room)  # before the lookup: a 404 would tell that it exists
         detail = self.router.room_detail(room)
         if detail is None:
             raise _Fail(404, "not_found", f"no room {room!r}")
         return _json(200, detail)
 
-    def _post(self, room: str, body: bytes) -> rawws.Response:
+    def _post(self, caller: Identity, room: str, body: bytes) -> rawws.Response:
         if not is_valid_room(room):
             raise _Fail(400, "bad_request", "invalid room name")
+        self._may_join(caller, room)
         value = self._body(body)
         if type(value) is not dict:
             raise _Fail(400, "bad_request", 'expected {"content": ..., "user_id": ...}')
         if "content" not in value:
             raise _Fail(400, "bad_request", "missing content")
-        user = value.get("user_id", "api")
+        acting = caller.user  # "api" for the operator
+        user = value.get("user_id", acting)
         if not is_valid_user(user):
             raise _Fail(400, "bad_request", "invalid user_id")
+        if user != acting and self.router.auth_required:
+            # With auth on a body never names the acting user: that would let the key (or a
+            # token) speak as anyone.
+            raise _Fail(403, "forbidden", f"with auth on, messages posted here come from "
+                        f"{acting!r}; user_id cannot name another user")
         self._check_size(value["content"], "content")
         try:
             event, actions = self.router.post(room, user, value["content"])

@@ -33,18 +33,27 @@ from .metrics import Metrics
 from .router import Router
 from .store import MemoryStore, Store
 
-__all__ = ["DEFAULT_STATIC_DIR", "ChatConfig", "ChatServer", "deflate_extensions"]
+__all__ = ["DEFAULT_STATIC_DIR", "MIN_SECRET_BYTES", "ChatConfig", "ChatServer",
+           "deflate_extensions"]
 
 DEFAULT_STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
 
+_logger = logging.getLogger("rawws.chat.server")
 _ws_logger = logging.getLogger("rawws.chat.ws")
 _ws_logger.addFilter(RedactingFilter())
+
+#: Below this many bytes a JWT secret starts the server with a warning (RFC 7518 §3.2).
+MIN_SECRET_BYTES: Final = 32
 
 
 @dataclass(frozen=True, kw_only=True)
 class ChatConfig:
     """Everything ``python -m rawws serve`` can set. Auth is off unless a secret or tokens are
-    given; the HTTP API is open unless ``api_key`` is set."""
+    given. The HTTP API: with ``api_key``, callers need it (or a user token); without, it is
+    open while auth is off and closed (401) while auth is on, unless ``open_api``.
+
+    Fail closed: an empty secret, an empty API key, an empty tokens table are errors
+    (``ValueError`` from :class:`ChatServer`), never "auth off"."""
 
     host: str = "127.0.0.1"
     port: int = 8765
@@ -55,6 +64,9 @@ class ChatConfig:
     tokens_file: str | None = None
     static_tokens: Mapping[str, str] | None = None
     api_key: str | None = None
+    #: With auth on and no ``api_key``, the HTTP API answers 401; True opens it to anyone
+    #: (logged as a warning at start). See docs/security.md, "The HTTP API".
+    open_api: bool = False
     #: Origins allowed to open WebSockets (``"*"``: any). None: the page's own origin only.
     #: Requests without an Origin header (non-browser clients) are always allowed.
     allowed_origins: tuple[str, ...] | None = None
@@ -107,12 +119,30 @@ class ChatServer:
                            slow_consumer=config.slow_consumer,
                            slow_consumer_grace=config.slow_consumer_grace, wall=wall)
         self.api = HttpApi(self.router, deliver=self.hub.execute, api_key=config.api_key,
-                           static_dir=config.static_dir, limits=limits, clock=clock)
+                           open_api=config.open_api, static_dir=config.static_dir,
+                           limits=limits, clock=clock)
         self._server: rawws.Server | None = None
+
+    def warnings(self) -> list[str]:
+        """What is risky in this configuration (logged at start, printed by ``rawws serve``)."""
+        config = self.config
+        found = []
+        if config.jwt_secret is not None:
+            size = len(config.jwt_secret.encode("utf-8"))
+            if size < MIN_SECRET_BYTES:
+                found.append(f"the JWT secret is {size} bytes: use at least {MIN_SECRET_BYTES} "
+                             "random bytes (RFC 7518 §3.2: a key as long as the hash), or "
+                             "anyone who guesses it mints tokens")
+        if config.open_api and self.authenticator is not None:
+            found.append("--open-api: auth is on but the HTTP API is open to anyone who can "
+                         "reach this port (notify, broadcast, publish, post, read history)")
+        return found
 
     async def start(self) -> ChatServer:
         config = self.config
         limits = config.limits
+        for warning in self.warnings():
+            _logger.warning("%s", warning)
         self._server = await rawws.serve(
             self.hub,
             config.host,
@@ -194,13 +224,20 @@ def _url_host(host: str) -> str:
 
 
 def _authenticator(config: ChatConfig, wall: Callable[[], float]) -> Authenticator | None:
+    # "is not None", never truthiness: an empty secret or file name is a mistake to report,
+    # not a reason to run with auth off.
     jwt = None
-    if config.jwt_secret:
+    if config.jwt_secret is not None:
         jwt = JWTVerifier(config.jwt_secret, algorithms=config.jwt_algorithms,
                           leeway=config.jwt_leeway, clock=wall)
     static = None
-    if config.tokens_file:
-        static = StaticTokens.from_file(config.tokens_file)
+    if config.tokens_file is not None:
+        if not config.tokens_file.strip():
+            raise ValueError("the tokens file name is empty")
+        try:
+            static = StaticTokens.from_file(config.tokens_file)
+        except ValueError as exc:
+            raise ValueError(f"tokens file {config.tokens_file}: {exc}") from None
     elif config.static_tokens is not None:
         static = StaticTokens(config.static_tokens)
     if jwt is None and static is None:

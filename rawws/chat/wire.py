@@ -14,9 +14,10 @@ Theory of operation:
    ``max_message_size``. Structure is bounded here: nesting deeper than ``max_depth`` is refused
    *before* ``json.loads`` runs (a cheap count decides in C whether the careful scan is needed),
    so a hostile ``[[[[...`` never reaches the recursive parser.
-2. Only strict JSON is accepted: ``NaN``/``Infinity`` are refused, and so are lone UTF-16
-   surrogates written as ``\\ud800`` escapes (they decode to a ``str`` that cannot be encoded back
-   to UTF-8, so echoing them would fail at send time).
+2. Only strict JSON is accepted: ``NaN``/``Infinity`` are refused, so are numbers out of the
+   range of a double (``1e400`` would parse as infinity, which no JSON text can carry back
+   out), and lone UTF-16 surrogates written as ``\\ud800`` escapes (they decode to a ``str``
+   that cannot be encoded back to UTF-8). Anything parsed here can be encoded again.
 3. Every outgoing object is encoded once with :func:`encode`; fan-out reuses that text.
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -41,6 +43,7 @@ __all__ = [
     "is_valid_user",
     "iso_timestamp",
     "json_depth_exceeds",
+    "loads_strict",
 ]
 
 #: Close code for an expired token (private-use range, RFC 6455 §7.4.2: 4000-4999).
@@ -144,6 +147,21 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400, -1e400: out of the range of a double
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
+
+
+def loads_strict(text: str) -> Any:
+    """``json.loads`` that refuses ``NaN``, ``Infinity``, ``-Infinity`` and numbers out of the
+    range of a double (``1e400``), raising ``ValueError`` (``RecursionError`` when nested too
+    deep: callers bound the depth first or catch it). For every JSON the chat server reads:
+    messages, API bodies, tokens, the tokens file."""
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def decode_message(text: str, *, max_depth: int) -> dict[str, Any]:
     """Parse one request; raise :class:`WireError` (bad_json, bad_request or too_large)."""
     value = decode_json(text, max_depth=max_depth)
@@ -157,9 +175,9 @@ def decode_json(text: str, *, max_depth: int) -> Any:
     if json_depth_exceeds(text, max_depth):
         raise WireError(ErrorCode.TOO_LARGE, f"JSON nested deeper than {max_depth} levels")
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = loads_strict(text)
     except (ValueError, RecursionError) as exc:
-        # ValueError covers JSONDecodeError, NaN/Infinity and over-long integers.
+        # ValueError covers JSONDecodeError, NaN/Infinity, 1e400 and over-long integers.
         raise WireError(ErrorCode.BAD_JSON, f"invalid JSON: {_short(exc)}") from None
     if "\\u" in text or "\\U" in text:
         # A "\ud800" escape decodes to a lone surrogate that UTF-8 cannot encode back.

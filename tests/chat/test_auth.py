@@ -205,3 +205,63 @@ def test_authenticator_tries_static_then_jwt() -> None:
         only_static.verify(encode_jwt({"sub": "dave"}, SECRET))
     with pytest.raises(ValueError):
         Authenticator()
+
+
+# --- issue 11: fail closed on configuration, 4002 (never 1011) on undecodable tokens ----------
+
+
+@pytest.mark.parametrize("secret", ["", b"", "   ", "\t\n"])
+def test_an_empty_secret_is_refused(secret: str | bytes) -> None:
+    with pytest.raises(ValueError, match="JWT secret is empty"):
+        JWTVerifier(secret)
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "{}", " {} "])
+def test_an_empty_tokens_table_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        StaticTokens.parse(text)
+
+
+@pytest.mark.parametrize("text", [
+    "[]", '{"t": 1}', '{"t": NaN}', '{"t": 1e400}', '{"t": Infinity}', '{"t": -Infinity}',
+    '{"t": "alice"', "{" * 5000 + "}" * 5000, '{"t": ["alice"]}',
+])
+def test_a_bad_json_tokens_file_is_a_value_error(text: str) -> None:
+    with pytest.raises(ValueError, match="tokens file"):
+        StaticTokens.parse(text)
+
+
+def _signed(header_json: bytes, payload_json: bytes) -> str:
+    import hashlib
+    import hmac
+    signing_input = f"{b64(header_json)}.{b64(payload_json)}"
+    signature = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
+
+
+GOOD_HEAD = b'{"alg":"HS256","typ":"JWT"}'
+
+
+@pytest.mark.parametrize("token", [
+    "é.é.é",
+    "eyJhbGciOiJIUzI1NiJ9.é.AAAA",  # a non-ASCII payload part (was: UnicodeEncodeError, 1011)
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.\u00ff\u00fe",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.\ud800",  # a lone surrogate, as a query may decode
+    "\x00.\x00.\x00",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.A",  # a signature whose base64url cannot decode
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.AAAA=====",
+    _signed(b"\xff\xfe", b'{"sub":"alice"}'),  # header not UTF-8
+    _signed(GOOD_HEAD, b"\xff\xfe"),  # payload not UTF-8, correctly signed
+    _signed(GOOD_HEAD, b'{"sub":"alice","exp":1e400}'),
+    _signed(GOOD_HEAD, b'{"sub":"alice","exp":NaN}'),
+    _signed(GOOD_HEAD, b'{"sub":"alice","nbf":-Infinity}'),
+    _signed(GOOD_HEAD, b'{"sub":"alice","exp":Infinity}'),
+    _signed(GOOD_HEAD, b'{"sub":"alice","exp":1' + b"0" * 400 + b"}"),  # an int past a double
+    _signed(b'{"alg":"HS256","x":1e400}', b'{"sub":"alice"}'),
+    _signed(GOOD_HEAD, b"[" * 3000 + b"]" * 3000),
+])
+def test_undecodable_tokens_are_invalid_not_internal_errors(token: str) -> None:
+    with pytest.raises(TokenInvalid):
+        verifier().verify(token)
+    with pytest.raises(TokenInvalid):  # static tokens first, then JWT: the same answer
+        Authenticator(jwt=verifier(), static=StaticTokens({"other": "bob"})).verify(token)

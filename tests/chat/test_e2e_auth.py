@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import logging
 import time
@@ -94,6 +96,60 @@ async def test_bad_tokens_close_with_4001_or_4002(case: str, where: str) -> None
         assert reason and SECRET not in reason and bad not in reason
         assert server.metrics.closes[code] == 1
         assert server.router.sessions == {}
+
+
+def signed(payload: bytes) -> str:
+    """A JWT correctly signed with SECRET whose payload part is ``payload`` as given."""
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    signing_input = b64(b'{"alg":"HS256"}') + "." + b64(payload)
+    digest = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(digest)}"
+
+
+NON_ASCII = ["é.é.é", "eyJhbGciOiJIUzI1NiJ9.é.AAAA", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.ÿ"]
+UNDECODABLE = [
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.A",  # a signature whose base64url cannot decode
+    signed(b"\xff\xfe"),  # payload not UTF-8, correctly signed
+    signed(b'{"sub":"alice","exp":1e400}'),
+    signed(b'{"sub":"alice","exp":NaN}'),
+]
+CASES = [
+    *[(where, bad) for where in ("header", "cookie", "message") for bad in NON_ASCII + UNDECODABLE],
+    *[("query", bad) for bad in UNDECODABLE],
+    ("query", "%C3%A9.%C3%A9.%C3%A9"),
+    ("query", "eyJhbGciOiJIUzI1NiJ9.%C3%A9.AAAA"),
+    ("query", "eyJhbGciOiJIUzI1NiJ9.%FF%FE.AAAA"),  # not UTF-8 once unquoted
+]
+
+
+@pytest.mark.parametrize(("where", "bad"), CASES)
+async def test_undecodable_tokens_close_with_4002_not_1011(where: str, bad: str) -> None:
+    """Issue 11 item 5: a JWT that is not ASCII or not decodable in any part is refused like
+    any bad token (4002); it used to escape the verifier as an exception (1011)."""
+    async with running(jwt_secret=SECRET) as server:
+        if where == "header":
+            ws = await connect(server, "/ws", headers=[("Authorization", f"Bearer {bad}")])
+        elif where == "cookie":
+            ws = await connect(server, "/ws", headers=[("Cookie", f"rawws_token={bad}")])
+        elif where == "query":
+            ws = await connect(server, f"/ws?token={bad}")
+        else:
+            ws = await connect(server, "/ws")
+            await send(ws, {"type": "auth", "token": bad})
+        got, reason = await closed(ws)
+        assert got == 4002 and reason
+        assert server.metrics.closes[4002] == 1 and server.metrics.closes[1011] == 0
+
+
+async def test_a_first_message_with_out_of_range_numbers_is_1008_not_1011() -> None:
+    async with running(jwt_secret=SECRET) as server:
+        for text in ('{"type":"auth","token":1e400}', '{"type":"auth","token":"x","id":NaN}'):
+            ws = await connect(server, "/ws")
+            await send(ws, text)
+            assert (await closed(ws))[0] == 1008  # not an auth message: policy violation
+        assert server.metrics.closes[1011] == 0
 
 
 async def test_missing_token_times_out_with_1008() -> None:

@@ -106,6 +106,15 @@ async def test_read_endpoints() -> None:
     ("POST", "/api/rooms/r/messages", '{"content":"x","user_id":"a b"}', 400, "bad_request"),
     ("GET", "/api/rooms/bad%20room", None, 400, "bad_request"),
     ("POST", "/api/notify/alice", '{"message":"' + "x" * 20000 + '"}', 413, "too_large"),
+    # Out-of-range numbers (issue 11 item 13), on every endpoint that reads a body: 400,
+    # never a 500 when the value is encoded again.
+    *[("POST", target, body.replace("N", number), 400, "bad_json")
+      for number in ("1e400", "-1e400", "NaN", "Infinity", "-Infinity")
+      for target, body in (("/api/notify/alice", '{"message":N}'),
+                           ("/api/notify/alice", "N"),
+                           ("/api/broadcast", '{"message":{"x":[N]}}'),
+                           ("/api/publish/t", '{"message":N}'),
+                           ("/api/rooms/r/messages", '{"content":N}'))],
 ])
 async def test_http_errors(method: str, target: str, body: str | bytes | None, status: int,
                            error: str) -> None:

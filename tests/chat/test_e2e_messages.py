@@ -191,6 +191,16 @@ async def test_ping_forms() -> None:
     ('{"a":' + "[" * 50 + "]" * 50 + "}", "too_large"),
     ('{"type":"subscribe","topics":["a.#.b"]}', "bad_request"),
     ('{"type":"publish","topic":"a.*","message":1}', "bad_request"),
+    # Out-of-range numbers (issue 11 item 13): a parse error, never a 1011 when echoed back.
+    *[(template.replace("N", number), "bad_json")
+      for number in ("1e400", "-1e400", "NaN", "Infinity", "-Infinity")
+      for template in ('{"type":"message","room":"r","content":N}',
+                       '{"type":"message","room":"r","content":{"x":[N]}}',
+                       '{"type":"private","target":"bob","content":N}',
+                       '{"type":"publish","topic":"t","message":N}',
+                       '{"type":"join","room":"r","since":N}',
+                       '{"type":"ping","id":N}',
+                       '{"type":"presence","users":[N]}')],
 ])
 async def test_error_codes(message: str | bytes, code: str) -> None:
     async with running() as server:

@@ -32,9 +32,18 @@ def test_decode_object() -> None:
 
 
 @pytest.mark.parametrize("text", ["", "{", "nope", '{"a":}', "[1,", '{"a":NaN}',
-                                  '{"a":Infinity}', '{"a":-Infinity}', "1" * 5000])
+                                  '{"a":Infinity}', '{"a":-Infinity}', "1" * 5000,
+                                  '{"a":1e400}', '{"a":-1e400}', '{"a":[1,2,1E999]}',
+                                  '{"a":{"b":-1.5e309}}'])
 def test_bad_json(text: str) -> None:
     assert code_of(text) is ErrorCode.BAD_JSON
+
+
+@pytest.mark.parametrize("text", ['{"a":1e308}', '{"a":-1.7976931348623157e308}',
+                                  '{"a":1e-400}', '{"a":123456789012345678901234567890}'])
+def test_numbers_in_range_are_kept_and_encode_back(text: str) -> None:
+    value = decode_message(text, max_depth=32)
+    assert json.loads(encode(value)) == json.loads(text)
 
 
 @pytest.mark.parametrize("text", ["[]", "1", '"x"', "null", "true"])
