@@ -24,6 +24,13 @@ Theory of operation:
    connection is aborted, which frees its buffers at once (not after ``close_timeout``).
 4. Connection caps are checked in ``process_request`` (HTTP 503), which rawws runs in the same
    callback as the switch to OPEN, so counts cannot race.
+5. Output commit: actions are carried out in the order the router produced them. A ``Hold``
+   (a durable store's write that is not committed yet) parks itself and everything after it,
+   also the actions of later messages, until its ticket is done; so a recipient never reads a
+   room message, nor a history that contains it, before it is durable, and a crash cannot
+   re-assign a seq anyone saw. Tickets are done in the order they were made, so one callback
+   (on the first parked ticket) is registered at a time. With the memory store there is never
+   a Hold, and nothing waits.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from typing import Any, Final, Literal
 
 import rawws
 
-from .router import Action, Close, Route, Router, Send, Session, route_for
+from .router import Action, Close, Hold, Route, Router, Send, Session, route_for
 from .wire import bearer_token, encode, is_valid_user
 
 __all__ = ["ChatHub", "Peer", "ip_of"]
@@ -64,6 +71,15 @@ def same_origin(origin: str, host: str | None) -> bool:
     origin = origin.lower()
     host = host.lower()
     return origin in (f"http://{host}", f"https://{host}")
+
+
+class _Call:
+    """A callback queued behind held actions (:meth:`ChatHub.when_released`)."""
+
+    __slots__ = ("callback",)
+
+    def __init__(self, callback: Callable[[], object]) -> None:
+        self.callback = callback
 
 
 class Peer:
@@ -108,6 +124,8 @@ class ChatHub(rawws.Listener):
         self.logger = logger or _logger
         self.peers: set[Peer] = set()
         self.per_ip: Counter[str] = Counter()
+        #: Actions waiting for a store write (the first is a Hold whose ticket is not done).
+        self._held: deque[Action | _Call] = deque()
         metrics = self.metrics
         metrics.gauge("connections", "Open WebSocket connections.", lambda: len(self.peers))
         metrics.gauge("users_online", "Users with at least one connection.",
@@ -246,12 +264,69 @@ class ChatHub(rawws.Listener):
     # --- carrying out actions ----------------------------------------------------------------
 
     def execute(self, actions: list[Action]) -> None:
-        for action in actions:
+        """Carry out the router's actions in order (theory of operation, 5): a
+        :class:`~rawws.chat.router.Hold` whose ticket is not done parks itself and every
+        action after it, also those of later calls, until the ticket is done."""
+        held = self._held
+        if held:
+            held.extend(actions)
+            return
+        for i, action in enumerate(actions):
             if type(action) is Send:
                 self.deliver(action.targets, action.text, action.droppable)
-            else:
-                assert type(action) is Close
+            elif type(action) is Close:
                 self.close_peer(action.session.handle, action.code, action.reason)
+            else:
+                assert type(action) is Hold
+                if not action.ticket.done():
+                    held.extend(actions[i:])
+                    action.ticket.add_done_callback(self._release)
+                    return
+                self.execute(self._then(action))
+                if held:  # what it released waits for another ticket: so does the rest
+                    held.extend(actions[i + 1:])
+                    return
+
+    def when_released(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` once every action executed so far is carried out (at once when
+        nothing waits for a store write): the HTTP API answers then."""
+        if self._held:
+            self._held.append(_Call(callback))
+        else:
+            callback()
+
+    @property
+    def held_actions(self) -> int:
+        """Actions waiting for a store write to be durable."""
+        return len(self._held)
+
+    def _release(self, _: object) -> None:
+        held = self._held
+        while held:
+            action = held.popleft()
+            if type(action) is Send:
+                self.deliver(action.targets, action.text, action.droppable)
+            elif type(action) is Close:
+                self.close_peer(action.session.handle, action.code, action.reason)
+            elif type(action) is Hold:
+                if not action.ticket.done():
+                    held.appendleft(action)
+                    action.ticket.add_done_callback(self._release)
+                    return
+                held.extendleft(reversed(self._then(action)))
+            else:
+                assert type(action) is _Call
+                try:
+                    action.callback()
+                except Exception:
+                    self.logger.exception("a callback waiting for the store failed")
+
+    def _then(self, hold: Hold) -> list[Action]:
+        try:
+            return hold.then()
+        except Exception:
+            self.logger.exception("building the actions after a store write failed")
+            return []
 
     def deliver(self, targets: Sequence[Session], text: str, droppable: bool = False) -> None:
         """Send ``text`` to every target: at once where possible, else through its queue."""

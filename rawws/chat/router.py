@@ -38,6 +38,7 @@ from .auth import UNRESTRICTED, Authenticator, AuthError, Grants, Identity
 from .limits import Limits, TokenBucket
 from .metrics import Metrics
 from .store import MemoryStore, RoomLimitReached, Store
+from .tickets import Ticket
 from .topics import TopicIndex, split_pattern, split_topic
 from .wire import (
     CLOSE_AUTH_EXPIRED,
@@ -54,6 +55,7 @@ __all__ = [
     "Action",
     "Close",
     "Endpoint",
+    "Hold",
     "Route",
     "Router",
     "Send",
@@ -127,7 +129,19 @@ class Close:
     reason: str
 
 
-Action = Send | Close
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Actions that wait for a store write: once ``ticket`` is done, ``then()`` returns them
+    (reading the ticket's result or failure itself). Every action produced after a Hold waits
+    for it too: the hub releases actions in the order the router made them (output commit,
+    so that nobody sees a seq before it is durable). The memory store's tickets are done at
+    once, so with it the router never emits a Hold."""
+
+    ticket: Ticket[object]
+    then: Callable[[], list[Action]]
+
+
+Action = Send | Close | Hold
 #: (session, request, its ``id`` or None (an ``"id": null`` is no id), actions out)
 Handler = Callable[[Session, dict[str, Any], Any, list[Action]], None]
 
