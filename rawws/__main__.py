@@ -138,7 +138,7 @@ async def _client_command(ws: Connection, line: str) -> bool:
         return True
     command, _, rest = line.partition(" ")
     if command == "/ping":
-        latency = await ws.ping(rest.encode() if rest else None)
+        latency = await (await ws.ping(rest.encode() if rest else None))
         print(f"= pong after {latency * 1000:.2f} ms", flush=True)
     elif command == "/close":
         code_text, _, reason = rest.partition(" ")

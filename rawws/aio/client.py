@@ -240,7 +240,7 @@ class connect:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         if self.connection is not None:
-            await self.connection.close()
+            await self.connection.__aexit__(exc_type, exc, tb)
 
     async def __aiter__(self) -> AsyncIterator[ClientConnection]:
         """Connect, yield the connection, and connect again after it ends (backoff + jitter).

@@ -33,8 +33,16 @@ import collections
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
-from typing import Any, cast
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+)
+from types import TracebackType
+from typing import Any, Literal, cast, overload
 
 from ..errors import (
     ConcurrencyError,
@@ -54,6 +62,8 @@ from ..sansio.protocol import CloseReceived, Ping, Pong, Protocol, State
 __all__ = ["Connection", "Listener", "Message"]
 
 Message = str | bytes
+#: What send() takes as a message or a fragment.
+DataLike = str | bytes | bytearray | memoryview
 
 _logger = logging.getLogger("rawws")
 
@@ -73,9 +83,23 @@ _OPEN = State.OPEN
 _CLOSING = State.CLOSING
 
 
-async def _as_async(items: Iterable[Message]) -> AsyncIterator[Message]:
+async def _as_async(items: Iterable[DataLike]) -> AsyncIterator[DataLike]:
     for item in items:
         yield item
+
+
+def _check_fragment(fragment: object) -> None:
+    if not isinstance(fragment, (str, bytes, bytearray, memoryview)):
+        raise TypeError(f"a fragment must be str or bytes-like, not {type(fragment).__name__}")
+
+
+def _check_fragments(fragments: list[Any] | tuple[Any, ...]) -> None:
+    """Refuse a list or tuple of fragments that could not be sent whole."""
+    for fragment in fragments:
+        _check_fragment(fragment)
+    if fragments and any(isinstance(f, str) is not isinstance(fragments[0], str)
+                         for f in fragments):
+        raise TypeError("the fragments of a message must be all str or all bytes-like")
 
 
 class _ThreadState:
@@ -299,7 +323,12 @@ class Connection(asyncio.BufferedProtocol):
         return self._writing_paused
 
     @property
-    def closed(self) -> asyncio.Future[None]:
+    def closed(self) -> bool:
+        """Whether the connection is closed (state ``CLOSED``: the TCP connection is gone).
+        Wait for it with :meth:`wait_closed`."""
+        return self.protocol.state is State.CLOSED
+
+    def _closed_waiter(self) -> asyncio.Future[None]:
         """A future that completes when the TCP connection is closed."""
         if self._closed is None:
             self._closed = self.loop.create_future()
@@ -603,20 +632,39 @@ class Connection(asyncio.BufferedProtocol):
 
     # --- receiving -------------------------------------------------------------------------------
 
-    async def recv(self) -> Message:
+    @overload
+    async def recv(self, decode: Literal[True]) -> str: ...
+
+    @overload
+    async def recv(self, decode: Literal[False]) -> bytes: ...
+
+    @overload
+    async def recv(self, decode: bool | None = None) -> Message: ...
+
+    async def recv(self, decode: bool | None = None) -> Message:
         """Return the next message: ``str`` for text, ``bytes`` for binary.
+
+        ``decode=False`` returns a text message as its UTF-8 ``bytes``; ``decode=True`` returns
+        a binary message decoded as UTF-8 (a message that is not valid UTF-8 fails the
+        connection with 1007 and raises :class:`~rawws.errors.ConnectionClosedError`). rawws
+        checks and decodes text as it arrives, so ``decode=False`` saves nothing here (it does
+        in websockets).
 
         Raises :class:`~rawws.errors.ConnectionClosedOK` or
         :class:`~rawws.errors.ConnectionClosedError` once the connection is closed and every
-        message received before the close has been returned.
+        message received before the close has been returned;
+        :class:`~rawws.errors.ConcurrencyError` if another coroutine is in ``recv()``.
+        Cancelling ``recv()`` loses nothing: the next call returns the next message.
         """
+        if decode is not None:
+            return await self._recv_decoded(decode)
         if self._recv_waiter is not None:
             raise ConcurrencyError("another coroutine is already waiting in recv()")
         while not self._messages:
             if not self.protocol.receiving:
                 if self.protocol.state is not State.CLOSED:
                     # Every message is delivered; wait for the TCP close to report the outcome.
-                    await asyncio.shield(self.closed)
+                    await asyncio.shield(self._closed_waiter())
                 raise self._connection_closed_exc()
             waiter: asyncio.Future[None] = self.loop.create_future()
             self._recv_waiter = waiter
@@ -634,6 +682,29 @@ class Connection(asyncio.BufferedProtocol):
                                      or len(self._messages) <= self.max_queue // 4):
             self.resume_reading()
         return message
+
+    async def _recv_decoded(self, decode: bool) -> Message:
+        message = await self.recv()
+        if decode and isinstance(message, bytes):
+            try:
+                return message.decode()
+            except UnicodeDecodeError as exc:
+                self.close_nowait(CloseCode.INVALID_FRAME_PAYLOAD_DATA,
+                                  f"{exc.reason} at position {exc.start}")
+                await self.wait_closed()
+                raise self._connection_closed_exc() from exc
+        if not decode and isinstance(message, str):
+            return message.encode()
+        return message
+
+    async def recv_streaming(self, decode: bool | None = None) -> AsyncIterator[Message]:
+        """Receive the next message as an async iterator of its fragments (websockets' API).
+
+        rawws' core assembles messages (checking UTF-8 and the size limit as the bytes
+        arrive), so the iterator yields the whole message as one fragment once it is
+        complete. ``decode`` is as in :meth:`recv`.
+        """
+        yield await self.recv(decode)
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self._iterate()
@@ -686,28 +757,46 @@ class Connection(asyncio.BufferedProtocol):
 
     async def send(
         self,
-        message: Message | Iterable[Message] | AsyncIterable[Message],
+        message: DataLike | Iterable[DataLike] | AsyncIterable[DataLike],
         *,
+        text: bool | None = None,
         compress: bool | None = None,
     ) -> None:
         """Send a message, then wait while the write buffer is over ``write_limit``.
 
-        ``message`` may also be an iterable or async iterable of ``str`` (or of bytes-like):
-        each item is sent as one fragment of a single message (RFC 6455 §5.4). Other messages
-        sent meanwhile wait until its last fragment is out. If the iterable raises (or the
-        send is cancelled) after the first fragment went out, the message can never be
-        finished and nothing else can be sent: the connection is closed with 1011.
+        ``str`` is sent as a text message, a bytes-like object (``bytes``, ``bytearray``,
+        ``memoryview``) as a binary one; ``text=True`` sends bytes-like data (already UTF-8,
+        not checked) as text and ``text=False`` a ``str`` as binary. ``compress=False`` skips
+        permessage-deflate for this message.
+
+        ``message`` may also be an iterable or async iterable of ``str`` or of bytes-like
+        objects: each item is one fragment of a single message (RFC 6455 §5.4), all of one
+        type. Anything else raises ``TypeError`` before a byte is sent: a dict (a common
+        mistake; send ``json.dumps(d)``, or ``d.keys()`` if the keys really are fragments),
+        a number, a list holding anything but ``str`` or bytes. Other messages sent meanwhile
+        wait until the last fragment is out. If the iterable raises (or the send is
+        cancelled, or an item has the wrong type) after the first fragment went out, the
+        message can never be finished: the connection is closed with 1011.
         """
         while self._fragmented_send is not None:
             await asyncio.shield(self._fragmented_send)
         if isinstance(message, (str, bytes, bytearray, memoryview)):
-            self.send_nowait(message, compress=compress)  # type: ignore[arg-type]
+            if text is None:
+                self.send_nowait(message, compress=compress)  # type: ignore[arg-type]
+            else:
+                self._check_sendable()
+                self._send_fragment(message, True, True, text, compress)
+        elif isinstance(message, Mapping):
+            raise TypeError("cannot send a dict-like object: send json.dumps() of it (or its "
+                            "keys() to send the keys as fragments)")
         elif isinstance(message, (AsyncIterable, Iterable)):
+            if isinstance(message, (list, tuple)):
+                _check_fragments(message)  # known in full: refuse before the first byte
             done = self._fragmented_send = self.loop.create_future()
             try:
                 fragments = (aiter(message) if isinstance(message, AsyncIterable)
-                             else _as_async(cast(Iterable[Message], message)))
-                await self._send_fragments(fragments, compress)
+                             else _as_async(cast(Iterable[DataLike], message)))
+                await self._send_fragments(fragments, text, compress)
             except BaseException:
                 if self.protocol.sending_fragmented and self.protocol.state is State.OPEN:
                     self.close_nowait(CloseCode.INTERNAL_ERROR,
@@ -717,12 +806,13 @@ class Connection(asyncio.BufferedProtocol):
                 self._fragmented_send = None
                 done.set_result(None)
         else:
-            raise TypeError(f"cannot send {type(message).__name__}")
+            raise TypeError(f"cannot send {type(message).__name__}: send str, bytes-like, or "
+                            "an iterable or async iterable of them (fragments)")
         if self._writing_paused:
             await self.drain()
 
     async def _send_fragments(
-        self, fragments: AsyncIterator[Message], compress: bool | None
+        self, fragments: AsyncIterator[DataLike], text: bool | None, compress: bool | None
     ) -> None:
         """Send each item as a fragment; the last one, known only when the iterator ends,
         carries FIN."""
@@ -730,32 +820,34 @@ class Connection(asyncio.BufferedProtocol):
             current = await anext(fragments)
         except StopAsyncIteration:
             return
+        _check_fragment(current)  # before anything is sent
         first = True
         async for following in fragments:
-            self._send_fragment(current, first, False, compress)
+            self._send_fragment(current, first, False, text, compress)
             first = False
             current = following
             if self._writing_paused:
                 await self.drain()
-        self._send_fragment(current, first, True, compress)
+        self._send_fragment(current, first, True, text, compress)
 
-    def _send_fragment(self, fragment: Message, first: bool, fin: bool,
+    def _send_fragment(self, fragment: DataLike, first: bool, fin: bool, text: bool | None,
                        compress: bool | None) -> None:
         self._check_sendable()
         protocol = self.protocol
-        text = isinstance(fragment, str)
-        if not text and not isinstance(fragment, (bytes, bytearray, memoryview)):
-            raise TypeError(f"fragment must be str or bytes-like, not {type(fragment).__name__}")
+        _check_fragment(fragment)
+        is_str = isinstance(fragment, str)
         if first:
-            self._fragments_text = text
-        elif text is not self._fragments_text:
+            self._fragments_text = is_str
+        elif is_str is not self._fragments_text:
             raise TypeError("the fragments of a message must be all str or all bytes-like")
+        data: str | bytes = fragment if isinstance(fragment, str) else bytes(fragment)
         if not first:
-            protocol.send_continuation(fragment, fin=fin, compress=compress)
-        elif isinstance(fragment, str):
-            protocol.send_text(fragment, fin=fin, compress=compress)
+            protocol.send_continuation(data, fin=fin, compress=compress)
+        elif text if text is not None else is_str:
+            protocol.send_text(data, fin=fin, compress=compress)
         else:
-            protocol.send_binary(fragment, fin=fin, compress=compress)
+            protocol.send_binary(data.encode() if isinstance(data, str) else data, fin=fin,
+                                 compress=compress)
         self._after_send(len(fragment))
 
     async def drain(self) -> None:
@@ -785,12 +877,21 @@ class Connection(asyncio.BufferedProtocol):
             self._pings = {}
         return self._pings
 
-    async def ping(self, data: bytes | str | None = None) -> float:
-        """Send a ping and wait for its pong. Returns the round-trip time in seconds.
+    async def ping(self, data: DataLike | None = None) -> Awaitable[float]:
+        """Send a ping; return a future that resolves when its pong arrives, with the
+        round-trip time in seconds (websockets' API)::
 
-        ``data`` defaults to 4 random bytes. A pong acknowledges its ping and every earlier
-        one still waiting (RFC 6455 §5.5.3 lets a peer answer only the latest ping).
+            pong_waiter = await ws.ping()
+            latency = await pong_waiter      # only if you want to wait for the pong
+
+        ``data`` (``str`` is encoded as UTF-8) defaults to 4 random bytes. A pong acknowledges
+        its ping and every earlier one still waiting (RFC 6455 §5.5.3 lets a peer answer only
+        the latest ping). The future raises :class:`~rawws.errors.ConnectionClosed` if the
+        connection closes first. Raises :class:`~rawws.errors.ConcurrencyError` if a ping with
+        the same ``data`` is still waiting for its pong.
         """
+        if data is not None and not isinstance(data, (str, bytes, bytearray, memoryview)):
+            raise TypeError(f"ping data must be str or bytes-like, not {type(data).__name__}")
         self._check_sendable()
         pings = self._ping_table()
         if data is None:
@@ -805,10 +906,12 @@ class Connection(asyncio.BufferedProtocol):
         pings[payload] = (future, self.loop.time())
         self.protocol.send_ping(payload)
         self._after_send(len(payload))
-        return await future
+        return future
 
-    async def pong(self, data: bytes | str = b"") -> None:
+    async def pong(self, data: DataLike = b"") -> None:
         """Send an unsolicited pong (a unidirectional heartbeat, RFC 6455 §5.5.3)."""
+        if not isinstance(data, (str, bytes, bytearray, memoryview)):
+            raise TypeError(f"pong data must be str or bytes-like, not {type(data).__name__}")
         self._check_sendable()
         payload = data.encode() if isinstance(data, str) else bytes(data)
         self.protocol.send_pong(payload)
@@ -905,9 +1008,18 @@ class Connection(asyncio.BufferedProtocol):
         if self.transport is not None:
             self.transport.abort()
 
+    async def __aenter__(self) -> Connection:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        """Close: 1000, or 1011 when the block raised (as websockets)."""
+        await self.close(CloseCode.NORMAL_CLOSURE if exc_type is None
+                         else CloseCode.INTERNAL_ERROR)
+
     async def wait_closed(self) -> None:
-        """Wait until the TCP connection is closed."""
-        await asyncio.shield(self.closed)
+        """Wait until the closing handshake is over and the TCP connection is closed."""
+        await asyncio.shield(self._closed_waiter())
 
     def pause_reading(self) -> None:
         """Stop reading from the socket (back-pressure: the callback API's, and recv()'s above

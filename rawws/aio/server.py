@@ -446,7 +446,7 @@ class Server:
         first; one that ignores its closed connection (awaiting something else) is then
         cancelled, so a shutdown always ends.
         """
-        closed = [c.closed for c in self.connections]
+        closed = [c._closed_waiter() for c in self.connections]
         if closed:
             await asyncio.wait(closed)
         if self._handler_tasks:

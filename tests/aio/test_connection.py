@@ -585,9 +585,11 @@ async def broken_async_fragments() -> AsyncIterator[str]:
 @pytest.mark.parametrize("fragments, error", [
     (broken_fragments, RuntimeError),
     (broken_async_fragments, RuntimeError),
-    (lambda: ["text", b"bytes"], TypeError),
+    (lambda: iter(["text", b"bytes"]), TypeError),
     (lambda: agen([b"bytes", "text"]), TypeError),
-], ids=["iterator-raises", "async-iterator-raises", "mixed-str-bytes", "mixed-async"])
+    (lambda: iter(["text", 42]), TypeError),
+], ids=["iterator-raises", "async-iterator-raises", "mixed-str-bytes", "mixed-async",
+        "not-a-fragment"])
 async def test_a_fragmented_message_that_cannot_finish_closes_1011(fragments: object,
                                                                    error: type) -> None:
     """Half a message is on the wire and the rest will never come: nothing else can be sent on
@@ -601,6 +603,83 @@ async def test_a_fragmented_message_that_cannot_finish_closes_1011(fragments: ob
         assert info.value.code == 1011  # the server echoed our close
         with pytest.raises(ConnectionClosed):
             await ws.send("after")
+
+
+@pytest.mark.parametrize("message", [
+    {"type": "chat"}, 42, 1.5, None, object(), ["text", b"bytes"], [1, 2], ("a", None),
+    iter([{"x": 1}]), agen([3]),
+], ids=["dict", "int", "float", "None", "object", "mixed-list", "int-list", "tuple-None",
+        "iterator-of-dict", "async-iterator-of-int"])
+async def test_send_refuses_what_is_not_a_message_before_a_byte_is_sent(message: object) -> None:
+    """websockets raises TypeError for these; rawws too, and the connection stays usable (a
+    list or tuple is checked whole; an iterator's first item before anything is sent)."""
+    async with rawws.serve(echo, HOST, 0) as server, rawws.connect(uri(server)) as ws:
+        with pytest.raises(TypeError):
+            await ws.send(message)  # type: ignore[arg-type]
+        await ws.send("still open")
+        assert await ws.recv() == "still open"
+        assert ws.state is State.OPEN
+
+
+@pytest.mark.parametrize("message, text, expected", [
+    (b"caf\xc3\xa9", True, "café"), ("café", False, "café".encode()),
+    ([b"ab", b"cd"], True, "abcd"), (["ab", "cd"], False, b"abcd"), ("plain", None, "plain"),
+])
+async def test_send_text_flag_chooses_the_frame_type(message: object, text: bool | None,
+                                                     expected: str | bytes) -> None:
+    async with rawws.serve(echo, HOST, 0) as server, rawws.connect(uri(server)) as ws:
+        await ws.send(message, text=text)  # type: ignore[arg-type]
+        assert await ws.recv() == expected
+
+
+async def test_recv_decode() -> None:
+    async with rawws.serve(echo, HOST, 0) as server, rawws.connect(uri(server)) as ws:
+        await ws.send("té")
+        assert await ws.recv(decode=False) == "té".encode()
+        await ws.send("té".encode())
+        assert await ws.recv(decode=True) == "té"
+        await ws.send(b"raw")
+        assert await ws.recv(decode=False) == b"raw"
+        await ws.send(b"\xff\xfe")
+        with pytest.raises(ConnectionClosedError) as info:
+            await ws.recv(decode=True)
+        assert info.value.sent_code == 1007
+
+
+async def test_recv_streaming_yields_the_message() -> None:
+    async with rawws.serve(echo, HOST, 0) as server, rawws.connect(uri(server)) as ws:
+        await ws.send(["frag", "ments"])
+        assert [part async for part in ws.recv_streaming()] == ["fragments"]
+        await ws.send(b"bin")
+        assert [part async for part in ws.recv_streaming(decode=True)] == ["bin"]
+
+
+async def test_closed_is_a_bool_and_wait_closed_waits() -> None:
+    async with rawws.serve(echo, HOST, 0) as server:
+        ws = await rawws.connect(uri(server))
+        assert ws.closed is False
+        await ws.close()
+        assert ws.closed is True
+        await ws.wait_closed()
+        assert ws.state is State.CLOSED
+
+
+async def test_connection_as_context_manager_closes_1011_on_error() -> None:
+    codes: list[int | None] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.wait_closed()
+        codes.append(ws.close_code)
+
+    async with rawws.serve(handler, HOST, 0) as server:
+        with pytest.raises(RuntimeError):
+            async with rawws.connect(uri(server)) as ws:
+                raise RuntimeError("the block failed")
+        assert ws.close_code == 1011
+        async with await rawws.connect(uri(server)) as ws:
+            pass
+        assert ws.close_code == 1000
+    assert sorted(codes) == [1000, 1011]
 
 
 @virtual_clock

@@ -45,7 +45,7 @@ async def test_callbacks_in_order_with_their_arguments() -> None:
         async with rawws.connect(f"ws://{HOST}:{server.port}/") as ws:
             await ws.send("text")
             await ws.send(b"\x00binary")
-            await ws.ping(b"ping data")
+            await (await ws.ping(b"ping data"))
             await ws.pong(b"heartbeat")
             await ws.send("")
             await ws.close(4000, "bye")
@@ -149,7 +149,7 @@ async def test_exception_in_on_close_is_logged_only(caplog: pytest.LogCaptureFix
         await ws.close()
         await until(lambda: not server.connections)
         async with rawws.connect(f"ws://{HOST}:{server.port}/") as other:
-            await other.ping()
+            await (await other.ping())
     assert ws.close_code == 1000
     assert any("bug in on_close" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
 

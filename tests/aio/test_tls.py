@@ -70,7 +70,7 @@ async def test_wss_rawws_server_and_client(server_context: ssl.SSLContext,
                     assert await ws.recv() == message
                 await ws.send(["frag", "mented"])
                 assert await ws.recv() == "fragmented"
-                assert await ws.ping() >= 0.0
+                assert await (await ws.ping()) >= 0.0
             assert ws.close_code == 1000
     assert seen == [True, True]
 

@@ -143,3 +143,92 @@ async def test_unix_socket(lib: types.ModuleType) -> None:
                     lib.asyncio.client.unix_connect(path) as ws):
             await ws.send("over unix")
             assert await ws.recv() == "over unix"
+
+
+# --- the connection API ------------------------------------------------------------------------
+
+
+async def test_send_refuses_a_dict_before_sending(lib: types.ModuleType) -> None:
+    async with lib.serve(echo, HOST, 0) as server, client(lib, port_of(server)) as ws:
+        with pytest.raises(TypeError):
+            await ws.send({"type": "chat", "text": "hi"})
+        with pytest.raises(TypeError):
+            await ws.send(42)
+        await ws.send({"type": "keys"}.keys())  # explicitly the keys: one fragmented message
+        assert await ws.recv() == "type"
+        await ws.send(["frag", "mented"])
+        assert await ws.recv() == "fragmented"
+
+
+async def test_ping_returns_a_pong_waiter_with_the_latency(lib: types.ModuleType) -> None:
+    async with lib.serve(echo, HOST, 0) as server, client(lib, port_of(server)) as ws:
+        assert ws.latency == 0.0
+        pong_waiter = await ws.ping()
+        latency = await pong_waiter
+        assert isinstance(latency, float) and latency >= 0.0
+        assert ws.latency == latency
+        waiter = await ws.ping(b"payload")
+        with pytest.raises(lib.ConcurrencyError):
+            await ws.ping(b"payload")
+        assert await waiter >= 0.0
+
+
+async def test_request_path_carries_the_query_string(lib: types.ModuleType) -> None:
+    seen: list[Any] = []
+
+    async def handler(ws: Any) -> None:
+        seen.append(ws.request.path)
+        seen.append(parse_qs(urlparse(ws.request.path).query))
+        await ws.send(ws.request.headers["X-Token"])
+
+    async with (lib.serve(handler, HOST, 0) as server,
+                client(lib, port_of(server), "/room?token=abc&x=1",
+                       additional_headers={"X-Token": "t"}) as ws):
+        assert await ws.recv() == "t"
+        assert ws.response.status_code == 101
+        assert ws.request.path == "/room?token=abc&x=1"
+    assert seen == ["/room?token=abc&x=1", {"token": ["abc"], "x": ["1"]}]
+
+
+async def test_connection_attributes(lib: types.ModuleType) -> None:
+    import uuid
+    seen: list[Any] = []
+
+    async def handler(ws: Any) -> None:
+        seen.append((ws.id, ws.remote_address, ws.local_address, ws.state, ws.subprotocol,
+                     ws.close_code, ws.close_reason))
+        await ws.send("x")
+        await ws.wait_closed()
+
+    async with lib.serve(handler, HOST, 0) as server:
+        port = port_of(server)
+        async with client(lib, port) as ws:
+            assert await ws.recv() == "x"
+            assert isinstance(ws.id, uuid.UUID)
+            assert ws.remote_address == (HOST, port_of(server))
+            assert ws.local_address[0] == HOST
+            assert ws.state is lib.State.OPEN
+        assert ws.state is lib.State.CLOSED
+    ((conn_id, remote, local, state, subprotocol, code, reason),) = seen
+    assert isinstance(conn_id, uuid.UUID) and conn_id != ws.id
+    assert remote[0] == HOST and local == (HOST, port)
+    assert (state, subprotocol, code, reason) == (lib.State.OPEN, None, None, None)
+
+
+async def test_recv_decode_and_streaming(lib: types.ModuleType) -> None:
+    async with lib.serve(echo, HOST, 0) as server, client(lib, port_of(server)) as ws:
+        await ws.send("té")
+        assert await ws.recv(decode=False) == "té".encode()
+        await ws.send("té".encode())
+        assert await ws.recv(decode=True) == "té"
+        await ws.send(b"whole")
+        parts = [part async for part in ws.recv_streaming()]
+        assert b"".join(parts) == b"whole"
+
+
+async def test_send_text_flag(lib: types.ModuleType) -> None:
+    async with lib.serve(echo, HOST, 0) as server, client(lib, port_of(server)) as ws:
+        await ws.send(b'{"json": true}', text=True)
+        assert await ws.recv() == '{"json": true}'
+        await ws.send("as binary", text=False)
+        assert await ws.recv() == b"as binary"

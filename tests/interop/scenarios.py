@@ -65,7 +65,7 @@ class RawwsCommandServer:
                     await ws.send(BIG_TEXT)
                     await ws.send(BIG_BINARY)
                 elif message == "cmd:ping":
-                    await ws.ping(b"server-ping")
+                    await (await ws.ping(b"server-ping"))
                     await ws.send("pong received")
                 elif message == "cmd:ext":
                     await ws.send(",".join(ext.name for ext in ws.extensions))
@@ -106,7 +106,7 @@ async def drive_rawws_client(uri: str, *, compression: bool, peer_compression: b
         assert await ws.recv() == BIG_TEXT
         assert await ws.recv() == BIG_BINARY
         # Ping, both ways.
-        assert await ws.ping(b"client-ping") >= 0.0
+        assert await (await ws.ping(b"client-ping")) >= 0.0
         await ws.send("cmd:ping")
         assert await ws.recv() == "pong received"
         assert ws.state is rawws.State.OPEN
