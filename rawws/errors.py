@@ -87,11 +87,16 @@ class ProtocolError(RawwsError):
     """
 
     close_code: int = 1002
+    #: The RFC 6455 section the peer broke (``"5.2"``), when the reader knows it.
+    section: str | None = None
 
-    def __init__(self, message: str, close_code: int | None = None) -> None:
+    def __init__(self, message: str, close_code: int | None = None, *,
+                 section: str | None = None) -> None:
         super().__init__(message)
         if close_code is not None:
             self.close_code = close_code
+        if section is not None:
+            self.section = section
 
 
 class InvalidUTF8(ProtocolError):

@@ -3,9 +3,7 @@
 Owns: the layout of a frame header (FIN, RSV1-3, opcode, MASK, 7/16/64-bit payload length, masking
 key), building frame bytes, and the body of a close frame (§5.5.1).
 
-Does not own: parsing. Frames are parsed in one place, the receive loop of
-:class:`rawws.sansio.protocol.Protocol`, because every check there needs connection state (which
-side we are, which RSV bits a negotiated extension owns, how much of the message budget is left).
+Does not own: reading frames, close payloads included (:mod:`rawws.sansio.reader`).
 
 Frame layout, RFC 6455 §5.2::
 
@@ -30,7 +28,6 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from ..errors import InvalidUTF8, ProtocolError
 from ..redact import redact_payload
 from .codes import CLOSE_CODE_MEANINGS, Opcode, is_valid_close_code
 from .mask import apply_mask
@@ -43,7 +40,6 @@ __all__ = [
     "RSV3",
     "Close",
     "Frame",
-    "parse_close_payload",
     "serialize_close_payload",
     "serialize_frame",
 ]
@@ -164,7 +160,9 @@ class Close(NamedTuple):
 
     @classmethod
     def parse(cls, data: bytes) -> Close:
-        """Read a close frame body (see :func:`parse_close_payload`)."""
+        """Read a close frame body (see :func:`rawws.sansio.reader.parse_close_payload`)."""
+        from .reader import parse_close_payload  # the reader imports this module
+
         return cls(*parse_close_payload(data))
 
     def serialize(self) -> bytes:
@@ -187,26 +185,3 @@ def serialize_close_payload(code: int | None, reason: str = "") -> bytes:
     if len(encoded) > 123:
         raise ValueError(f"close reason is {len(encoded)} bytes long; at most 123 fit")
     return code.to_bytes(2, "big") + encoded
-
-
-def parse_close_payload(payload: bytes) -> tuple[int, str]:
-    """Return ``(code, reason)`` from a received close frame body.
-
-    RFC 6455 §5.5.1: if there is a body, the first two bytes MUST be a code; so a 1-byte body is a
-    protocol error (1002). An empty body means no code was given: report 1005 (§7.1.5). Codes that
-    may not be sent are a protocol error (§7.4.1, 1002). The reason MUST be UTF-8; if it is not,
-    fail with 1007 (§8.1).
-    """
-    n = len(payload)
-    if n == 0:
-        return 1005, ""
-    if n == 1:
-        raise ProtocolError("close frame payload is 1 byte long; a close code takes 2")
-    code = int.from_bytes(payload[:2], "big")
-    if not is_valid_close_code(code):
-        raise ProtocolError(f"invalid close code {code}")
-    try:
-        reason = payload[2:].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidUTF8("close reason is not valid UTF-8") from exc
-    return code, reason

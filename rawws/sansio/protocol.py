@@ -64,7 +64,6 @@ from . import handshake
 from .codes import CloseCode, Opcode
 from .extensions import ClientExtensionFactory, Extension, ServerExtensionFactory
 from .frames import (
-    FIN,
     RSV1,
     RSV2,
     RSV3,
@@ -72,7 +71,6 @@ from .frames import (
     _pack_2,
     _pack_4,
     _pack_10,
-    parse_close_payload,
     serialize_close_payload,
 )
 from .frames import serialize_frame as _serialize_frame
@@ -88,6 +86,7 @@ from .http11 import (
     parse_status_line,
 )
 from .mask import apply_mask
+from .reader import check_header, check_size, decode_header, parse_close_payload
 from .utf8 import Utf8Decoder
 
 __all__ = [
@@ -162,7 +161,6 @@ _OP_BINARY = Opcode.BINARY.value
 _OP_CLOSE = Opcode.CLOSE.value
 _OP_PING = Opcode.PING.value
 _OP_PONG = Opcode.PONG.value
-_KNOWN_OPCODES = frozenset({0, 1, 2, 8, 9, 10})
 
 _MASK_POOL_SIZE = 4096  # random bytes drawn at once for client masking keys (1024 frames)
 
@@ -456,79 +454,30 @@ class Protocol:
                                 raise InvalidUTF8(f"text message is not valid UTF-8: "
                                                   f"{exc.reason}") from None
                         continue
-                opcode = b0 & 0x0F
-                fin = b0 & FIN
-                rsv = b0 & 0x70
-                length = b1 & 0x7F
-                head = 2
-                if length == 126:
-                    if end - pos < 4:
-                        break
-                    length = (data[pos + 2] << 8) | data[pos + 3]
-                    head = 4
-                elif length == 127:
-                    if end - pos < 10:
-                        break
-                    length = int.from_bytes(data[pos + 2 : pos + 10], "big")
-                    head = 10
-                masked = b1 & 0x80
-                if masked:
-                    if end - pos < head + 4:
-                        break
-                    key: bytes | None = data[pos + head : pos + head + 4]
-                    head += 4
-                else:
-                    key = None
-
-                # --- rules that need only the header ----------------------------------------------
-                if opcode not in _KNOWN_OPCODES:
-                    # §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail
-                    # the WebSocket Connection_."
-                    raise ProtocolError(f"reserved opcode {opcode:#x}")
-                if rsv & ~self._rsv_allowed or (rsv and opcode >= 8):
-                    # §5.2: "If a nonzero value is received and none of the negotiated extensions
-                    # defines the meaning of such a nonzero value, the receiving endpoint MUST _Fail
-                    # the WebSocket Connection_." Extensions only own RSV bits of data frames.
-                    raise ProtocolError(f"reserved bits set: {rsv >> 4:03b}")
-                if bool(masked) is not expect_mask:
-                    # §5.1: "a server MUST close the connection upon receiving a frame that is not
-                    # masked" / "A client MUST close a connection if it detects a masked frame."
-                    raise ProtocolError(
-                        "client frame is not masked" if expect_mask else "server frame is masked"
-                    )
-                if length >> 63:
-                    # §5.2: "the most significant bit MUST be 0" for a 64-bit length.
-                    raise ProtocolError("64-bit payload length has its most significant bit set")
-                if opcode >= 8:
-                    # §5.5: "All control frames MUST have a payload length of 125 bytes or less and
-                    # MUST NOT be fragmented."
-                    if length > 125:
-                        raise ProtocolError(f"control frame payload is {length} bytes (max 125)")
-                    if not fin:
-                        raise ProtocolError("fragmented control frame")
+                # General path: the header decoded, then every rule checked (reader.py).
+                header = decode_header(data, pos)
+                if header is None:
+                    break
+                opcode = header.opcode
+                in_message = self._msg_opcode != 0
+                violation = check_header(header, expect_mask=expect_mask,
+                                         rsv_allowed=self._rsv_allowed, in_message=in_message)
+                if violation is None and opcode < 8:
+                    # Checked on the declared length, before any payload is buffered.
+                    violation = check_size(header.length, max_size=self._max_size,
+                                           received=self._msg_size if opcode == _OP_CONT else 0,
+                                           max_frame_size=self._max_frame_size)
+                if violation is not None:
+                    raise violation.error()
+                if opcode >= 8 or self._max_size is None:
                     budget = None
                 else:
-                    # §5.4: continuation frames continue a message; a new message may not start
-                    # before the previous one has ended.
-                    if opcode == _OP_CONT:
-                        if not self._msg_opcode:
-                            raise ProtocolError("continuation frame without a message to continue")
-                    elif self._msg_opcode:
-                        raise ProtocolError("new data frame before the fragmented message ended")
-                    if self.max_size is None:
-                        budget = None
-                    else:
-                        budget = self.max_size - self._msg_size if opcode == _OP_CONT else (
-                            self.max_size
-                        )
-                        # Checked on the declared length, before any payload is buffered.
-                        if length > budget:
-                            raise PayloadTooBig(
-                                f"message over {self.max_size} bytes (frame of {length} bytes)"
-                            )
-                    if self.max_frame_size is not None and length > self.max_frame_size:
-                        raise PayloadTooBig(f"frame of {length} bytes over {self.max_frame_size}")
-
+                    budget = self._max_size - (self._msg_size if opcode == _OP_CONT else 0)
+                fin = header.fin
+                rsv = header.rsv
+                length = header.length
+                key = header.mask_key
+                head = header.header_length
                 pos += head
                 if end - pos >= length:
                     # Common case: the whole frame is here.
@@ -537,14 +486,14 @@ class Protocol:
                     if key is not None and length:
                         raw = apply_mask(raw, key)
                     payload = bytes(raw) if type(raw) is bytearray else cast(bytes, raw)
-                    self._frame(bool(fin), rsv, opcode, payload, budget)
+                    self._frame(fin, rsv, opcode, payload, budget)
                     continue
 
                 # The payload is still arriving: remember the frame, consume what is here.
                 self._frame_left = length
                 self._frame_offset = 0
                 self._frame_key = key
-                self._frame_fin = bool(fin)
+                self._frame_fin = fin
                 self._frame_opcode = opcode
                 self._frame_rsv = rsv
                 if opcode >= 8 or self.extensions:

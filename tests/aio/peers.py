@@ -17,9 +17,10 @@ import socket
 from collections.abc import Callable, Sequence
 
 from rawws.sansio.codes import Opcode
-from rawws.sansio.frames import parse_close_payload, serialize_frame
+from rawws.sansio.frames import serialize_frame
 from rawws.sansio.handshake import accept_key
 from rawws.sansio.mask import apply_mask
+from rawws.sansio.reader import parse_close_payload
 from rawws.testing import VirtualEventLoop
 
 HOST = "127.0.0.1"

@@ -8,15 +8,10 @@ from hypothesis import strategies as st
 
 from rawws.errors import InvalidUTF8, ProtocolError
 from rawws.sansio.codes import Opcode
-from rawws.sansio.frames import (
-    RSV1,
-    Frame,
-    parse_close_payload,
-    serialize_close_payload,
-    serialize_frame,
-)
+from rawws.sansio.frames import RSV1, Frame, serialize_close_payload, serialize_frame
 from rawws.sansio.mask import apply_mask
 from rawws.sansio.protocol import Ping, Pong
+from rawws.sansio.reader import parse_close_payload
 
 from .helpers import RFC_KEY, feed, open_client, open_server, splits
 
