@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -15,7 +16,7 @@ import pytest
 import rawws
 from rawws.chat.auth import encode_jwt
 
-from .e2e import Limits, closed, connect, http, recv, request, running, send
+from .e2e import Limits, closed, connect, http, recv, request, running, send, wall
 
 SECRET = "e2e-secret"
 
@@ -152,10 +153,15 @@ async def test_a_first_message_with_out_of_range_numbers_is_1008_not_1011() -> N
         assert server.metrics.closes[1011] == 0
 
 
-async def test_missing_token_times_out_with_1008() -> None:
-    async with running(jwt_secret=SECRET, limits=Limits(auth_timeout=0.2)) as server:
+@pytest.mark.virtual_clock
+@pytest.mark.parametrize("auth_timeout", [Limits().auth_timeout, 60.0])
+async def test_missing_token_times_out_with_1008(auth_timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    async with running(jwt_secret=SECRET, limits=Limits(auth_timeout=auth_timeout)) as server:
         ws = await connect(server, "/ws")
+        opened = loop.time()
         assert await closed(ws) == (1008, "authentication timeout")
+        assert loop.time() == opened + auth_timeout
 
 
 @pytest.mark.parametrize("first", ['{"type":"ping"}', "ping", "not json", '{"type":"auth"}'])
@@ -195,12 +201,19 @@ async def test_claims_restrict_rooms_topics_publish() -> None:
         await ws.close()
 
 
-async def test_token_expiring_during_the_session_closes_4001() -> None:
-    async with running(jwt_secret=SECRET, jwt_leeway=0.0) as server:
+@pytest.mark.virtual_clock
+@pytest.mark.parametrize("leeway", [0.0, 30.0])
+async def test_token_expiring_during_the_session_closes_4001(leeway: float) -> None:
+    async with running(jwt_secret=SECRET, jwt_leeway=leeway) as server:
+        expires = int(wall()) + 3600  # an hour from now (JWT times are whole seconds)
         ws = await connect(server, "/ws",
-                           headers=[("Authorization", f"Bearer {token(exp=time.time() + 1)}")])
+                           headers=[("Authorization", f"Bearer {token(exp=expires)}")])
         assert (await recv(ws))["type"] == "welcome"
+        await asyncio.sleep(expires + leeway - 1 - wall())
+        await ws.send('{"type":"ping"}')
+        assert (await recv(ws)) == {"type": "pong"}  # a second before the end: still in
         assert await closed(ws) == (4001, "token expired")
+        assert wall() - expires == pytest.approx(leeway, abs=1e-6)  # exp, plus the leeway
 
 
 async def test_auth_off_ignores_tokens() -> None:

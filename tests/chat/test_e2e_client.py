@@ -104,15 +104,24 @@ async def test_reconnect_recovers_missed_room_messages() -> None:
         await poster.close()
 
 
+@pytest.mark.virtual_clock
 async def test_reconnect_after_server_restart_on_the_same_port() -> None:
+    """The server is down for 30 s: with the default backoff (0.2 s doubling up to 10 s) and
+    the jitter pinned to its top, the attempts come 0.2, 0.6, 1.4, 3.0, 6.2, 12.6, 22.6 and
+    32.6 s after the drop; the last one finds the new server."""
+    loop = asyncio.get_running_loop()
     async with running() as first:
         port = first.port
-        client = ChatClient(first.url, user_id="alice", backoff_initial=0.05, backoff_max=0.2)
+        client = ChatClient(first.url, user_id="alice", jitter=lambda: 1.0)
         await client.connect()
         await client.join("lobby")
+    dropped = loop.time()
+    await asyncio.sleep(30)
+    assert client.connections == 1
     # The server went away (1001); a new one comes up on the same port.
     async with running(port=port) as second:
-        await eventually(lambda: client.connections == 2, timeout=WAIT * 2)
+        await eventually(lambda: client.connections == 2)
+        assert loop.time() - dropped == pytest.approx(32.6)
         first = await events_until(client, lambda e: e["type"] == "disconnected")
         assert [e["type"] for e in first] == ["welcome", "joined", "disconnected"]
         assert first[-1]["code"] == 1001
