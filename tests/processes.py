@@ -94,6 +94,10 @@ class ServerProcess:
         if self.process.returncode is None:
             self.process.kill()
 
+    def rss(self) -> int:
+        """The process's resident set size in bytes (``VmRSS`` of /proc/PID/status)."""
+        return rss_of(self.process.pid)
+
     @property
     def output(self) -> str:
         return "\n".join(self.lines)
@@ -107,6 +111,29 @@ async def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     finally:
         proc.kill()
     return status, proc.output
+
+
+def rss_of(pid: int) -> int:
+    """The resident set size of process ``pid`` in bytes (``VmRSS`` of /proc/PID/status)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+async def serve(*args: str) -> tuple[ServerProcess, int]:
+    """``python -m rawws serve --port 0 --log-level warning ARGS``, started and listening:
+    the process (its output kept in the background) and its port. ``--port P`` in ``args``
+    overrides the 0 (a restart on the same port)."""
+    proc = await ServerProcess.start("serve", "--port", "0", "--log-level", "warning", *args)
+    try:
+        port = await proc.port()
+    except BaseException:
+        proc.kill()
+        raise
+    proc.keep_reading()
+    return proc, port
 
 
 def free_port() -> int:

@@ -22,7 +22,7 @@ from rawws.redact import RedactingFilter
 
 from .auth import ALGORITHMS
 from .client import ChatClient, ChatError
-from .limits import Limits
+from .limits import Limits, add_limit_arguments, limit_arguments
 from .server import ChatConfig, ChatServer
 
 __all__ = ["format_event", "main_chat", "main_serve"]
@@ -89,6 +89,7 @@ def _serve_parser() -> argparse.ArgumentParser:
                      help="HTTP API requests per second per client address (0: no limit)")
     lim.add_argument("--http-burst", type=float, default=defaults.http_burst,
                      help="HTTP API requests per client address accepted at once")
+    add_limit_arguments(lim)  # the flags declared in rawws/chat/limits.py
     p.add_argument("--no-client-publish", action="store_true",
                    help="WebSocket clients may not publish (the HTTP API still may)")
     p.add_argument("--compression", action=argparse.BooleanOptionalAction, default=True,
@@ -125,6 +126,7 @@ def config_from_args(args: argparse.Namespace) -> ChatConfig:
         max_queue=args.max_queue,
         http_rate=args.http_rate or None,
         http_burst=args.http_burst,
+        **limit_arguments(args),
     )
     return ChatConfig(
         host=args.host,

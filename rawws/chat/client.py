@@ -14,11 +14,12 @@ Usage::
 
 Rules:
 
-1. Every JSON object the server sends is an event, in order, replies included. Two kinds of
+1. Every JSON object the server sends is an event, in order, replies included. Three kinds of
    events are made by the client: ``{"type": "disconnected", "code": C, "reason": R}`` when a
-   connection is lost and another attempt follows, and, after a re-join, each missed room
-   message as an ordinary ``message`` event (taken from the ``joined`` history, oldest first).
-   Room messages whose ``seq`` was already seen are never yielded twice.
+   connection is lost and another attempt follows; after a re-join, each missed room message
+   as an ordinary ``message`` event (taken from the ``joined`` history, oldest first); and
+   ``{"type": "gap", ...}`` when messages of a room cannot be recovered (rule 5). Room
+   messages whose ``seq`` was already seen are never yielded twice.
 2. Request methods (``join``, ``send``...) send a request with a fresh ``id`` and return the
    matching reply; an ``error`` reply raises :class:`ChatError`. They wait for a connection if
    there is none (up to ``request_timeout``).
@@ -26,6 +27,16 @@ Rules:
    ends the client: reconnecting could not help. Anything else is retried.
 4. The event queue is bounded: a consumer that stops iterating stops the reader, which stops
    reading the socket (back-pressure reaches the server, whose own limit then applies).
+5. A room's position is ``(epoch, seq)``: the server names each room's message stream with an
+   epoch, and a stream whose history was lost (a restart of a server that keeps history in
+   memory) starts again at seq 1 under a new epoch. When the epoch of a room changes, the
+   client yields ``{"type": "gap", "room": R, "reason": "reset", "epoch": NEW,
+   "previous_epoch": OLD, "last_seq": N}`` (messages after seq N of the old stream are lost
+   for good), starts counting again, and yields the new stream's messages from seq 1. When a
+   re-join finds that messages after its position are no longer kept (``complete: false``),
+   it yields ``{"type": "gap", "room": R, "reason": "trimmed", "epoch": E, "last_seq": N,
+   "next_seq": M}``: seqs N+1 .. M-1 are gone. The gap event comes before the messages that
+   follow it.
 """
 
 from __future__ import annotations
@@ -113,6 +124,8 @@ class ChatClient:
         self._failure: ChatError | None = None
         #: Rooms to be in, with the last seq seen in each (0: none yet).
         self.rooms: dict[str, int] = {}
+        #: The stream epoch each room's seq in :attr:`rooms` counts in (rule 5).
+        self.epochs: dict[str, str] = {}
         #: Topic patterns to be subscribed to.
         self.topics: list[str] = []
         self.user_id: str | None = None
@@ -336,12 +349,15 @@ class ChatClient:
                 if type(rid) is str and rid in rejoin:
                     await self._rejoined(rejoin.pop(rid), event)
                     continue
-                if kind == "message" and not self._fresh(event):
+                if kind == "message" and not await self._fresh(event):
                     continue  # already yielded (recovered from history, or a duplicate)
                 if kind == "joined":
+                    await self._switch_epoch(event)
                     self._track(event)
                 elif kind == "left":
-                    self.rooms.pop(str(event.get("room")), None)
+                    room = str(event.get("room"))
+                    self.rooms.pop(room, None)
+                    self.epochs.pop(room, None)
                 await self._events.put(event)
                 if type(rid) is str:
                     future = self._pending.get(rid)
@@ -358,8 +374,11 @@ class ChatClient:
             for room, seq in list(self.rooms.items()):
                 rid = f"r{next(self._ids)}"
                 rejoin[rid] = room
-                await ws.send(json.dumps({"type": "join", "room": room, "since": seq,
-                                          "id": rid}))
+                request: dict[str, Any] = {"type": "join", "room": room, "since": seq, "id": rid}
+                epoch = self.epochs.get(room)
+                if epoch is not None:
+                    request["epoch"] = epoch  # another stream: the server sends all it has
+                await ws.send(json.dumps(request))
             if self.topics:
                 await ws.send(json.dumps({"type": "subscribe", "topics": self.topics,
                                           "id": f"s{next(self._ids)}"}))
@@ -367,35 +386,70 @@ class ChatClient:
 
     async def _rejoined(self, room: str, reply: dict[str, Any]) -> None:
         if reply.get("type") == "joined":
+            since = self.rooms.get(room, 0)
+            if await self._switch_epoch(reply):
+                since = 0
             history = reply.get("history")
-            for message in history if isinstance(history, list) else ():
-                if isinstance(message, dict) and self._fresh(message):
+            messages = [m for m in history if isinstance(m, dict)] if isinstance(
+                history, list) else []
+            if reply.get("complete") is False:
+                first = messages[0].get("seq") if messages else None
+                seq = reply.get("seq")
+                await self._events.put({
+                    "type": "gap", "room": room, "reason": "trimmed",
+                    "epoch": self.epochs.get(room), "last_seq": since,
+                    "next_seq": first if type(first) is int else (
+                        seq + 1 if type(seq) is int else None),
+                })
+            for message in messages:
+                if await self._fresh(message):
                     await self._events.put(message)
             self._track(reply)
         else:
             self.rooms.pop(room, None)  # e.g. forbidden now: stop trying
+            self.epochs.pop(room, None)
         await self._events.put(reply)
+
+    async def _switch_epoch(self, event: dict[str, Any]) -> bool:
+        """Follow the stream epoch an event of a tracked room carries; on a change, yield the
+        ``gap`` event and count from 0 again. Return whether the epoch changed."""
+        room = event.get("room")
+        epoch = event.get("epoch")
+        if not isinstance(room, str) or type(epoch) is not str or room not in self.rooms:
+            return False
+        known = self.epochs.get(room)
+        self.epochs[room] = epoch
+        if known is None or known == epoch:
+            return False
+        last = self.rooms[room]
+        self.rooms[room] = 0
+        await self._events.put({"type": "gap", "room": room, "reason": "reset", "epoch": epoch,
+                                "previous_epoch": known, "last_seq": last})
+        return True
 
     def _track(self, joined: dict[str, Any]) -> None:
         """In a room: remember the last seq already accounted for (the room's seq when we
-        joined; the history before it was in the reply)."""
+        joined; the history before it was in the reply) and the stream it counts in."""
         room = joined.get("room")
         if not isinstance(room, str):
             return
         seq = joined.get("seq")
         base = seq if type(seq) is int else _seq_of(joined.get("history"))
         self.rooms[room] = max(self.rooms.get(room, 0), base)
+        epoch = joined.get("epoch")
+        if type(epoch) is str:
+            self.epochs[room] = epoch
 
-    def _fresh(self, message: dict[str, Any]) -> bool:
+    async def _fresh(self, message: dict[str, Any]) -> bool:
         """Whether a room message is new to us (and remember its seq)."""
         room = message.get("room")
         seq = message.get("seq")
         if not isinstance(room, str) or type(seq) is not int:
             return True
-        last = self.rooms.get(room)
-        if last is None:
+        if room not in self.rooms:
             return True  # not a room we track (e.g. left already)
-        if seq <= last:
+        await self._switch_epoch(message)
+        if seq <= self.rooms[room]:
             return False
         self.rooms[room] = seq
         return True

@@ -6,14 +6,24 @@ process may use. Each limit names the reply or close code its breach produces.
 
 Does not own: enforcing connection caps at the handshake (the hub) or byte budgets of stored
 history and inboxes (:mod:`rawws.chat.store`), which read their numbers from here.
+
+Fail closed: a :class:`Limits` with a value that could not mean a limit (zero, negative, NaN,
+a float where a count is needed) is refused with ``ValueError`` when it is made, so ``rawws
+serve`` exits with status 2 and one line instead of running with a door open.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import math
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any, Final
 
-__all__ = ["BucketTable", "Limits", "TokenBucket"]
+__all__ = ["BucketTable", "Limits", "TokenBucket", "add_limit_arguments", "format_size",
+           "limit_arguments", "parse_size"]
 
 
 class TokenBucket:
@@ -118,3 +128,84 @@ class Limits:
     http_rate: float | None = 20.0  # /api/* requests per second, sustained: 429
     http_burst: float = 100.0  # /api/* requests accepted at once
     http_max_clients: int = 10_000  # addresses tracked (least recently seen forgotten)
+
+    def __post_init__(self) -> None:
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            if spec.name == "http_rate" and value is None:
+                continue
+            lowest = 0 if spec.name in _MAY_BE_ZERO else 1
+            if spec.type == "int":
+                if type(value) is not int or value < lowest:
+                    raise ValueError(f"{_flag(spec.name)} must be a whole number >= {lowest}, "
+                                     f"not {value!r}")
+            elif (type(value) not in (int, float) or not math.isfinite(value)
+                  or not value > 0):
+                raise ValueError(f"{_flag(spec.name)} must be a number > 0, not {value!r}")
+
+
+#: Counts for which 0 is a meaningful setting (send no history on join).
+_MAY_BE_ZERO: Final = frozenset({"history_on_join"})
+
+
+def _flag(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+# --- sizes and the flags of `rawws serve` declared here -----------------------------------------
+
+_UNITS: Final = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
+                 "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3}
+_SIZE_RE: Final = re.compile(r"\s*(\d{1,15})\s*([A-Za-z]{0,3})\s*")
+
+
+def parse_size(text: str) -> int:
+    """``"64MiB"`` -> 67108864. Units are binary (K, KB, KiB = 1024); no unit: bytes."""
+    found = _SIZE_RE.fullmatch(text)
+    unit = found.group(2).lower() if found is not None else None
+    if found is None or unit not in _UNITS:
+        raise ValueError(f"not a size: {text!r} (examples: 65536, 512KiB, 64MiB, 1GiB)")
+    return int(found.group(1)) * _UNITS[unit]
+
+
+def format_size(size: int) -> str:
+    """The shortest exact binary-unit spelling: 67108864 -> ``"64MiB"``."""
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
+
+
+#: Limits whose ``rawws serve`` flag is declared here (``--`` + the field name with dashes);
+#: the older flags are spelled out in :mod:`rawws.chat.cli`. (field, is a size, help)
+_FLAGS: Final = (
+    ("history_max_bytes", True, "memory for all rooms' history: encoded messages plus their "
+                                "per-entry overhead (least active rooms shrink first)"),
+    ("inbox_max_bytes", True, "memory for all offline inboxes: encoded items plus their "
+                              "per-entry overhead (least recently used shrink first)"),
+)
+
+
+def add_limit_arguments(group: Any) -> None:
+    """Add the flags of :data:`_FLAGS` to an argparse parser or argument group."""
+    defaults = Limits()
+    for name, is_size, text in _FLAGS:
+        default = getattr(defaults, name)
+        shown = format_size(default) if is_size else f"{default:,}"
+        group.add_argument(_flag(name), dest=name, metavar="SIZE" if is_size else "N",
+                           default=None, help=f"{text} (default {shown})")
+
+
+def limit_arguments(args: argparse.Namespace) -> dict[str, int]:
+    """The :class:`Limits` fields given on the command line by :func:`add_limit_arguments`
+    flags (``ValueError`` naming the flag if one is not a size or a whole number)."""
+    values: dict[str, int] = {}
+    for name, is_size, _ in _FLAGS:
+        raw = getattr(args, name, None)
+        if raw is None:
+            continue
+        try:
+            values[name] = parse_size(raw) if is_size else int(raw)
+        except ValueError as exc:
+            raise ValueError(f"{_flag(name)}: {exc}") from None
+    return values

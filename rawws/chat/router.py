@@ -26,6 +26,7 @@ Rules:
 from __future__ import annotations
 
 import enum
+import json
 import secrets
 import time
 import urllib.parse
@@ -37,7 +38,7 @@ from ..sansio.codes import CloseCode
 from .auth import UNRESTRICTED, Authenticator, AuthError, Grants, Identity
 from .limits import Limits, TokenBucket
 from .metrics import Metrics
-from .store import MemoryStore, RoomLimitReached, Store
+from .store import HistoryPage, MemoryStore, RoomLimitReached, Store
 from .tickets import Ticket
 from .topics import TopicIndex, split_pattern, split_topic
 from .wire import (
@@ -154,6 +155,11 @@ def _valid_id(value: object) -> bool:
 
 def _nonnegative_int(value: object) -> bool:
     return type(value) is int and value >= 0
+
+
+def _offline(data: bytes) -> str:
+    """A stored event (encoded JSON object) with ``"offline": true`` added."""
+    return data.decode()[:-1] + ',"offline":true}'
 
 
 class Router:
@@ -296,9 +302,9 @@ class Router:
             "offline_items": len(inbox),
         }
         self._reply(session, welcome, rid, out)
-        for item in inbox:
+        for data in inbox:
             # Marked, so that a client tells "waited for you" from "just happened".
-            out.append(Send([session], encode({**item, "offline": True})))
+            out.append(Send([session], _offline(data)))
         if session.route.endpoint is Endpoint.CHAT:
             try:
                 self._join(session, {"room": session.route.room}, None, out)
@@ -390,6 +396,15 @@ class Router:
             event["id"] = rid
         out.append(Send([session], encode(event)))
 
+    def _reply_with_history(self, session: Session, event: dict[str, Any], page: HistoryPage,
+                            rid: Any, out: list[Action]) -> None:
+        # The stored messages are already encoded: spliced in as they are, never re-encoded.
+        if rid is not None:
+            event["id"] = rid
+        head = encode(event)
+        history = b",".join([data for _, data in page.entries]).decode()
+        out.append(Send([session], f'{head[:-1]},"history":[{history}]}}'))
+
     def _error(self, session: Session, code: ErrorCode, message: str, rid: Any,
                out: list[Action]) -> None:
         self.metrics.errors[code.value] += 1
@@ -445,6 +460,9 @@ class Router:
         since = msg.get("since")
         if since is not None and not _nonnegative_int(since):
             raise WireError(ErrorCode.BAD_REQUEST, "since must be a non-negative integer")
+        epoch = msg.get("epoch")
+        if epoch is not None and type(epoch) is not str:
+            raise WireError(ErrorCode.BAD_REQUEST, "epoch must be a string")
         if not session.grants.may_join(room):
             raise WireError(ErrorCode.FORBIDDEN, f"your token does not allow room {room!r}")
         already = room in session.rooms
@@ -456,21 +474,26 @@ class Router:
         except RoomLimitReached as exc:
             raise WireError(ErrorCode.FORBIDDEN, str(exc)) from None
         session.rooms.add(room)
-        all_users = self.store.room_users(room)
+        store = self.store
+        all_users = store.room_users(room)
         users = all_users[: self.limits.max_users_listed]
-        seq = self.store.room_seq(room)
-        if since is not None and since > seq:
-            since = 0  # the room was re-created since the client saw it: send all we have
-        history = self.store.history(room, since=since, limit=self.limits.history_on_join)
+        seq = store.room_seq(room)
+        current = store.room_epoch(room)
+        if since is not None and (since > seq or (epoch is not None and epoch != current)):
+            # Another stream than the one the client counted in (the room was re-created, or
+            # the server lost its history): everything we have of this one is new to it.
+            since = 0
+        limit = self.limits.history_on_join if since is None else self.limits.history_size
+        page = store.history(room, since=since, limit=limit)
         joined: dict[str, Any] = {
             "type": "joined", "room": room, "users": users, "user_count": len(all_users),
-            "history": history, "seq": seq,
+            "seq": seq, "epoch": current, "more": page.more,
         }
         if since is not None:
             # Some messages after `since` are no longer kept: the client cannot fully recover.
-            oldest = history[0]["seq"] if history else seq + 1
+            oldest = page.entries[0][0] if page.entries else seq + 1
             joined["complete"] = oldest <= since + 1
-        self._reply(session, joined, rid, out)
+        self._reply_with_history(session, joined, page, rid, out)
         if arrived and not already:
             others = self._members(room, exclude=session)
             if others:
@@ -555,13 +578,14 @@ class Router:
 
     def _post(self, room: str, user: str, content: Any, sender: Session | None, rid: Any,
               out: list[Action]) -> dict[str, Any]:
-        seq = self.store.next_seq(room)
+        store = self.store
+        seq = store.next_seq(room)
         event = {
             "type": "message", "room": room, "user_id": user, "content": content,
-            "timestamp": iso_timestamp(self._wall()), "seq": seq,
+            "timestamp": iso_timestamp(self._wall()), "seq": seq, "epoch": store.room_epoch(room),
         }
         text = encode(event)
-        self.store.append(room, event, len(text))
+        store.append(room, seq, text.encode())
         if sender is not None and rid is not None:
             others = self._members(room, exclude=sender)
             if others:
@@ -600,7 +624,7 @@ class Router:
         if targets:
             out.append(Send(targets, text, droppable))
             return "sent", len(targets)
-        self.store.inbox_push(user, event, len(text), self._wall())
+        self.store.inbox_push(user, text.encode(), self._wall())
         return "queued", 0
 
     def _topic_list(self, msg: dict[str, Any]) -> list[str]:
@@ -718,11 +742,13 @@ class Router:
         store = self.store
         if not store.has_room(room):
             return None
+        page = store.history(room, since=None, limit=self.limits.history_on_join)
         return {
             "room": room,
             "users": store.room_users(room),
-            "history": store.history(room, since=None, limit=self.limits.history_on_join),
+            "history": [json.loads(data) for _, data in page.entries],
             "seq": store.room_seq(room),
+            "epoch": store.room_epoch(room),
         }
 
     def online_users(self) -> list[str]:

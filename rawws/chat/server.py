@@ -108,6 +108,12 @@ class ChatServer:
             memory = self.store
             self.metrics.dropped_source(lambda: {"inbox_full": memory.inbox_dropped,
                                                  "inbox_expired": memory.inbox_expired})
+            self.metrics.gauge("history_bytes", "Memory charged to the history budget "
+                               "(encoded messages plus per-entry overhead).",
+                               lambda: memory.history_bytes)
+            self.metrics.gauge("inbox_bytes", "Memory charged to the offline-inbox budget "
+                               "(encoded items plus per-entry overhead).",
+                               lambda: memory.inbox_bytes)
         self.authenticator = _authenticator(config, wall)
         self.router = Router(store=self.store, limits=limits, authenticator=self.authenticator,
                              metrics=self.metrics, client_publish=config.client_publish,

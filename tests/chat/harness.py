@@ -7,10 +7,14 @@ import json
 from collections import defaultdict
 from typing import Any
 
+from rawws.chat.limits import Limits
 from rawws.chat.router import Close, Endpoint, Route, Router, Send, Session
+from rawws.chat.store import MemoryStore
 
 WALL = 1_700_000_000.0
 STAMP = "2023-11-14T22:13:20.000Z"
+#: The stream epoch of the first room a Harness creates (then epoch-0002, ...).
+EPOCH = "epoch-0001"
 
 
 class Harness:
@@ -18,6 +22,10 @@ class Harness:
         self.now = 1000.0
         self.wall = WALL
         counter = itertools.count(1)
+        epochs = itertools.count(1)
+        if "store" not in router_options:
+            router_options["store"] = MemoryStore(router_options.get("limits") or Limits(),
+                                                  epochs=lambda: f"epoch-{next(epochs):04d}")
         self.router = Router(clock=lambda: self.now, wall=lambda: self.wall,
                              token_hex=lambda n: f"{next(counter):0{2 * n}x}", **router_options)
         self.received: dict[Session, list[Any]] = defaultdict(list)

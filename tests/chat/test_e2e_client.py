@@ -12,6 +12,7 @@ import rawws
 from rawws.chat import encode_jwt
 from rawws.chat.client import ChatClient, ChatError
 
+from ..processes import serve
 from .e2e import WAIT, Limits, eventually, recv, running, user
 
 
@@ -126,7 +127,9 @@ async def test_reconnect_after_server_restart_on_the_same_port() -> None:
         assert [e["type"] for e in first] == ["welcome", "joined", "disconnected"]
         assert first[-1]["code"] == 1001
         again = await events_until(client, lambda e: e["type"] == "joined")
-        assert [e["type"] for e in again] == ["welcome", "joined"]
+        # A new server with an in-memory store is a new stream: the client says so.
+        assert [e["type"] for e in again] == ["welcome", "gap", "joined"]
+        assert again[1]["reason"] == "reset" and again[1]["last_seq"] == 0
         assert again[-1]["room"] == "lobby"
         assert (await client.send("lobby", "again"))["seq"] == 1
         assert second.router.online_users() == ["alice"]
@@ -194,4 +197,69 @@ async def test_policy_close_is_not_retried() -> None:
         assert info.value.code == "policy"
         assert seen == ["welcome", "pong", "error"]
         assert client.connections == 1
+        await client.close()
+
+
+async def test_a_restarted_server_is_a_new_stream_the_client_reports_the_gap_and_keeps_up(
+) -> None:
+    """kill -9 a real server process (history in memory: lost) and start another on the same
+    port. The room counts from seq 1 again under a new epoch: the client yields a ``gap`` and
+    then every message of the new stream, none dropped for having a seq it had seen before."""
+    server, port = await serve()
+    url = f"ws://127.0.0.1:{port}"
+    client = ChatClient(url, user_id="alice", backoff_initial=0.05, backoff_max=0.2)
+    try:
+        await client.connect()
+        joined = await client.join("lobby")
+        old_epoch = joined["epoch"]
+        for n in range(3):
+            sent = await client.send("lobby", f"old{n}")
+            assert sent["epoch"] == old_epoch
+        assert client.rooms == {"lobby": 3} and client.epochs == {"lobby": old_epoch}
+        server.kill()
+        await server.wait()
+        server, _ = await serve("--port", str(port))
+        async with ChatClient(url, user_id="bob") as bob:
+            assert (await bob.join("lobby"))["epoch"] != old_epoch
+            for n in range(5):
+                assert (await bob.send("lobby", f"new{n}"))["seq"] == n + 1
+        got = await events_until(client, lambda e: e.get("content") == "new4")
+        gaps = [e for e in got if e["type"] == "gap"]
+        assert len(gaps) == 1
+        gap = gaps[0]
+        new_epoch = gap["epoch"]
+        assert gap == {"type": "gap", "room": "lobby", "reason": "reset", "epoch": new_epoch,
+                       "previous_epoch": old_epoch, "last_seq": 3}
+        after = got[got.index(gap):]
+        messages = [e for e in after if e["type"] == "message"]
+        assert [m["content"] for m in messages] == [f"new{n}" for n in range(5)]
+        assert [m["seq"] for m in messages] == [1, 2, 3, 4, 5]
+        assert {m["epoch"] for m in messages} == {new_epoch}
+        before = [e["content"] for e in got[:got.index(gap)] if e["type"] == "message"]
+        assert before == ["old0", "old1", "old2"]  # alice's own, as replies
+        assert client.rooms == {"lobby": 5} and client.epochs == {"lobby": new_epoch}
+    finally:
+        await client.close()
+        server.kill()
+        await server.wait()
+
+
+async def test_a_rejoin_past_trimmed_history_reports_the_gap() -> None:
+    async with running(limits=Limits(history_size=3)) as server:
+        client = ChatClient(server.url, user_id="alice", backoff_initial=0.05)
+        await client.connect()
+        await client.join("lobby")
+        await client.send("lobby", "m1")
+        ws = client.websocket
+        assert ws is not None and ws.transport is not None
+        ws.transport.abort()
+        for n in range(2, 8):  # seq 2..7 while away; only 5..7 are kept
+            _, actions = server.router.post("lobby", "poster", f"m{n}")
+            server.hub.execute(actions)
+        got = await events_until(client, lambda e: e.get("content") == "m7")
+        gap = next(e for e in got if e["type"] == "gap")
+        assert gap == {"type": "gap", "room": "lobby", "reason": "trimmed",
+                       "epoch": client.epochs["lobby"], "last_seq": 1, "next_seq": 5}
+        messages = [e["seq"] for e in got[got.index(gap):] if e["type"] == "message"]
+        assert messages == [5, 6, 7]
         await client.close()

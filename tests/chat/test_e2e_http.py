@@ -77,7 +77,7 @@ async def test_read_endpoints() -> None:
         assert (status, body) == (200, {"rooms": [{"room": "lobby", "user_count": 1, "seq": 1}]})
         status, body = await http_json(server, "GET", "/api/rooms/lobby")
         assert (status, body) == (200, {"room": "lobby", "users": ["alice"], "history": [message],
-                                        "seq": 1})
+                                        "seq": 1, "epoch": message["epoch"]})
         status, body = await http_json(server, "GET", "/api/rooms/unknown")
         assert status == 404 and body["error"] == "not_found"
         status, body = await http_json(server, "GET", "/api/users/online")

@@ -39,8 +39,10 @@ async def test_rooms_end_to_end() -> None:
         alice = await user(server, "alice")
         bob = await user(server, "bob")
         joined = await request(alice, {"type": "join", "room": "lobby", "id": 1})
+        epoch = joined.pop("epoch")
+        assert type(epoch) is str and len(epoch) == 16
         assert joined == {"type": "joined", "room": "lobby", "users": ["alice"],
-                          "user_count": 1, "history": [], "seq": 0, "id": 1}
+                          "user_count": 1, "history": [], "seq": 0, "more": False, "id": 1}
         joined = await request(bob, {"action": "join", "room": "lobby"})
         assert joined["users"] == ["alice", "bob"]
         announced = await recv(alice)

@@ -13,7 +13,7 @@ from rawws.chat.auth import Authenticator, JWTVerifier, StaticTokens, encode_jwt
 from rawws.chat.limits import Limits
 from rawws.chat.router import Endpoint, Route, Send, route_for
 
-from .harness import STAMP, WALL, Harness
+from .harness import EPOCH, STAMP, WALL, Harness
 
 SECRET = "router-secret"
 
@@ -81,7 +81,7 @@ def test_chat_endpoint_joins_on_connect() -> None:
     welcome, joined = h.take(s)
     assert welcome["type"] == "welcome"
     assert joined == {"type": "joined", "room": "lobby", "users": ["bob", "alice"],
-                      "user_count": 2, "history": [], "seq": 0}
+                      "user_count": 2, "history": [], "seq": 0, "epoch": EPOCH, "more": False}
     assert h.take(bob) == [{"type": "user_joined", "room": "lobby", "user_id": "alice",
                             "users": ["bob", "alice"], "user_count": 2, "timestamp": STAMP}]
 
@@ -91,7 +91,7 @@ def test_chat_endpoint_message_defaults_to_its_room() -> None:
     a = h.welcomed("alice", path="/ws/chat/lobby")
     h.send(a, {"type": "message", "content": "hi"})
     assert h.take_one(a) == {"type": "message", "room": "lobby", "user_id": "alice",
-                             "content": "hi", "timestamp": STAMP, "seq": 1}
+                             "content": "hi", "timestamp": STAMP, "seq": 1, "epoch": EPOCH}
 
 
 # --- ping --------------------------------------------------------------------------------------
@@ -117,7 +117,8 @@ def test_join_message_leave() -> None:
     b = h.welcomed("bob")
     h.send(a, {"type": "join", "room": "lobby", "id": 1})
     assert h.take(a) == [{"type": "joined", "room": "lobby", "users": ["alice"],
-                          "user_count": 1, "history": [], "seq": 0, "id": 1}]
+                          "user_count": 1, "history": [], "seq": 0, "epoch": EPOCH,
+                          "more": False, "id": 1}]
     h.send(b, {"type": "join", "room": "lobby"})
     assert h.take_one(b)["users"] == ["alice", "bob"]
     assert h.take(a) == [{"type": "user_joined", "room": "lobby", "user_id": "bob",
@@ -125,16 +126,18 @@ def test_join_message_leave() -> None:
 
     h.send(a, {"type": "message", "room": "lobby", "content": "hello"})
     expected = {"type": "message", "room": "lobby", "user_id": "alice", "content": "hello",
-                "timestamp": STAMP, "seq": 1}
+                "timestamp": STAMP, "seq": 1, "epoch": EPOCH}
     assert h.take(a) == [expected]
     assert h.take(b) == [expected]
     assert h.sends[-1].targets == [a, b] or set(h.sends[-1].targets) == {a, b}
 
     h.send(b, {"type": "message", "room": "lobby", "content": {"rich": [1, 2]}, "id": "m2"})
     assert h.take(b) == [{"type": "message", "room": "lobby", "user_id": "bob",
-                          "content": {"rich": [1, 2]}, "timestamp": STAMP, "seq": 2, "id": "m2"}]
+                          "content": {"rich": [1, 2]}, "timestamp": STAMP, "seq": 2,
+                          "epoch": EPOCH, "id": "m2"}]
     assert h.take(a) == [{"type": "message", "room": "lobby", "user_id": "bob",
-                          "content": {"rich": [1, 2]}, "timestamp": STAMP, "seq": 2}]
+                          "content": {"rich": [1, 2]}, "timestamp": STAMP, "seq": 2,
+                          "epoch": EPOCH}]
 
     h.send(b, {"type": "leave", "room": "lobby", "id": 9})
     assert h.take(b) == [{"type": "left", "room": "lobby", "id": 9}]
@@ -186,6 +189,40 @@ def test_history_and_since() -> None:
     f = h.welcomed("frank")
     h.send(f, {"type": "join", "room": "r", "since": 500})  # the room restarted: send all kept
     assert len(h.take_one(f)["history"]) == 10
+
+
+def test_every_room_message_carries_the_stream_epoch_and_a_join_names_its_stream() -> None:
+    h = Harness(limits=Limits(history_size=10))
+    a = h.welcomed("alice")
+    h.send(a, {"type": "join", "room": "r"})
+    assert h.take_one(a)["epoch"] == EPOCH
+    for i in range(1, 6):
+        h.send(a, {"type": "message", "room": "r", "content": f"m{i}"})
+    assert {m["epoch"] for m in h.take(a)} == {EPOCH}
+    b = h.welcomed("bob")
+    # Same stream: since counts in it.
+    h.send(b, {"type": "join", "room": "r", "since": 3, "epoch": EPOCH})
+    joined = h.take_one(b)
+    assert [m["seq"] for m in joined["history"]] == [4, 5]
+    assert joined["epoch"] == EPOCH and joined["complete"] is True
+    assert {m["epoch"] for m in joined["history"]} == {EPOCH}
+    # Another stream (the server lost the one the client counted in): everything kept is new.
+    c = h.welcomed("carol")
+    h.send(c, {"type": "join", "room": "r", "since": 3, "epoch": "an-older-epoch"})
+    joined = h.take_one(c)
+    assert [m["seq"] for m in joined["history"]] == [1, 2, 3, 4, 5]
+    assert joined["epoch"] == EPOCH and joined["complete"] is True
+    h.send(c, {"type": "join", "room": "r", "epoch": 7, "id": 1})
+    assert h.take_one(c) == {"type": "error", "code": "bad_request",
+                             "message": "epoch must be a string", "id": 1}
+    # The room ends (no members, no history left) and comes back: a new stream.
+    h2 = Harness()
+    d = h2.welcomed("dave")
+    h2.send(d, {"type": "join", "room": "q"})
+    h2.send(d, {"type": "leave", "room": "q"})
+    h2.send(d, {"type": "join", "room": "q"})
+    first, _, again = h2.take(d)
+    assert first["epoch"] == EPOCH and again["epoch"] == "epoch-0002"
 
 
 def test_second_connection_of_a_user_is_not_announced() -> None:
@@ -789,7 +826,8 @@ def test_notify_broadcast_publish_post() -> None:
     assert event["user_id"] == "api" and event["seq"] == 1
     assert h.router.rooms_summary() == [{"room": "r", "user_count": 1, "seq": 1}]
     detail = h.router.room_detail("r")
-    assert detail == {"room": "r", "users": ["alice"], "history": [event], "seq": 1}
+    assert detail == {"room": "r", "users": ["alice"], "history": [event], "seq": 1,
+                      "epoch": event["epoch"]}
     assert h.router.room_detail("nope") is None
     z = h.open("zoe")
     assert [m.get("message") for m in h.take(z)] == [None, "later"]
