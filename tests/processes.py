@@ -143,11 +143,13 @@ def free_port() -> int:
 
 
 async def raw_upgrade(port: int, path: str = "/", *,
-                      headers: Sequence[tuple[str, str]] = ()) -> tuple[
+                      headers: Sequence[tuple[str, str]] = (),
+                      host: str | None = None) -> tuple[
         asyncio.StreamReader, asyncio.StreamWriter, bytes]:
-    """Open a TCP connection, send an upgrade request, read the response head."""
+    """Open a TCP connection, send an upgrade request (``Host: host``, default
+    127.0.0.1:PORT), read the response head."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket",
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host or f'127.0.0.1:{port}'}", "Upgrade: websocket",
              "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
              "Sec-WebSocket-Version: 13", *(f"{k}: {v}" for k, v in headers)]
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())

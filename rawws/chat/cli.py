@@ -60,6 +60,15 @@ def _serve_parser() -> argparse.ArgumentParser:
     web.add_argument("--allow-origin", action="append", metavar="ORIGIN",
                      help="origin allowed to open WebSockets (repeatable; '*' for any; "
                           "default: the page's own origin)")
+    web.add_argument("--allowed-host", action="append", metavar="NAME",
+                     help="Host name this server answers for; any other Host gets 421 "
+                          "(DNS rebinding). Repeatable; '*.example.com' for subdomains, '*' "
+                          "for any. Default: the bind address, localhost names on loopback, "
+                          "any IP address on 0.0.0.0, the hosts of --allow-origin")
+    web.add_argument("--trusted-proxy", action="append", metavar="ADDR",
+                     help="address or network (10.0.0.0/8) of a reverse proxy whose "
+                          "X-Forwarded-For is believed for rate limits and per-address caps "
+                          "(repeatable; default: none, the header is ignored)")
     web.add_argument("--static-dir", type=Path, default=config.static_dir,
                      help="directory served at / and /static/ (default: the demo page)")
     lim = p.add_argument_group("limits")
@@ -138,6 +147,8 @@ def config_from_args(args: argparse.Namespace) -> ChatConfig:
         api_key=args.api_key,
         open_api=args.open_api,
         allowed_origins=tuple(args.allow_origin) if args.allow_origin else None,
+        allowed_hosts=tuple(args.allowed_host) if args.allowed_host is not None else None,
+        trusted_proxies=tuple(args.trusted_proxy or ()),
         slow_consumer=args.slow_consumer,
         slow_consumer_grace=args.slow_consumer_grace,
         client_publish=not args.no_client_publish,
@@ -192,6 +203,9 @@ def main_serve(argv: list[str]) -> int:
         print(f"auth: {' + '.join(auth) or 'off (use ?user_id=NAME)'}; HTTP API: {api}; "
               f"compression: {'permessage-deflate' if config.compression else 'off'}; "
               "Ctrl+C stops", flush=True)
+        print(f"Host names answered: {server.hosts.describe()}"
+              + (f"; X-Forwarded-For believed from {', '.join(config.trusted_proxies)}"
+                 if config.trusted_proxies else ""), flush=True)
 
     try:
         asyncio.run(_serve(config, ready))

@@ -63,7 +63,7 @@ from .store import RoomLimitReached
 from .topics import split_topic
 from .wire import WireError, bearer_token, decode_json, encode, is_valid_room, is_valid_user
 
-__all__ = ["OPERATOR", "HttpApi", "client_key"]
+__all__ = ["COMMON_HEADERS", "OPERATOR", "HttpApi", "client_key", "json_response"]
 
 _logger = logging.getLogger("rawws.chat.http")
 
@@ -84,7 +84,9 @@ _CONTENT_TYPES: Final = {
     ".map": "application/json",
     ".woff2": "font/woff2",
 }
-COMMON_HEADERS: Final = (("X-Content-Type-Options", "nosniff"),)
+#: On every response of the chat server (issue 11 item 14): no content sniffing, no caching
+#: (API answers, history, metrics and the page all reflect live state or credentials).
+COMMON_HEADERS: Final = (("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store"))
 
 INDEX_FALLBACK: Final = b"""rawws chat server
 
@@ -135,9 +137,11 @@ class _Fail(Exception):
         self.headers = headers
 
 
-def _json(status: int, value: Any, headers: tuple[tuple[str, str], ...] = ()) -> rawws.Response:
+def json_response(status: int, value: Any,
+                  headers: tuple[tuple[str, str], ...] = ()) -> rawws.Response:
+    """A JSON answer with :data:`COMMON_HEADERS`."""
     return rawws.Response(status, rawws.Headers([
-        ("Content-Type", "application/json"), ("Cache-Control", "no-store"), *COMMON_HEADERS,
+        ("Content-Type", "application/json"), *COMMON_HEADERS,
         *headers]), encode(value).encode("utf-8"))
 
 
@@ -190,11 +194,11 @@ class HttpApi:
                 self._throttle(client)
             response = self._route(method, target, headers, body)
         except _Fail as fail:
-            response = _json(fail.status, {"error": fail.error, "message": fail.message},
+            response = json_response(fail.status, {"error": fail.error, "message": fail.message},
                              fail.headers)
         except Exception:
             self.logger.exception("HTTP %s %s: internal error", method, redact_target(target))
-            response = _json(500, {"error": "internal_error", "message": "internal error"})
+            response = json_response(500, {"error": "internal_error", "message": "internal error"})
         self.metrics.http_requests[response.status] += 1
         if self.logger.isEnabledFor(logging.INFO):
             self.logger.info("HTTP %s %s -> %d", method[:16], redact_target(target),
@@ -216,13 +220,13 @@ class HttpApi:
                 return self._static(names, headers)
             case ["healthz"]:
                 self._allow(method, "GET")
-                return _json(200, {"status": "ok",
+                return json_response(200, {"status": "ok",
                                    "uptime_seconds": round(self._clock() - self._started, 3)})
             case ["metrics"]:
                 self._allow(method, "GET")
                 return rawws.Response(200, rawws.Headers([
-                    ("Content-Type", METRICS_CONTENT_TYPE), ("Cache-Control", "no-store"),
-                    *COMMON_HEADERS]), self.metrics.render().encode("utf-8"))
+                    ("Content-Type", METRICS_CONTENT_TYPE), *COMMON_HEADERS]),
+                    self.metrics.render().encode("utf-8"))
             case ["api", "notify", user]:
                 self._allow(method, "POST")
                 self._operator_only(self._caller(headers), "notify")
@@ -240,7 +244,7 @@ class HttpApi:
                 rooms = self.router.rooms_summary()
                 if caller is not OPERATOR:
                     rooms = [r for r in rooms if caller.grants.may_join(r["room"])]
-                return _json(200, {"rooms": rooms})
+                return json_response(200, {"rooms": rooms})
             case ["api", "rooms", room]:
                 self._allow(method, "GET")
                 return self._room(self._caller(headers), room)
@@ -251,7 +255,7 @@ class HttpApi:
                 self._allow(method, "GET")
                 self._caller(headers)
                 users = self.router.online_users()
-                return _json(200, {"users": users, "count": len(users)})
+                return json_response(200, {"users": users, "count": len(users)})
         raise _Fail(404, "not_found", "no such endpoint")
 
     def _throttle(self, client: str) -> None:
@@ -341,13 +345,13 @@ class HttpApi:
         message = self._message(body)
         status, recipients, actions = self.router.notify(user, message)
         self.deliver(actions)
-        return _json(200, {"status": status, "recipients": recipients})
+        return json_response(200, {"status": status, "recipients": recipients})
 
     def _broadcast(self, body: bytes) -> rawws.Response:
         message = self._message(body)
         recipients, actions = self.router.broadcast(message)
         self.deliver(actions)
-        return _json(200, {"status": "sent", "recipients": recipients})
+        return json_response(200, {"status": "sent", "recipients": recipients})
 
     def _publish(self, caller: Identity, topic: str, body: bytes) -> rawws.Response:
         try:
@@ -360,7 +364,7 @@ class HttpApi:
         message = self._message(body)
         recipients, actions = self.router.publish(topic, message)
         self.deliver(actions)
-        return _json(200, {"status": "sent", "topic": topic, "recipients": recipients})
+        return json_response(200, {"status": "sent", "topic": topic, "recipients": recipients})
 
     def _room(self, caller: Identity, room: str) -> rawws.Response:
         if not is_valid_room(room):
@@ -369,7 +373,7 @@ class HttpApi:
         detail = self.router.room_detail(room)
         if detail is None:
             raise _Fail(404, "not_found", f"no room {room!r}")
-        return _json(200, detail)
+        return json_response(200, detail)
 
     def _post(self, caller: Identity, room: str, body: bytes) -> rawws.Response:
         if not is_valid_room(room):
@@ -396,7 +400,7 @@ class HttpApi:
             raise _Fail(503, "unavailable", str(exc), (("Retry-After", "60"),)) from None
         self.deliver(actions)
         recipients = sum(len(a.targets) for a in actions if isinstance(a, Send))
-        return _json(200, {"status": "sent", "room": room, "seq": event["seq"],
+        return json_response(200, {"status": "sent", "room": room, "seq": event["seq"],
                            "recipients": recipients})
 
     # --- the page ----------------------------------------------------------------------------
@@ -410,7 +414,7 @@ class HttpApi:
                "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
         return rawws.Headers([("Content-Type", content_type), ("Content-Security-Policy", csp),
                               ("Referrer-Policy", "no-referrer"), ("X-Frame-Options", "DENY"),
-                              ("Cache-Control", "no-cache"), *COMMON_HEADERS])
+                              *COMMON_HEADERS])
 
     def _index(self, headers: HeaderLookup) -> rawws.Response:
         if self.static_dir is not None:

@@ -445,7 +445,12 @@ def payload_size(message: str | bytes) -> int:
 
 
 def ip_of(ws: rawws.Connection) -> str:
-    """The peer's IP address as text ("" when unknown, e.g. a Unix socket)."""
+    """The client's IP address as text: the one the server chose to believe (``client_ip``,
+    set by ChatServer from ``X-Forwarded-For`` when the peer is a trusted proxy), else the
+    peer's ("" when unknown, e.g. a Unix socket)."""
+    believed = ws.user_data.get("client_ip")
+    if believed is not None:
+        return str(believed)
     address: Any = ws.remote_address
     if isinstance(address, tuple) and address:
         return str(address[0])

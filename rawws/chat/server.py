@@ -14,19 +14,21 @@ Usage::
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import Final, TypeVar
 
 import rawws
 from rawws.redact import RedactingFilter
 
 from .auth import Authenticator, JWTVerifier, StaticTokens
-from .httpapi import HttpApi
+from .hosts import HostPolicy, ProxyPolicy, parse_host
+from .httpapi import COMMON_HEADERS, HttpApi, json_response
 from .hub import ChatHub, SlowConsumerPolicy, ip_of
 from .limits import Limits
 from .metrics import Metrics
@@ -70,6 +72,12 @@ class ChatConfig:
     #: Origins allowed to open WebSockets (``"*"``: any). None: the page's own origin only.
     #: Requests without an Origin header (non-browser clients) are always allowed.
     allowed_origins: tuple[str, ...] | None = None
+    #: ``Host`` names answered (others: 421; DNS rebinding). None: derived from ``host`` and
+    #: ``allowed_origins`` (:class:`rawws.chat.hosts.HostPolicy`); ``("*",)``: any.
+    allowed_hosts: tuple[str, ...] | None = None
+    #: Peers (addresses or networks) whose ``X-Forwarded-For`` is believed for rate limits and
+    #: per-address caps. Empty: the header is ignored.
+    trusted_proxies: tuple[str, ...] = ()
     slow_consumer: SlowConsumerPolicy = "close"
     #: Seconds between the 1013 close of a reader whose queue overflowed and dropping its TCP
     #: connection (a stalled reader never reads the close frame; close_timeout is far longer).
@@ -124,6 +132,9 @@ class ChatServer:
         self.hub = ChatHub(self.router, allowed_origins=config.allowed_origins,
                            slow_consumer=config.slow_consumer,
                            slow_consumer_grace=config.slow_consumer_grace, wall=wall)
+        self.hosts = HostPolicy(config.allowed_hosts, bind_host=config.host,
+                                origins=config.allowed_origins)
+        self.proxies = ProxyPolicy(config.trusted_proxies)
         self.api = HttpApi(self.router, deliver=self.hub.execute, api_key=config.api_key,
                            open_api=config.open_api, static_dir=config.static_dir,
                            limits=limits, clock=clock)
@@ -139,6 +150,10 @@ class ChatServer:
                 found.append(f"the JWT secret is {size} bytes: use at least {MIN_SECRET_BYTES} "
                              "random bytes (RFC 7518 §3.2: a key as long as the hash), or "
                              "anyone who guesses it mints tokens")
+        if self.authenticator is None and not _is_loopback(config.host):
+            found.append(f"auth is off and the server listens on {config.host or 'every'} "
+                         "interface(s): anyone who reaches it may claim any user name"
+                         + ("" if config.api_key is not None else " and use the HTTP API"))
         if config.open_api and self.authenticator is not None:
             found.append("--open-api: auth is on but the HTTP API is open to anyone who can "
                          "reach this port (notify, broadcast, publish, post, read history)")
@@ -153,7 +168,8 @@ class ChatServer:
             self.hub,
             config.host,
             config.port,
-            process_request=self.hub.process_request,
+            process_request=self._process_request,
+            process_response=lambda ws, request, response: _secured(response),
             http_handler=self._http,
             max_size=limits.max_message_size,
             max_body_size=limits.max_body_size,
@@ -167,9 +183,39 @@ class ChatServer:
         )
         return self
 
+    def _check_peer(self, ws: rawws.ServerConnection, request: rawws.Request
+                    ) -> rawws.Response | None:
+        """Before anything else, for upgrades and plain requests alike: the ``Host`` must be
+        one this server answers for (400 if missing or invalid, 421 if another: DNS
+        rebinding), and the client address to believe is settled (``trusted_proxies``)."""
+        values = request.headers.get_all("Host")
+        host = parse_host(values[0]) if len(values) == 1 else None
+        if host is None:
+            return json_response(400, {"error": "bad_request", "message": "expected one valid "
+                                       "Host header (RFC 9112 §3.2)"})
+        if not self.hosts.allows(host):
+            return json_response(421, {"error": "misdirected", "message": "this server does "
+                                       "not answer for that Host (see --allowed-host)"})
+        if self.proxies:
+            ws.user_data["client_ip"] = self.proxies.client_address(
+                ip_of(ws), request.headers.get_all("X-Forwarded-For"))
+        return None
+
+    def _process_request(self, ws: rawws.ServerConnection, request: rawws.Request
+                         ) -> rawws.Response | None:
+        refused = self._check_peer(ws, request)
+        if refused is not None:
+            self.metrics.handshake_rejections["host"] += 1
+            return refused
+        return _secured(self.hub.process_request(ws, request))
+
     def _http(self, ws: rawws.ServerConnection, request: rawws.Request) -> rawws.Response:
-        return self.api.handle(request.method, request.target, request.headers, request.body,
-                               client=ip_of(ws))
+        refused = self._check_peer(ws, request)
+        if refused is not None:
+            self.metrics.http_requests[refused.status] += 1
+            return refused
+        return _secured(self.api.handle(request.method, request.target, request.headers,
+                                        request.body, client=ip_of(ws)))
 
     @property
     def server(self) -> rawws.Server:
@@ -223,6 +269,28 @@ def deflate_extensions(compression: str | None) -> list[rawws.ServerPerMessageDe
         raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
     return [rawws.ServerPerMessageDeflateFactory(server_no_context_takeover=True,
                                                  client_no_context_takeover=True)]
+
+
+_R = TypeVar("_R", rawws.Response, rawws.Response | None)
+
+
+def _secured(response: _R) -> _R:
+    """Every answer of the chat server carries ``X-Content-Type-Options: nosniff`` and
+    ``Cache-Control: no-store`` (issue 11 item 14), whichever part built it."""
+    if response is not None:
+        for name, value in COMMON_HEADERS:
+            if response.headers.get_all(name) != [value]:
+                response.headers.replace(name, value)
+    return response
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _url_host(host: str) -> str:

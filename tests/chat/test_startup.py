@@ -34,6 +34,9 @@ def assert_one_line_error(status: int, output: str, *words: str) -> None:
     (["--jwt-secret", LONG_SECRET, "--api-key", "k" * 32, "--open-api"], {}, ["contradict"]),
     (["--tokens", ""], {}, ["tokens file name is empty"]),
     (["--shutdown-timeout", "nan"], {}, ["shutdown"]),
+    (["--allowed-host", "not a host"], {}, ["--allowed-host"]),
+    (["--allowed-host", ""], {}, ["--allowed-host"]),
+    (["--trusted-proxy", "proxy.example"], {}, ["--trusted-proxy"]),
 ])
 async def test_misconfiguration_is_exit_2_with_one_line(argv: list[str], env: dict[str, str],
                                                         words: list[str]) -> None:
@@ -60,6 +63,7 @@ async def test_a_missing_tokens_file_is_exit_2(tmp_path: Path) -> None:
     (["--jwt-secret", "short"], {}, "the JWT secret is 5 bytes: use at least 32"),
     ([], {"RAWWS_JWT_SECRET": "x" * 31}, "the JWT secret is 31 bytes"),
     (["--jwt-secret", LONG_SECRET, "--open-api"], {}, "--open-api: auth is on but the HTTP API"),
+    (["--host", "0.0.0.0"], {}, "auth is off and the server listens on 0.0.0.0"),
 ])
 async def test_risky_choices_start_with_a_warning(argv: list[str], env: dict[str, str],
                                                   warning: str) -> None:
@@ -77,6 +81,7 @@ async def test_a_long_secret_starts_without_a_warning() -> None:
     try:
         await proc.port()
         await proc.expect(r"^auth: JWT; HTTP API: closed \(no --api-key\)")
+        await proc.expect(r"^Host names answered: 127\.0\.0\.1, localhost, loopback addresses$")
         assert await proc.stop() == 0
     finally:
         proc.kill()
