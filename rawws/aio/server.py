@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import inspect
 import logging
+import re
 import socket
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Generator, Sequence
@@ -30,7 +32,7 @@ from types import TracebackType
 from typing import Any, cast
 
 from ..errors import ConnectionClosed
-from ..redact import redact_text
+from ..redact import redact_target, redact_text
 from ..sansio.codes import CloseCode
 from ..sansio.deflate import ServerPerMessageDeflateFactory
 from ..sansio.extensions import ServerExtensionFactory
@@ -51,6 +53,70 @@ ProcessResponse = Callable[
     ["ServerConnection", Request, Response], "Response | Awaitable[Response | None] | None"
 ]
 HTTPHandler = Callable[["ServerConnection", Request], "Response | Awaitable[Response]"]
+
+
+def _format_address(address: Any) -> str:
+    """``host:port`` (``[host]:port`` for IPv6), or the Unix socket path."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address) if address else "-"
+
+
+#: websockets' origins: exact strings, compiled patterns (full match), None for "no Origin
+#: header"; or rawws' predicate.
+Origins = Sequence["str | re.Pattern[str] | None"] | Callable[[str | None], bool]
+SelectSubprotocol = (Callable[["ServerConnection", Sequence[str]], "str | None"]
+                     | Callable[[Sequence[str]], "str | None"])
+
+
+def _positional_arity(function: Callable[..., Any]) -> int:
+    """How many positional arguments ``function`` takes (a ``*args`` counts as many)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    count = 0
+    for parameter in parameters:
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            return 2**16
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            count += 1
+    return count
+
+
+def _origin_policy(origins: Origins | None) -> OriginPolicy | None:
+    """rawws' policy for websockets' list of origins, which may hold compiled patterns."""
+    if origins is None or callable(origins):
+        return origins
+    allowed = list(origins)
+    if not any(isinstance(origin, re.Pattern) for origin in allowed):
+        return cast(OriginPolicy, allowed)
+
+    def matches(origin: str | None) -> bool:
+        for candidate in allowed:
+            if isinstance(candidate, re.Pattern):
+                if origin is not None and candidate.fullmatch(origin):
+                    return True
+            elif candidate == origin:
+                return True
+        return False
+
+    return matches
+
+
+def _high_water(limit: int | tuple[int | None, int | None] | None) -> int | None:
+    """websockets' ``(high, low)`` pair: rawws takes the high-water mark (its low-water mark is
+    always a quarter of it)."""
+    return limit[0] if isinstance(limit, tuple) else limit
+
+
+def _check_close_timeout(close_timeout: float | None) -> float:
+    if close_timeout is None or not close_timeout >= 0:
+        # Fail closed: a close that may wait forever lets a silent peer hold the connection.
+        raise ValueError(f"close_timeout must be a number of seconds >= 0, not "
+                         f"{close_timeout!r} (rawws always bounds the closing handshake)")
+    return close_timeout
 
 
 def _default_extensions(compression: str | None) -> list[ServerExtensionFactory]:
@@ -101,13 +167,47 @@ class ServerConnection(Connection):
         super().connection_lost(exc)
         self.server._unregister(self)
 
-    def _count_response(self, response: Response) -> None:
-        if response.status != 101:
-            self.server.rejections[response.status] += 1
-            failure = self.protocol.failure
-            if failure is not None and self.logger.isEnabledFor(logging.INFO):
-                self.logger.info("%s: HTTP %d: %s", self.remote_address, response.status,
-                                 redact_text(str(failure)))
+    def _count_response(self, response: Response, failure: Exception | None = None) -> None:
+        """Count a refused handshake; log one line per accepted connection (address, path,
+        subprotocol) and per refused one (address, path, status, reason) at INFO.
+
+        ``failure`` is why the protocol refused, when it did; otherwise a hook or the server
+        chose the status, and the first line of the response's text says why. Plain HTTP
+        requests answered by ``http_handler`` are not logged here (no access log).
+        """
+        status = response.status
+        if status != 101:
+            self.server.rejections[status] += 1
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        request = self.protocol.request
+        if request is not None and not request.is_upgrade and failure is None:
+            return
+        path = redact_target(request.target) if request is not None else "-"
+        peer = _format_address(self.remote_address)
+        if status == 101:
+            subprotocol = self.protocol.subprotocol
+            self.logger.info("%s %s: connected%s", peer, path,
+                             f" (subprotocol {subprotocol})" if subprotocol else "")
+            return
+        if failure is not None:
+            reason = str(failure)
+        else:
+            text = response.body[:200].decode("utf-8", "replace").strip().splitlines()
+            reason = text[0] if text else response.reason
+        self.logger.info("%s %s: refused with HTTP %d: %s", peer, path, status,
+                         redact_text(reason))
+
+    def _refuse_while_closing(self) -> None:
+        """The server is closing: a handshake waiting for its response gets 503, a
+        connection that has not sent its request yet is dropped."""
+        protocol = self.protocol
+        if protocol.request is not None and protocol.response is None:
+            if self._handshake_task is not None:
+                self._handshake_task.cancel()  # its hook's answer would come too late
+            self._respond(protocol.reject(503, "server shutting down", [("Retry-After", "5")]))
+        elif self.transport is not None:
+            self.transport.abort()
 
     def _open_timed_out(self) -> None:
         self._open_timer = None
@@ -123,7 +223,7 @@ class ServerConnection(Connection):
     def _handle_handshake_event(self, event: Request | Response) -> None:
         if isinstance(event, Response):
             # The protocol rejected a request it could not read (400, 414, 431...).
-            self._count_response(event)
+            self._count_response(event, self.protocol.failure)
             return
         request = event
         server = self.server
@@ -204,23 +304,57 @@ class ServerConnection(Connection):
         if server.process_request is not None:
             rejection = yield from self._maybe_await(server.process_request(self, request))
             if rejection is not None:
-                self._respond(rejection)
+                self._respond(self._hook_response("process_request", rejection))
                 return
-        response = self.protocol.accept(request)
+        protocol = self.protocol
+        if server._select_takes_connection:
+            # websockets' select_subprotocol(connection, subprotocols): bound to this
+            # connection for the duration of accept() only (no per-connection object kept).
+            select = cast(Callable[[ServerConnection, Sequence[str]], "str | None"],
+                          server.select_subprotocol)
+            protocol.select_subprotocol = functools.partial(select, self)
+            try:
+                response = protocol.accept(request)
+            finally:
+                protocol.select_subprotocol = None
+        else:
+            response = protocol.accept(request)
         if server.process_response is not None:
             replaced = yield from self._maybe_await(
                 server.process_response(self, request, response)
             )
             if replaced is not None:
-                response = replaced
+                response = self._hook_response("process_response", replaced)
+        if response.status == 101 and server._closing:
+            # As websockets: a handshake that completes while the server shuts down is refused.
+            response = protocol.reject(503, "server shutting down", [("Retry-After", "5")])
         self._respond(response)
+
+    def _hook_response(self, hook: str, value: object) -> Response:
+        """What a hook returned, as the response to send: a Response, or a clear error.
+
+        websockets' legacy API returned ``(status, headers, body)``: it is answered as meant,
+        with a warning, rather than left to fail (or hang the client until a timeout).
+        """
+        if isinstance(value, Response):
+            return value
+        if isinstance(value, tuple) and len(value) == 3:
+            status, headers, body = value
+            self.logger.warning(
+                "%s returned a (status, headers, body) tuple, websockets' legacy API: answered "
+                "as HTTP %s; return connection.respond(status, text) or a Response instead",
+                hook, int(status))
+            return Response(int(status), Headers(headers),
+                            body.encode() if isinstance(body, str) else bytes(body))
+        raise TypeError(f"{hook} must return None or a Response, not {type(value).__name__}")
 
     def _respond(self, response: Response) -> None:
         protocol = self.protocol
         if protocol.state is not State.CONNECTING or self.transport is None:
             return
+        failure = protocol.failure  # set when accept() refused the request
         protocol.send_response(response)
-        self._count_response(response)
+        self._count_response(response, failure)
         if response.status == 101:
             if self._open_timer is not None:
                 self._open_timer.cancel()
@@ -266,20 +400,21 @@ class Server:
         *,
         ssl: ssl_module.SSLContext | None = None,
         subprotocols: Sequence[str] | None = None,
-        select_subprotocol: Callable[[Sequence[str]], str | None] | None = None,
-        origins: OriginPolicy | None = None,
+        select_subprotocol: SelectSubprotocol | None = None,
+        origins: Origins | None = None,
         extra_headers: Headers | Sequence[tuple[str, str]] | None = None,
         compression: str | None = "deflate",
         extensions: Sequence[ServerExtensionFactory] | None = None,
-        max_size: int | None = 2**20,
+        max_size: int | tuple[int | None, int | None] | None = 2**20,
         max_frame_size: int | None = None,
-        max_queue: int | None = 16,
-        write_limit: int = 2**16,
+        max_queue: int | tuple[int | None, int | None] | None = 16,
+        write_limit: int | tuple[int, int | None] = 2**16,
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         open_timeout: float | None = 10.0,
         close_timeout: float = 10.0,
         shutdown_timeout: float | None = None,
+        create_connection: type[ServerConnection] | None = None,
         process_request: ProcessRequest | None = None,
         process_response: ProcessResponse | None = None,
         http_handler: HTTPHandler | None = None,
@@ -296,18 +431,29 @@ class Server:
         self.ssl = ssl
         self.subprotocols = subprotocols
         self.select_subprotocol = select_subprotocol
-        self.origins = origins
+        #: websockets' select_subprotocol(connection, subprotocols), or rawws' older
+        #: select_subprotocol(subprotocols).
+        self._select_takes_connection = (select_subprotocol is not None
+                                         and _positional_arity(select_subprotocol) >= 2)
+        self.origins = _origin_policy(origins)
         self.extra_headers = extra_headers
         self.extensions = (list(extensions) if extensions is not None
                            else _default_extensions(compression))
+        if isinstance(max_size, tuple):
+            # websockets' (max_message_size, max_fragment_size).
+            max_size, max_frame_size = max_size
         self.max_size = max_size
         self.max_frame_size = max_frame_size
-        self.max_queue = max_queue
-        self.write_limit = write_limit
+        self.max_queue = _high_water(max_queue)
+        self.write_limit = cast(int, _high_water(write_limit))
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.open_timeout = open_timeout
-        self.close_timeout = close_timeout
+        self.close_timeout = _check_close_timeout(close_timeout)
+        if create_connection is not None and not issubclass(create_connection,
+                                                            ServerConnection):
+            raise TypeError("create_connection must be a subclass of ServerConnection")
+        self.create_connection = create_connection or ServerConnection
         if shutdown_timeout is not None and not shutdown_timeout >= 0:
             raise ValueError(f"shutdown_timeout must be >= 0 or None, not {shutdown_timeout!r}")
         #: Seconds from :meth:`close` until every connection still open is aborted (a peer that
@@ -329,6 +475,7 @@ class Server:
         #: Upgrade requests that passed max_connections, until their TCP connection closes.
         self._admitted: set[ServerConnection] = set()
         self._server: asyncio.Server | None = None
+        self._serving: asyncio.Future[None] | None = None  # serve_forever() waits on it
         self._closing = False
         self._closing_connections = False
         self._shutdown_deadline: float | None = None  # loop time, set by close()
@@ -340,7 +487,8 @@ class Server:
         protocol = ServerProtocol(
             origins=self.origins,
             subprotocols=self.subprotocols,
-            select_subprotocol=self.select_subprotocol,
+            select_subprotocol=(None if self._select_takes_connection else cast(
+                Callable[[Sequence[str]], "str | None"] | None, self.select_subprotocol)),
             extensions=self.extensions,
             extra_headers=self.extra_headers,
             server_header=self.server_header,
@@ -349,7 +497,7 @@ class Server:
             max_frame_size=self.max_frame_size,
             logger=self.logger,
         )
-        return ServerConnection(
+        return self.create_connection(
             self,
             protocol,
             listener=self.listener,
@@ -376,6 +524,10 @@ class Server:
         else:
             self._server = await loop.create_server(self._make_connection, host, port,
                                                     ssl=self.ssl, **kwargs)
+        if self.logger.isEnabledFor(logging.INFO):
+            for sock in self._server.sockets:
+                self.logger.info("server listening on %s%s", "wss://" if self.ssl else "ws://",
+                                 _format_address(sock.getsockname()))
         return self
 
     def _register(self, connection: ServerConnection) -> None:
@@ -401,19 +553,25 @@ class Server:
         """The port of the first listening socket (handy with ``port=0``)."""
         return cast(int, self.sockets[0].getsockname()[1])
 
-    def close(self, close_connections: bool = True, *, code: int = CloseCode.GOING_AWAY,
+    def close(self, close_connections: bool = True, code: int = CloseCode.GOING_AWAY,
               reason: str = "server shutting down") -> None:
         """Stop accepting connections; with ``close_connections``, close every open one with
-        ``code`` (1001 by default) and abort those still in the handshake.
+        ``code`` (1001 by default; 1012 "service restart" is another choice), answer 503 to
+        the handshakes waiting for their response and abort the connections that have not
+        sent a complete request. Idempotent; :meth:`wait_closed` waits for the end.
 
         With ``shutdown_timeout``, every connection still not closed that many seconds later
         (a peer that never reads keeps its close frame stuck behind unread data) is aborted,
         and handlers still running then are cancelled: the whole shutdown takes at most
         ``shutdown_timeout`` (plus the handlers' reaction to their cancellation).
         """
+        if not self._closing:
+            self.logger.info("server closing")
         self._closing = True
         if self._server is not None:
             self._server.close()
+        if self._serving is not None and not self._serving.done():
+            self._serving.set_result(None)  # serve_forever() returns
         if close_connections:
             self._closing_connections = True
             for connection in list(self.connections):
@@ -421,7 +579,7 @@ class Server:
                     connection.close_nowait(code, reason)
                 elif (connection.protocol.state is State.CONNECTING
                       and connection.transport is not None):
-                    connection.transport.abort()
+                    connection._refuse_while_closing()
             if self.shutdown_timeout is not None and self._shutdown_deadline is None:
                 loop = asyncio.get_running_loop()
                 self._shutdown_deadline = loop.time() + self.shutdown_timeout
@@ -472,11 +630,36 @@ class Server:
             await self._server.wait_closed()
 
     async def serve_forever(self) -> None:
+        """Serve until :meth:`close` is called (then wait for the shutdown to finish), or until
+        the task running this is cancelled: then close gracefully, wait, and let the
+        cancellation through (as websockets and ``asyncio.Server`` do)."""
         assert self._server is not None
+        if not self._server.is_serving():
+            await self._server.start_serving()
+        if self._serving is None:
+            self._serving = asyncio.get_running_loop().create_future()
+            if self._closing:
+                self._serving.set_result(None)
         try:
-            await self._server.serve_forever()
+            await asyncio.shield(self._serving)
         except asyncio.CancelledError:
-            pass
+            self.close()
+            await self.wait_closed()
+            raise
+        await self.wait_closed()
+
+    def is_serving(self) -> bool:
+        """Whether the server accepts connections (see ``asyncio.Server.is_serving``)."""
+        return self._server is not None and self._server.is_serving()
+
+    async def start_serving(self) -> None:
+        """Start accepting connections, after ``serve(..., start_serving=False)``."""
+        assert self._server is not None
+        await self._server.start_serving()
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        assert self._server is not None
+        return self._server.get_loop()
 
     async def __aenter__(self) -> Server:
         return self

@@ -150,14 +150,21 @@ def negotiate_subprotocol(
 ) -> str | None:
     """Pick the first subprotocol in the server's order of preference that the client offered.
 
-    RFC 6455 §4.2.2 item 5.4: the server selects one or none of the client's values.
+    RFC 6455 §4.2.2 item 5.4: the server selects one or none of the client's values. A server
+    that lists subprotocols refuses (400) a client that offers none of them, as websockets
+    does: the application declared it speaks only those (a ``select_subprotocol`` hook that
+    returns ``None`` accepts such clients anyway).
     """
-    if not supported or not offered:
+    if not supported:
         return None
     for protocol in supported:
         if protocol in offered:
             return protocol
-    return None
+    expected = ", ".join(supported)
+    if not offered:
+        raise NegotiationError(f"no subprotocol offered; expected one of: {expected}")
+    raise NegotiationError(f"none of the subprotocols offered ({', '.join(offered)}) is "
+                           f"supported; expected one of: {expected}")
 
 
 # --- Sec-WebSocket-Extensions (RFC 6455 §9.1) ---------------------------------------------------

@@ -454,9 +454,7 @@ async def test_request_path_query_headers() -> None:
 @pytest.mark.parametrize("server_protocols, client_protocols, expected", [
     (["chat", "superchat"], ["superchat", "chat"], "chat"),
     (["superchat"], ["chat", "superchat"], "superchat"),
-    (["chat"], ["other"], None),
     (None, ["chat"], None),
-    (["chat"], None, None),
 ])
 async def test_subprotocol_negotiation(server_protocols: list[str] | None,
                                        client_protocols: list[str] | None,
@@ -471,6 +469,15 @@ async def test_subprotocol_negotiation(server_protocols: list[str] | None,
         assert ws.subprotocol == expected
         await ws.wait_closed()
     assert seen == [expected]
+
+
+@pytest.mark.parametrize("client_protocols", [["other"], None])
+async def test_subprotocol_required_when_the_server_lists_some(
+        client_protocols: list[str] | None) -> None:
+    async with rawws.serve(echo, HOST, 0, subprotocols=["chat"]) as server:
+        with pytest.raises(rawws.InvalidStatus) as info:
+            await rawws.connect(uri(server), subprotocols=client_protocols)
+        assert info.value.status_code == 400
 
 
 async def test_select_subprotocol_callable() -> None:

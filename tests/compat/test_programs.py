@@ -7,6 +7,7 @@ docs/websockets-compat.md has the row.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import http
 import os
@@ -232,3 +233,120 @@ async def test_send_text_flag(lib: types.ModuleType) -> None:
         assert await ws.recv() == '{"json": true}'
         await ws.send("as binary", text=False)
         assert await ws.recv() == b"as binary"
+
+
+# --- the server --------------------------------------------------------------------------------
+
+
+async def test_two_argument_select_subprotocol(lib: types.ModuleType) -> None:
+    seen: list[Any] = []
+
+    def select_subprotocol(connection: Any, subprotocols: Any) -> str | None:
+        seen.append((type(connection).__name__, list(subprotocols)))
+        return "b" if "b" in subprotocols else None
+
+    async def handler(ws: Any) -> None:
+        await ws.send(ws.subprotocol or "none")
+
+    async with lib.serve(handler, HOST, 0, select_subprotocol=select_subprotocol) as server:
+        async with client(lib, port_of(server), subprotocols=["a", "b"]) as ws:
+            assert ws.subprotocol == "b"
+            assert await ws.recv() == "b"
+        async with client(lib, port_of(server), subprotocols=["a"]) as ws:
+            assert ws.subprotocol is None
+            assert await ws.recv() == "none"
+    assert seen == [("ServerConnection", ["a", "b"]), ("ServerConnection", ["a"])]
+
+
+async def test_subprotocols_negotiation(lib: types.ModuleType) -> None:
+    async def handler(ws: Any) -> None:
+        await ws.send(ws.subprotocol)
+
+    async with lib.serve(handler, HOST, 0, subprotocols=["chat", "superchat"]) as server:
+        async with client(lib, port_of(server), subprotocols=["superchat", "chat"]) as ws:
+            assert ws.subprotocol == "chat"  # the server's order of preference
+            assert await ws.recv() == "chat"
+        for offered in (["other"], None):
+            with pytest.raises(lib.InvalidStatus) as info:
+                async with client(lib, port_of(server), subprotocols=offered):
+                    pass
+            assert info.value.response.status_code == 400
+
+
+async def test_process_response_may_replace_or_add_headers(lib: types.ModuleType) -> None:
+    def process_response(connection: Any, request: Any, response: Any) -> None:
+        response.headers["X-Extra"] = "yes"
+
+    async with (lib.serve(echo, HOST, 0, process_response=process_response) as server,
+                client(lib, port_of(server)) as ws):
+        assert ws.response.headers["X-Extra"] == "yes"
+
+
+async def test_process_request_exception_is_500(lib: types.ModuleType) -> None:
+    def process_request(connection: Any, request: Any) -> None:
+        raise RuntimeError("bug in the hook")
+
+    async with lib.serve(echo, HOST, 0, process_request=process_request) as server:
+        with pytest.raises(lib.InvalidStatus) as info:
+            async with client(lib, port_of(server)):
+                pass
+        assert info.value.response.status_code == 500
+
+
+async def test_serve_forever_ends_with_close(lib: types.ModuleType) -> None:
+    server = await lib.serve(echo, HOST, 0)
+    serving = asyncio.ensure_future(server.serve_forever())
+    async with client(lib, port_of(server)) as ws:
+        await ws.send("x")
+        assert await ws.recv() == "x"
+        server.close()
+        await serving  # returns once the server and its connections are closed
+        assert ws.close_code == 1001
+
+
+async def test_cancelling_serve_forever_closes_the_server(lib: types.ModuleType) -> None:
+    server = await lib.serve(echo, HOST, 0)
+    serving = asyncio.ensure_future(server.serve_forever())
+    async with client(lib, port_of(server)) as ws:
+        await ws.send("x")
+        assert await ws.recv() == "x"
+        serving.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await serving
+        await ws.wait_closed()
+        assert ws.close_code == 1001
+    assert not server.is_serving()
+
+
+async def test_server_close_code_and_reason(lib: types.ModuleType) -> None:
+    async with lib.serve(echo, HOST, 0) as server, client(lib, port_of(server)) as ws:
+        server.close(True, 1012, "restarting")
+        with pytest.raises(lib.ConnectionClosedError) as info:
+            await ws.recv()
+        assert (info.value.rcvd.code, info.value.rcvd.reason) == (1012, "restarting")
+        await server.wait_closed()
+
+
+async def test_origins_with_patterns(lib: types.ModuleType) -> None:
+    import re
+    origins = ["https://exact.example", re.compile(r"https://[a-z]+\.allowed\.example"), None]
+    async with lib.serve(echo, HOST, 0, origins=origins) as server:
+        for origin in ("https://exact.example", "https://app.allowed.example", None):
+            async with client(lib, port_of(server), origin=origin) as ws:
+                await ws.send("ok")
+                assert await ws.recv() == "ok"
+        for origin in ("https://evil.example", "https://app.allowed.example.evil"):
+            with pytest.raises(lib.InvalidStatus) as info:
+                async with client(lib, port_of(server), origin=origin):
+                    pass
+            assert info.value.response.status_code == 403
+
+
+async def test_handler_exception_closes_1011(lib: types.ModuleType) -> None:
+    async def handler(ws: Any) -> None:
+        raise RuntimeError("handler bug")
+
+    async with lib.serve(handler, HOST, 0) as server, client(lib, port_of(server)) as ws:
+        with pytest.raises(lib.ConnectionClosedError) as info:
+            await ws.recv()
+        assert info.value.rcvd.code == 1011

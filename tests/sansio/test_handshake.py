@@ -163,8 +163,23 @@ class TestServerHandshake:
         assert status_of(GOOD_REQUEST, origins=lambda o: o is not None
                          and o.endswith("example.com")) == 101
 
-    def test_no_subprotocol_when_none_matches(self) -> None:
+    def test_refused_when_no_subprotocol_matches(self) -> None:
+        """As websockets: a server that lists subprotocols refuses a client that offers none
+        of them (400), rather than accepting it with no subprotocol."""
         server = ServerProtocol(subprotocols=["graphql-ws"])
+        server.receive_data(GOOD_REQUEST)
+        (request,) = server.events_received()
+        response = server.accept(request)  # type: ignore[arg-type]
+        assert response.status == 400
+        assert b"expected one of: graphql-ws" in response.body
+        assert "Sec-WebSocket-Protocol" not in response.headers
+        server = ServerProtocol(subprotocols=["graphql-ws"])
+        server.receive_data(request_with(drop="Sec-WebSocket-Protocol"))
+        (request,) = server.events_received()
+        assert server.accept(request).status == 400  # type: ignore[arg-type]
+
+    def test_no_subprotocol_when_the_hook_says_none(self) -> None:
+        server = ServerProtocol(subprotocols=["graphql-ws"], select_subprotocol=lambda o: None)
         server.receive_data(GOOD_REQUEST)
         (request,) = server.events_received()
         response = server.accept(request)  # type: ignore[arg-type]
