@@ -45,7 +45,7 @@ from typing import Any, Final, Literal
 import rawws
 
 from .router import Action, Close, Hold, Route, Router, Send, Session, route_for
-from .wire import bearer_token, encode, is_valid_user
+from .wire import bearer_token, encode, is_valid_user, utf8_length
 
 __all__ = ["ChatHub", "Peer", "ip_of"]
 
@@ -91,7 +91,7 @@ class Peer:
         self.ws = ws
         self.ip = ip
         self.session: Session | None = None
-        self.queue: deque[tuple[str, bool]] = deque()  # (text, droppable)
+        self.queue: deque[tuple[str, bool, int]] = deque()  # (text, droppable, UTF-8 bytes)
         self.queued_bytes = 0
         self.timers: list[asyncio.TimerHandle] = []
 
@@ -358,7 +358,7 @@ class ChatHub(rawws.Listener):
 
     def _enqueue(self, peer: Peer, text: str, droppable: bool) -> None:
         limits = self.limits
-        size = len(text)
+        size = payload_size(text)
         if (len(peer.queue) >= limits.max_queue
                 or peer.queued_bytes + size > limits.max_queue_bytes):
             if self.slow_consumer == "close":
@@ -375,14 +375,14 @@ class ChatHub(rawws.Listener):
             if peer.queued_bytes + size > limits.max_queue_bytes:
                 self._overflow(peer)  # still over the byte budget after one drop
                 return
-        peer.queue.append((text, droppable))
+        peer.queue.append((text, droppable, size))
         peer.queued_bytes += size
 
     def _drop_oldest_notification(self, peer: Peer) -> bool:
-        for i, (text, droppable) in enumerate(peer.queue):
+        for i, (_, droppable, size) in enumerate(peer.queue):
             if droppable:
                 del peer.queue[i]
-                peer.queued_bytes -= len(text)
+                peer.queued_bytes -= size
                 self.metrics.dropped["slow_consumer"] += 1
                 return True
         return False
@@ -416,15 +416,15 @@ class ChatHub(rawws.Listener):
         sent = 0
         size = 0
         while queue and not ws.writing_paused:
-            text, _ = queue.popleft()
-            peer.queued_bytes -= len(text)
+            text, _, length = queue.popleft()
+            peer.queued_bytes -= length
             try:
                 ws.send_nowait(text)
             except (rawws.ConnectionClosed, rawws.InvalidState):
                 self._clear_queue(peer)
                 break
             sent += 1
-            size += payload_size(text)
+            size += length
         self.metrics.messages_sent += sent
         self.metrics.bytes_sent += size
 
@@ -439,9 +439,7 @@ class ChatHub(rawws.Listener):
 
 def payload_size(message: str | bytes) -> int:
     """The bytes of a message's payload: its UTF-8 length for text (before compression)."""
-    if isinstance(message, str) and not message.isascii():
-        return len(message.encode("utf-8", "surrogatepass"))
-    return len(message)
+    return utf8_length(message) if isinstance(message, str) else len(message)
 
 
 def ip_of(ws: rawws.Connection) -> str:

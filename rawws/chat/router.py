@@ -50,6 +50,7 @@ from .wire import (
     is_valid_room,
     is_valid_user,
     iso_timestamp,
+    utf8_length,
 )
 
 __all__ = [
@@ -65,6 +66,8 @@ __all__ = [
 ]
 
 CLOSE_POLICY: Final = CloseCode.POLICY_VIOLATION  # 1008, RFC 6455 §7.4.1
+#: A request ``id`` string: at most this many bytes of UTF-8 (it is echoed in the reply).
+MAX_ID_BYTES: Final = 128
 
 
 class Endpoint(enum.Enum):
@@ -149,7 +152,7 @@ Handler = Callable[[Session, dict[str, Any], Any, list[Action]], None]
 
 def _valid_id(value: object) -> bool:
     if type(value) is str:
-        return len(value) <= 128
+        return utf8_length(value) <= MAX_ID_BYTES
     return type(value) is int and -(2**53) < value < 2**53
 
 
@@ -346,8 +349,8 @@ class Router:
             msg = decode_message(message, max_depth=self.limits.max_json_depth)
             if msg.get("id") is not None:
                 if not _valid_id(msg["id"]):
-                    raise WireError(ErrorCode.BAD_REQUEST,
-                                    "id must be a string (<= 128 chars) or an integer")
+                    raise WireError(ErrorCode.BAD_REQUEST, "id must be a string (at most "
+                                    f"{MAX_ID_BYTES} bytes of UTF-8) or an integer")
                 rid = msg["id"]
             kind = msg["type"] if "type" in msg else msg.get("action")
             if kind is None:
@@ -423,8 +426,8 @@ class Router:
         return [s for c in self.store.user_connections(user) if (s := sessions.get(c)) is not None]
 
     def _check_size(self, value: object, what: str) -> None:
-        size = len(value.encode("utf-8", "surrogatepass")) if type(value) is str else len(
-            encode(value))
+        # Bytes of UTF-8, as sent: a string's own, or the JSON text of any other value.
+        size = utf8_length(value if type(value) is str else encode(value))
         if size > self.limits.max_content_size:
             raise WireError(ErrorCode.TOO_LARGE,
                             f"{what} is {size} bytes; the limit is {self.limits.max_content_size}")

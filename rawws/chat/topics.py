@@ -57,8 +57,11 @@ def split_pattern(pattern: object) -> tuple[str, ...]:
 def _split(name: object, what: str, *, wildcards: bool) -> tuple[str, ...]:
     if type(name) is not str:
         raise ValueError(f"a {what} must be a string")
+    if not name.isascii():
+        raise ValueError(f"a {what} is ASCII: letters, digits and _ - : @ ~ separated by dots")
     if not name or len(name) > MAX_TOPIC_LENGTH:
-        raise ValueError(f"a {what} has 1 to {MAX_TOPIC_LENGTH} characters")
+        # ASCII (rule 1), so this length is also the size in bytes.
+        raise ValueError(f"a {what} has 1 to {MAX_TOPIC_LENGTH} bytes")
     segments = tuple(name.split("."))
     if len(segments) > MAX_SEGMENTS:
         raise ValueError(f"a {what} has at most {MAX_SEGMENTS} segments")

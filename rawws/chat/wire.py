@@ -44,6 +44,7 @@ __all__ = [
     "iso_timestamp",
     "json_depth_exceeds",
     "loads_strict",
+    "utf8_length",
 ]
 
 #: Close code for an expired token (private-use range, RFC 6455 §7.4.2: 4000-4999).
@@ -73,12 +74,24 @@ class WireError(Exception):
         self.message = message
 
 
+# --- sizes -------------------------------------------------------------------------------------
+
+
+def utf8_length(text: str) -> int:
+    """The length of ``text`` in bytes of UTF-8: every size limit counts bytes, so that a
+    4-byte character counts 4 (``len`` would count it 1). O(1) for ASCII text."""
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 # --- names -------------------------------------------------------------------------------------
 
 # Users and rooms appear in URLs (/ws/chat/{room}, /api/notify/{user_id}) and in terminal output:
 # RFC 3986 "unreserved" characters only, so they never need escaping and cannot smuggle control
-# characters or path separators. Room names may contain dots, so that token claims can grant a
-# family of rooms with the topic wildcards ("team.*").
+# characters or path separators. ASCII only, so their length limits are limits in bytes too.
+# Room names may contain dots, so that token claims can grant a family of rooms with the topic
+# wildcards ("team.*").
 _USER_RE: Final = re.compile(r"[A-Za-z0-9_\-.~@]{1,64}")
 _ROOM_RE: Final = re.compile(r"[A-Za-z0-9_\-~]{1,64}(?:\.[A-Za-z0-9_\-~]{1,64}){0,7}")
 _ROOM_MAX: Final = 128

@@ -131,3 +131,14 @@ def test_invalid_rooms(name: object) -> None:
 def test_iso_timestamp() -> None:
     assert iso_timestamp(0) == "1970-01-01T00:00:00.000Z"
     assert iso_timestamp(1_700_000_000.25) == "2023-11-14T22:13:20.250Z"
+
+
+def test_utf8_length_counts_bytes() -> None:
+    from rawws.chat.wire import utf8_length
+
+    assert utf8_length("") == 0
+    assert utf8_length("abc") == 3
+    assert utf8_length("é") == 2
+    assert utf8_length("中") == 3
+    assert utf8_length("\U0001F600" * 5) == 20
+    assert utf8_length("a\U0001F600") == 5
