@@ -9,6 +9,8 @@
   sans-I/O core included, may use the one redaction module).
 * ``rawws/testing.py`` (the virtual clock) imports nothing from rawws: rawws runs on it unpatched.
 * ``rawws/tools`` and ``rawws/testing.py`` sit on top: sansio, aio and chat never import them.
+* ``rawws/conformance`` sits on top too, and does not use the connection code it judges
+  (``rawws.aio``, ``rawws.sansio.protocol``).
 * No module is named after a stdlib module (``http.py`` would shadow ``http`` for scripts run
   from inside the package), except ``rawws.asyncio``, websockets' import path.
 * The websockets-compatible import paths (``rawws.asyncio.*``, ``rawws.exceptions``,
@@ -160,6 +162,14 @@ def test_chat_reaches_no_private_module_through_attributes(path: Path) -> None:
             pytest.fail(f"{module_name(path)} uses rawws.sansio.{node.attr}")
 
 
+@pytest.mark.parametrize("path", in_layer("conformance"), ids=module_name)
+def test_the_conformance_suite_is_independent_of_the_stack_it_judges(path: Path) -> None:
+    """It builds and reads frames with rawws.tools.wire and the sans-I/O helpers, never with
+    the connection code (rawws.aio, rawws.sansio.protocol) it is meant to test."""
+    for name in rawws_modules_in(imports_of(path)):
+        assert not name.startswith(("rawws.aio", "rawws.chat", "rawws.sansio.protocol")), name
+
+
 def test_errors_imports_nothing_from_rawws() -> None:
     assert not rawws_modules_in(imports_of(ROOT / "errors.py"))
 
@@ -177,7 +187,7 @@ def test_testing_imports_nothing_from_rawws() -> None:
                          ids=module_name)
 def test_no_layer_imports_the_tools(path: Path) -> None:
     for name in rawws_modules_in(imports_of(path)):
-        assert not name.startswith(("rawws.tools", "rawws.testing")), name
+        assert not name.startswith(("rawws.tools", "rawws.testing", "rawws.conformance")), name
 
 
 def test_the_checker_sees_relative_and_dynamic_imports(tmp_path: Path) -> None:
