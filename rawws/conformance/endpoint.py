@@ -46,9 +46,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..sansio.frames import RSV1
 from ..sansio.mask import apply_mask
 from ..sansio.utf8 import Utf8Decoder
-from ..tools.wire import FrameHeader, build_frame, check_header, decode_header
+from ..tools.wire import (
+    Header,
+    Violation,
+    build_frame,
+    check_header,
+    check_minimal_length,
+    decode_header,
+    rsv_number,
+)
 from .pmce import Deflate
 
 __all__ = [
@@ -195,6 +204,24 @@ def _parse_head(head: bytes) -> tuple[str, dict[str, str], dict[str, int]]:
     return (lines[0].strip() if lines else ""), headers, counts
 
 
+def autobahn_rules(header: Header, *, expect_mask: bool, deflate: bool,
+                   in_message: bool) -> Violation | None:
+    """The rules Autobahn's endpoint applies to what the testee sends: the core's header rules
+    (:func:`rawws.sansio.reader.check_header`), plus three that a receiver may leave alone but
+    Autobahn enforces, so we do too for the same verdicts: a close frame whose body is a single
+    byte fails at its header (§5.5.1), RSV1 on a continuation frame (RFC 7692 §6.1), and a
+    length not written in the fewest bytes (§5.2: a rule for the sender)."""
+    violation = check_header(header, expect_mask=expect_mask, rsv_allowed=RSV1 if deflate else 0,
+                             in_message=in_message)
+    if violation is not None:
+        return violation
+    if header.opcode == 8 and header.length == 1:
+        return Violation(1002, "5.5.1", "close frame with a 1-byte body")
+    if deflate and header.opcode == 0 and header.rsv1:
+        return Violation(1002, "RFC 7692 6.1", "RSV1 set on a continuation frame")
+    return check_minimal_length(header)
+
+
 def _has_token(value: str, token: str) -> bool:
     return any(part.strip().lower() == token for part in value.split(","))
 
@@ -242,7 +269,7 @@ class Endpoint(asyncio.Protocol):
         self.connected_at = time.time()
         # Receiving.
         self._buffer = bytearray()
-        self._frame: FrameHeader | None = None
+        self._frame: Header | None = None
         self._frame_read = 0
         self._inside_message = False
         self._message_compressed = False
@@ -337,9 +364,9 @@ class Endpoint(asyncio.Protocol):
             header = decode_header(self._buffer)
             if header is None:
                 return False
-            violation = check_header(
-                header, expect_masked=self.is_server, rsv_allowed=4 if self.pmce else 0,
-                in_message=self._inside_message)
+            violation = autobahn_rules(header, expect_mask=self.is_server,
+                                       deflate=self.pmce is not None,
+                                       in_message=self._inside_message)
             if violation is not None:
                 # Fail the connection, then read the frame anyway (see the module docstring).
                 self.fail_connection(violation.close_code, violation.message)
@@ -352,9 +379,9 @@ class Endpoint(asyncio.Protocol):
         take = min(frame.length - self._frame_read, len(self._buffer))
         data = bytes(self._buffer[:take])
         del self._buffer[:take]
-        if frame.masking_key is not None and take:
+        if frame.mask_key is not None and take:
             shift = self._frame_read % 4
-            key = frame.masking_key[shift:] + frame.masking_key[:shift]
+            key = frame.mask_key[shift:] + frame.mask_key[:shift]
             data = bytes(apply_mask(data, key))
         self._frame_read += take
         self._frame_data_received(frame, data)
@@ -362,13 +389,13 @@ class Endpoint(asyncio.Protocol):
             self._frame_end(frame)
         return bool(self._buffer)
 
-    def _frame_begin(self, frame: FrameHeader) -> None:
+    def _frame_begin(self, frame: Header) -> None:
         if frame.is_control:
             self._control = []
             return
         if not self._inside_message:
             self._inside_message = True
-            self._message_compressed = self.pmce is not None and frame.rsv == 4
+            self._message_compressed = self.pmce is not None and frame.rsv == RSV1
             if self._message_compressed:
                 assert self.pmce is not None
                 self.pmce.start_decompress()
@@ -378,7 +405,7 @@ class Endpoint(asyncio.Protocol):
             self._message = []
         self._frame_data = []
 
-    def _frame_data_received(self, frame: FrameHeader, data: bytes) -> None:
+    def _frame_data_received(self, frame: Header, data: bytes) -> None:
         if frame.is_control:
             self._control.append(data)
             return
@@ -410,7 +437,7 @@ class Endpoint(asyncio.Protocol):
             # in its reject state).
             self.fail_connection(1007, "encountered invalid UTF-8 in a text message")
 
-    def _frame_end(self, frame: FrameHeader) -> None:
+    def _frame_end(self, frame: Header) -> None:
         if frame.is_control:
             payload = b"".join(self._control)
             self._log_rx_frame(frame, payload)
@@ -437,12 +464,12 @@ class Endpoint(asyncio.Protocol):
                 self.handler.on_message(message, self._message_binary)
         self._frame = None
 
-    def _log_rx_frame(self, frame: FrameHeader, payload: bytes) -> None:
+    def _log_rx_frame(self, frame: Header, payload: bytes) -> None:
         self.rx_frame_stats[frame.opcode] = self.rx_frame_stats.get(frame.opcode, 0) + 1
         if self.create_wirelog:
-            key = frame.masking_key.hex() if frame.masking_key else None
+            key = frame.mask_key.hex() if frame.mask_key else None
             self.wirelog.append(["RF", [len(payload), text_log(payload)], frame.opcode,
-                                 frame.fin, frame.rsv, frame.masked, key])
+                                 frame.fin, rsv_number(frame), frame.masked, key])
 
     def _control_frame(self, opcode: int, payload: bytes) -> None:
         if opcode == 8:

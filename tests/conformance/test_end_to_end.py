@@ -14,7 +14,7 @@ from rawws.__main__ import EchoListener
 from rawws.conformance.runner import FuzzingServer, Results, run_fuzzing_client
 from rawws.sansio.handshake import accept_key
 from rawws.sansio.mask import apply_mask
-from rawws.tools.wire import build_frame, decode_header
+from rawws.tools.wire import build_frame, decode_header, rsv_number
 
 HOST = "127.0.0.1"
 #: Quick cases from every family: sizes, pings, RSV, opcodes, fragments, UTF-8, close codes,
@@ -97,10 +97,10 @@ async def lax_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
         start = header.header_length
         payload = buffer[start:start + header.length]
         buffer = buffer[start + header.length:]
-        if header.masking_key:
-            payload = bytes(apply_mask(payload, header.masking_key))
+        if header.mask_key:
+            payload = bytes(apply_mask(payload, header.mask_key))
         opcode = 10 if header.opcode == 9 else header.opcode
-        writer.write(build_frame(opcode, payload, fin=header.fin, rsv=header.rsv))
+        writer.write(build_frame(opcode, payload, fin=header.fin, rsv=rsv_number(header)))
         if header.opcode == 8:
             break
     await writer.drain()
