@@ -50,6 +50,13 @@ conformance: $(STAMP)
 	$(BIN)/python conformance/run.py --mode both \
 		$$($(BIN)/python -c 'import rawws.sansio.deflate' 2>/dev/null && echo --require-deflate) $(ARGS)
 
+# uvicorn's own WebSocket test module run against rawws.asgi.WebSocketProtocol (docs/asgi.md):
+# downloads the installed uvicorn's source distribution once (.cache/), adds our class to its
+# parametrisation, fails if any test that passes with uvicorn's wsproto class fails with ours.
+.PHONY: test-uvicorn
+test-uvicorn: $(STAMP)
+	scripts/uvicorn_tests.sh $(ARGS)
+
 # Real-browser tests (tests/browser/, issue 7): Debian's Chromium (scripts/install_chromium.sh,
 # idempotent) driven by playwright from the `browser` extra (stamp file). `make test` skips them
 # when either is missing; here a missing piece fails them (RAWWS_BROWSER_TESTS=require).

@@ -7,6 +7,10 @@
   ``rawws.sansio.codes`` and ``rawws.redact`` (plus its own modules).
 * ``rawws/errors.py`` and ``rawws/redact.py`` import nothing from rawws (every layer, the
   sans-I/O core included, may use the one redaction module).
+* ``rawws/asgi`` (the uvicorn protocol class) sits on the sans-I/O core: it may import
+  ``rawws.sansio``, ``rawws.errors``, ``rawws.redact`` and ``rawws.aio`` helpers, never
+  ``rawws.chat``, and nothing outside the standard library (uvicorn is duck-typed, never
+  imported).
 * ``rawws/testing.py`` (the virtual clock) imports nothing from rawws: rawws runs on it unpatched.
 * ``rawws/tools`` and ``rawws/testing.py`` sit on top: sansio, aio and chat never import them.
 * ``rawws/conformance`` sits on top too, and does not use the connection code it judges
@@ -17,7 +21,8 @@
   ``rawws.datastructures``, ``rawws.http11``, ``rawws.frames``) are shells: they re-export
   ``rawws.aio``, ``rawws.sansio`` and ``rawws.errors`` and implement nothing (``rawws.http11``
   adds websockets' constructor order, nothing else); no lower layer imports them.
-* ``import rawws`` loads only the standard library.
+* ``import rawws`` loads only the standard library, and so does ``import rawws.asgi``;
+  ``import rawws`` does not load ``rawws.asgi``.
 
 Every import counts: module level, inside functions, ``importlib.import_module("...")`` and
 ``__import__("...")`` with a literal name.
@@ -123,7 +128,7 @@ def in_layer(layer: str) -> list[Path]:
 
 
 def test_the_layers_exist() -> None:
-    assert in_layer("sansio") and in_layer("aio") and in_layer("chat")
+    assert in_layer("sansio") and in_layer("aio") and in_layer("chat") and in_layer("asgi")
     names = {module_name(p) for p in MODULES}
     assert {"rawws.sansio.protocol", "rawws.aio.connection", "rawws.errors"} <= names
 
@@ -168,6 +173,19 @@ def test_the_conformance_suite_is_independent_of_the_stack_it_judges(path: Path)
     the connection code (rawws.aio, rawws.sansio.protocol) it is meant to test."""
     for name in rawws_modules_in(imports_of(path)):
         assert not name.startswith(("rawws.aio", "rawws.chat", "rawws.sansio.protocol")), name
+
+
+#: What rawws/asgi may import from rawws (besides rawws.asgi itself).
+ASGI_ALLOWED = ("rawws.sansio", "rawws.errors", "rawws.redact", "rawws.aio")
+
+
+@pytest.mark.parametrize("path", in_layer("asgi"), ids=module_name)
+def test_asgi_sits_on_the_core_and_the_standard_library(path: Path) -> None:
+    imported = imports_of(path)
+    for name in rawws_modules_in(imported):
+        assert name.startswith(("rawws.asgi", *ASGI_ALLOWED)), name
+    outside = {top_level(n) for n in imported} - {"rawws", "__future__"}
+    assert not outside - set(sys.stdlib_module_names), sorted(outside)
 
 
 def test_errors_imports_nothing_from_rawws() -> None:
@@ -255,6 +273,27 @@ def test_import_rawws_loads_only_the_standard_library() -> None:
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
     assert "rawws" in loaded
+    outside = sorted(
+        name for name in loaded
+        if top_level(name) != "rawws" and top_level(name) not in sys.stdlib_module_names
+    )
+    assert outside == []
+    assert not any(name.startswith("rawws.chat") for name in loaded)
+    assert not any(name.startswith("rawws.asgi") for name in loaded)
+
+
+def test_import_rawws_asgi_loads_only_the_standard_library() -> None:
+    code = (
+        "import json, sys\n"
+        "before = set(sys.modules)\n"
+        "import rawws.asgi\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+    )
+    result = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
+                            timeout=60, cwd=ROOT.parent)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    assert "rawws.asgi.protocol" in loaded
     outside = sorted(
         name for name in loaded
         if top_level(name) != "rawws" and top_level(name) not in sys.stdlib_module_names
