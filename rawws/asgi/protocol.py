@@ -55,14 +55,9 @@ from ..sansio.codes import CloseCode
 from ..sansio.deflate import ServerPerMessageDeflateFactory
 from ..sansio.http11 import Headers, Request, Response
 from ..sansio.protocol import CloseReceived, Pong, ServerProtocol, State
-from .scope import (
-    INTERNAL_ERROR_BODY,
-    build_scope,
-    check_status,
-    client_label,
-    log_target,
-    response_headers,
-)
+from .denial import Denial, internal_error
+from .keepalive import Keepalive
+from .scope import build_scope, client_label, log_target, response_headers
 
 __all__ = ["HOLD_TIMEOUT", "ClientDisconnected", "WebSocketProtocol"]
 
@@ -156,8 +151,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
 
         self._phase = _DECIDING
         self._response: Response | None = None  # the 101, until websocket.accept sends it
-        self._denial: tuple[Response, list[bytes]] | None = None  # buffered denial response
-        self._denial_streaming = False  # its head is written; body bytes go straight out
+        self._denial: Denial | None = None  # a websocket.http.response being sent
         self.close_sent = False  # we sent a close frame (or refused the handshake)
         self._app_closed = False  # the application sent websocket.close after accepting
         self.close_timer: asyncio.TimerHandle | None = None
@@ -177,14 +171,27 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self._write_paused = False
         self._writable: asyncio.Future[None] | None = None
 
-        interval = config.ws_ping_interval
-        self.ping_interval: float | None = interval if interval and interval > 0 else None
-        self.ping_timeout: float | None = config.ws_ping_timeout
-        self.ping_timer: asyncio.TimerHandle | None = None
-        self.pong_timer: asyncio.TimerHandle | None = None
-        self.pending_ping_payload: bytes | None = None
-        self.ping_sent_at = 0.0
-        self.last_ping_rtt = 0.0
+        self.keepalive = Keepalive(self.loop, interval=config.ws_ping_interval,
+                                   timeout=config.ws_ping_timeout,
+                                   send_ping=self._send_ping, on_timeout=self._keepalive_timed_out,
+                                   random=self.protocol.random)
+
+    # uvicorn's names for the keepalive state (its tests read them).
+    @property
+    def ping_timer(self) -> asyncio.TimerHandle | None:
+        return self.keepalive.timer
+
+    @property
+    def ping_sent_at(self) -> float:
+        return self.keepalive.sent_at
+
+    @property
+    def last_ping_rtt(self) -> float:
+        return self.keepalive.last_rtt
+
+    @property
+    def _denial_streaming(self) -> bool:
+        return self._denial is not None and self._denial.streaming
 
     # --- asyncio protocol --------------------------------------------------------------------
 
@@ -223,7 +230,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         self.protocol.connection_lost()
-        self._stop_keepalive()
+        self.keepalive.stop()
         for timer in (self.close_timer, self._hold_timer, self._abort_timer):
             if timer is not None:
                 timer.cancel()
@@ -249,7 +256,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         """The server is stopping: close with 1012 (Service Restart) and wait for the peer's
         close as usual, or answer 500 before the handshake. A connection already closing is
         dropped now."""
-        self._stop_keepalive()
+        self.keepalive.stop()
         protocol = self.protocol
         if self._phase == _ACCEPTED and protocol.state is _OPEN and not self._closing:
             if self._hold:
@@ -275,7 +282,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             elif kind is bytes:
                 deliver({"type": _RECEIVE, "bytes": event})
             elif kind is Pong:
-                self._pong_received(event.payload)
+                self.keepalive.pong(event.payload)
             elif kind is CloseReceived:
                 self._close_received(event)
             elif kind is Request:
@@ -354,7 +361,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self._flush()
         if not self._queue:
             self._resume_reading()
-        self._start_keepalive()
+        self.keepalive.start()
 
     def _refuse(self) -> None:
         """``websocket.close`` before ``websocket.accept``: 403 (ASGI spec, "Close")."""
@@ -363,45 +370,34 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         self._respond(Response(403, self._headers()))
 
     def _start_denial(self, message: dict[str, Any]) -> None:
-        status = check_status(message.get("status"))
-        headers = response_headers(message.get("headers") or (),
-                                   what="websocket.http.response.start")
+        denial = Denial(message, self._headers())
         self.logger.info('%s - "WebSocket %s" %d', client_label(self.scope),
-                         log_target(self.scope), status)
-        response = Response(status, self._headers(last=headers))
+                         log_target(self.scope), denial.response.status)
         self._phase = _DENYING
-        if "Content-Length" in response.headers:
-            # The application framed the body: the head can go now and the body as it comes
-            # (as wsproto streams it). Otherwise the body is buffered to count it.
-            self._denial_streaming = True
-            self._respond(response, close=False)
-        else:
-            self._denial = (response, [])
+        self._denial = denial
+        if denial.streaming:
+            self._respond(denial.response, close=False)
 
     def _denial_body(self, message: dict[str, Any]) -> None:
-        body = message.get("body", b"")
-        if not isinstance(body, bytes | bytearray):
-            raise RuntimeError("websocket.http.response.body: 'body' must be bytes")
-        more = bool(message.get("more_body", False))
-        if self._denial_streaming:
-            if body and not self._closing:
-                self.transport.write(bytes(body))
-            if not more:
-                self._phase = _DONE
-                self._disconnected(1006)
-                self._close_transport()
-            return
-        assert self._denial is not None
-        self._denial[1].append(bytes(body))
-        if not more:
+        denial = self._denial
+        assert denial is not None
+        body, finished = denial.body(message)
+        if body and not self._closing:
+            self.transport.write(body)
+        if finished:
             self._finish_denial()
 
     def _finish_denial(self) -> None:
-        assert self._denial is not None
-        response, chunks = self._denial
+        """The application ended its response (or returned, ending it where it stopped)."""
+        denial = self._denial
+        assert denial is not None
+        if denial.streaming:
+            self._phase = _DONE
+            self._disconnected(1006)
+            self._close_transport()
+        else:
+            self._respond(denial.complete())
         self._denial = None
-        response.body = b"".join(chunks)
-        self._respond(response)
 
     def _respond(self, response: Response, *, close: bool = True) -> None:
         """Send an HTTP response instead of the 101."""
@@ -423,9 +419,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         if self._phase not in (_DECIDING, _DENYING) or self._denial_streaming:
             return
         self._denial = None
-        response = Response(500, self._headers(last=[
-            ("Content-Type", "text/plain; charset=utf-8")]), INTERNAL_ERROR_BODY)
-        self._respond(response)
+        self._respond(internal_error(self._headers()))
 
     # --- the application -----------------------------------------------------------------------
 
@@ -454,12 +448,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         if phase == _DECIDING:
             self._internal_error()
         elif phase == _DENYING:
-            if self._denial_streaming:
-                self._phase = _DONE
-                self._disconnected(1006)
-                self._close_transport()
-            elif ok:
-                self._finish_denial()  # the application ended its response where it stopped
+            if ok or self._denial_streaming:
+                self._finish_denial()
             else:
                 self._internal_error()
         elif phase == _ACCEPTED:
@@ -600,7 +590,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
     def _after_close_sent(self) -> None:
         """We sent a close frame: write it, keep reading until the peer's close, bounded."""
         self.close_sent = True
-        self._stop_keepalive()
+        self.keepalive.stop()
         self._flush()
         if not self._closing and self.transport is not None:
             self._resume_reading()
@@ -618,7 +608,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                 self.close_timer.cancel()
                 self.close_timer = None
             return
-        self._stop_keepalive()
+        self.keepalive.stop()
         self._disconnected(event.code, event.reason)
 
     def _protocol_error(self) -> None:
@@ -626,23 +616,13 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         messages before the bad frame are answered)."""
         if self._disconnect is not None or not isinstance(self.protocol.failure, ProtocolError):
             return
-        self._stop_keepalive()
+        self.keepalive.stop()
         sent = self.protocol.close_sent
         if sent is not None:
             self._disconnected(sent[0], sent[1])
         else:
             self._fill_disconnect = True
             self._disconnected(CloseCode.PROTOCOL_ERROR)
-
-    def _pong_received(self, payload: bytes) -> None:
-        if payload != self.pending_ping_payload:
-            return  # unsolicited, or the answer to a ping we gave up on
-        self.pending_ping_payload = None
-        self.last_ping_rtt = self.loop.time() - self.ping_sent_at
-        if self.pong_timer is not None:
-            self.pong_timer.cancel()
-            self.pong_timer = None
-            self._schedule_ping()
 
     # --- writing and closing -------------------------------------------------------------------
 
@@ -678,7 +658,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         if self._closing or self.transport is None:
             return
         self._closing = True
-        self._stop_keepalive()
+        self.keepalive.stop()
         transport = self.transport
         protocol = self.protocol
         if (self._phase == _ACCEPTED and protocol.close_rcvd is None
@@ -747,41 +727,15 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
 
     # --- keepalive -----------------------------------------------------------------------------
 
-    def _start_keepalive(self) -> None:
-        if self.ping_interval is not None:
-            self._schedule_ping()
-
-    def _schedule_ping(self) -> None:
-        assert self.ping_interval is not None
-        # The next ping is due ping_interval after the last one was sent.
-        delay = max(0.0, self.ping_interval - self.last_ping_rtt)
-        self.ping_timer = self.loop.call_later(delay, self._send_keepalive_ping)
-
-    def _stop_keepalive(self) -> None:
-        for timer in (self.ping_timer, self.pong_timer):
-            if timer is not None:
-                timer.cancel()
-        self.ping_timer = self.pong_timer = None
-        self.pending_ping_payload = None
-
-    def _send_keepalive_ping(self) -> None:
-        self.ping_timer = None
+    def _send_ping(self, payload: bytes) -> bool:
         protocol = self.protocol
         if protocol.state is not _OPEN or self.close_sent or self._closing:
-            return
-        payload = protocol.random(4)
-        self.pending_ping_payload = payload
-        self.ping_sent_at = self.loop.time()
+            return False
         protocol.send_ping(payload)
         self._flush()
-        if self.ping_timeout is not None:
-            self.pong_timer = self.loop.call_later(self.ping_timeout, self._keepalive_timed_out)
-        else:
-            self._schedule_ping()
+        return True
 
     def _keepalive_timed_out(self) -> None:
-        self.pong_timer = None
-        self.pending_ping_payload = None
         protocol = self.protocol
         if protocol.state is not _OPEN or self.close_sent or self._closing:
             return

@@ -1,9 +1,9 @@
 """What the ASGI shell translates, with no I/O: the connection scope, and headers both ways.
 
 Owns: the ``websocket`` connection scope built from the upgrade request (ASGI HTTP & WebSocket
-spec 2.5, "WebSocket Connection Scope"); the checks on the headers and statuses an application
-hands us (``websocket.accept`` headers, ``websocket.http.response.start``); the request target
-as it appears in access log lines (query string redacted); the body of the 500 response.
+spec 2.5, "WebSocket Connection Scope"); the checks on the headers an application hands us
+(``websocket.accept``, ``websocket.http.response.start``); the request target and client as
+they appear in access log lines (query string redacted).
 
 Does not own: anything with a transport, a task or a timer (:mod:`rawws.asgi.protocol`), or a
 WebSocket rule (:mod:`rawws.sansio`).
@@ -18,23 +18,12 @@ from urllib.parse import unquote
 from ..sansio.handshake import parse_tokens
 from ..sansio.http11 import Request
 
-__all__ = [
-    "INTERNAL_ERROR_BODY",
-    "SPEC_VERSION",
-    "build_scope",
-    "check_status",
-    "log_target",
-    "response_headers",
-]
+__all__ = ["SPEC_VERSION", "build_scope", "client_label", "log_target", "response_headers"]
 
 #: The version of the ASGI HTTP & WebSocket spec this shell implements: 2.4 (``send()`` on a
 #: closed connection raises an ``OSError`` subclass) and 2.5 (``reason`` in
 #: ``websocket.disconnect``).
 SPEC_VERSION = "2.5"
-
-#: The body of the 500 sent when the application fails before deciding (uvicorn's, byte for
-#: byte: clients and tests compare it).
-INTERNAL_ERROR_BODY = b"Internal Server Error"
 
 # RFC 9110 §5.6.2: a header name is a token.
 _TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -103,18 +92,6 @@ def response_headers(
                                f"{bytes(name).decode('latin-1')!r}")
         result.append((name.decode("latin-1"), value.decode("latin-1")))
     return result
-
-
-def check_status(status: object) -> int:
-    """The status of a ``websocket.http.response.start``: a final status, 200-599.
-
-    uvicorn's message for an out-of-range status, so that logs read the same; 1xx statuses are
-    refused too (they are not final responses, and a 101 would claim an upgrade that did not
-    happen).
-    """
-    if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
-        raise RuntimeError(f"Invalid HTTP status code '{status}' in response.")
-    return status
 
 
 def log_target(scope: dict[str, Any]) -> str:

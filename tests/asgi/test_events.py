@@ -20,7 +20,7 @@ from rawws.sansio.codes import Opcode
 from rawws.sansio.handshake import accept_key
 from tests.aio.peers import RawClient, upgrade_request
 
-from .harness import HTTP_CLASSES, WS_CLASSES, serve  # first: skips without uvicorn
+from .harness import HTTP_CLASSES, WS_CLASSES, serve  # skips the module without uvicorn
 
 Receive = Any
 Send = Any
