@@ -51,6 +51,7 @@ import threading
 from typing import Any, cast
 
 from ..errors import ProtocolError
+from ..redact import redact_target, redact_text
 from ..sansio.codes import CloseCode
 from ..sansio.deflate import ServerPerMessageDeflateFactory
 from ..sansio.http11 import Headers, Request, Response
@@ -756,13 +757,10 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         if not self.logger.isEnabledFor(logging.INFO):
             return
         failure = self.protocol.failure
-        target = "-"
-        if request is not None:
-            path, sep, _ = request.target.partition("?")
-            target = path + ("?…" if sep else "")
+        target = redact_target(request.target) if request is not None else "-"
         client = self._prefix()[:-3]
         self.logger.info('%s - "WebSocket %s" %d (%s)', client, target.replace('"', "%22"),
-                         response.status, failure)
+                         response.status, redact_text(str(failure)))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._prefix()}{self.protocol.state.name}>"

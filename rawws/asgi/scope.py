@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import unquote
 
+from ..redact import redact_target
 from ..sansio.handshake import parse_tokens
 from ..sansio.http11 import Request
 
@@ -95,15 +96,16 @@ def response_headers(
 
 
 def log_target(scope: dict[str, Any]) -> str:
-    """The request target for an access line: the raw path, and ``?…`` instead of the query.
+    """The request target for an access line, as uvicorn writes it (raw path, query string),
+    with every query value blanked (:func:`rawws.redact.redact_target`).
 
-    uvicorn prints the whole query string; WebSocket clients in browsers cannot send headers, so
-    the query is where their credentials go (``?token=``): they never reach a log here.
+    WebSocket clients in browsers cannot send headers, so the query string is where their
+    credentials go (``?token=``): uvicorn logs them; rawws never does.
     """
-    path: str = scope["raw_path"].decode("latin-1")
+    target: str = scope["raw_path"].decode("latin-1")
     if scope["query_string"]:
-        path += "?…"
-    return path.replace('"', "%22")
+        target += "?" + scope["query_string"].decode("latin-1")
+    return redact_target(target).replace('"', "%22")
 
 
 def client_label(scope: dict[str, Any]) -> str:
