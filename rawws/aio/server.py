@@ -24,7 +24,6 @@ import collections
 import functools
 import inspect
 import logging
-import re
 import socket
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Generator, Sequence
@@ -36,9 +35,16 @@ from ..redact import redact_target, redact_text
 from ..sansio.codes import CloseCode
 from ..sansio.deflate import ServerPerMessageDeflateFactory
 from ..sansio.extensions import ServerExtensionFactory
-from ..sansio.handshake import OriginPolicy
 from ..sansio.http11 import Headers, Request, Response
 from ..sansio.protocol import ServerProtocol, State
+from .arguments import (
+    Origins,
+    check_close_timeout,
+    format_address,
+    high_water,
+    origin_policy,
+    positional_arity,
+)
 from .connection import Connection, Listener
 
 __all__ = ["Server", "ServerConnection", "serve", "unix_serve"]
@@ -53,70 +59,8 @@ ProcessResponse = Callable[
     ["ServerConnection", Request, Response], "Response | Awaitable[Response | None] | None"
 ]
 HTTPHandler = Callable[["ServerConnection", Request], "Response | Awaitable[Response]"]
-
-
-def _format_address(address: Any) -> str:
-    """``host:port`` (``[host]:port`` for IPv6), or the Unix socket path."""
-    if isinstance(address, tuple) and len(address) >= 2:
-        host, port = address[0], address[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(address) if address else "-"
-
-
-#: websockets' origins: exact strings, compiled patterns (full match), None for "no Origin
-#: header"; or rawws' predicate.
-Origins = Sequence["str | re.Pattern[str] | None"] | Callable[[str | None], bool]
 SelectSubprotocol = (Callable[["ServerConnection", Sequence[str]], "str | None"]
                      | Callable[[Sequence[str]], "str | None"])
-
-
-def _positional_arity(function: Callable[..., Any]) -> int:
-    """How many positional arguments ``function`` takes (a ``*args`` counts as many)."""
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):
-        return 1
-    count = 0
-    for parameter in parameters:
-        if parameter.kind is parameter.VAR_POSITIONAL:
-            return 2**16
-        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
-            count += 1
-    return count
-
-
-def _origin_policy(origins: Origins | None) -> OriginPolicy | None:
-    """rawws' policy for websockets' list of origins, which may hold compiled patterns."""
-    if origins is None or callable(origins):
-        return origins
-    allowed = list(origins)
-    if not any(isinstance(origin, re.Pattern) for origin in allowed):
-        return cast(OriginPolicy, allowed)
-
-    def matches(origin: str | None) -> bool:
-        for candidate in allowed:
-            if isinstance(candidate, re.Pattern):
-                if origin is not None and candidate.fullmatch(origin):
-                    return True
-            elif candidate == origin:
-                return True
-        return False
-
-    return matches
-
-
-def _high_water(limit: int | tuple[int | None, int | None] | None) -> int | None:
-    """websockets' ``(high, low)`` pair: rawws takes the high-water mark (its low-water mark is
-    always a quarter of it)."""
-    return limit[0] if isinstance(limit, tuple) else limit
-
-
-def _check_close_timeout(close_timeout: float | None) -> float:
-    if close_timeout is None or not close_timeout >= 0:
-        # Fail closed: a close that may wait forever lets a silent peer hold the connection.
-        raise ValueError(f"close_timeout must be a number of seconds >= 0, not "
-                         f"{close_timeout!r} (rawws always bounds the closing handshake)")
-    return close_timeout
 
 
 def _default_extensions(compression: str | None) -> list[ServerExtensionFactory]:
@@ -184,7 +128,7 @@ class ServerConnection(Connection):
         if request is not None and not request.is_upgrade and failure is None:
             return
         path = redact_target(request.target) if request is not None else "-"
-        peer = _format_address(self.remote_address)
+        peer = format_address(self.remote_address)
         if status == 101:
             subprotocol = self.protocol.subprotocol
             self.logger.info("%s %s: connected%s", peer, path,
@@ -434,8 +378,8 @@ class Server:
         #: websockets' select_subprotocol(connection, subprotocols), or rawws' older
         #: select_subprotocol(subprotocols).
         self._select_takes_connection = (select_subprotocol is not None
-                                         and _positional_arity(select_subprotocol) >= 2)
-        self.origins = _origin_policy(origins)
+                                         and positional_arity(select_subprotocol) >= 2)
+        self.origins = origin_policy(origins)
         self.extra_headers = extra_headers
         self.extensions = (list(extensions) if extensions is not None
                            else _default_extensions(compression))
@@ -444,12 +388,12 @@ class Server:
             max_size, max_frame_size = max_size
         self.max_size = max_size
         self.max_frame_size = max_frame_size
-        self.max_queue = _high_water(max_queue)
-        self.write_limit = cast(int, _high_water(write_limit))
+        self.max_queue = high_water(max_queue)
+        self.write_limit = cast(int, high_water(write_limit))
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.open_timeout = open_timeout
-        self.close_timeout = _check_close_timeout(close_timeout)
+        self.close_timeout = check_close_timeout(close_timeout)
         if create_connection is not None and not issubclass(create_connection,
                                                             ServerConnection):
             raise TypeError("create_connection must be a subclass of ServerConnection")
@@ -527,7 +471,7 @@ class Server:
         if self.logger.isEnabledFor(logging.INFO):
             for sock in self._server.sockets:
                 self.logger.info("server listening on %s%s", "wss://" if self.ssl else "ws://",
-                                 _format_address(sock.getsockname()))
+                                 format_address(sock.getsockname()))
         return self
 
     def _register(self, connection: ServerConnection) -> None:
