@@ -19,18 +19,34 @@ import logging
 import random as random_module
 import ssl as ssl_module
 import urllib.parse
-from collections.abc import AsyncIterator, Generator, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
-from ..errors import ConnectionClosed, InvalidHandshake, InvalidURI
+from ..errors import (
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidStatus,
+    InvalidURI,
+    SecurityError,
+)
+from ..redact import redact_target
 from ..sansio.deflate import ClientPerMessageDeflateFactory
 from ..sansio.extensions import ClientExtensionFactory
 from ..sansio.http11 import Headers, Request, Response
 from ..sansio.protocol import ClientProtocol
+from .arguments import check_close_timeout, high_water
 from .connection import Connection, Listener
 
-__all__ = ["ClientConnection", "connect", "parse_uri", "unix_connect"]
+__all__ = ["ClientConnection", "connect", "parse_uri", "process_exception", "unix_connect"]
 
 HeadersLike = Headers | Mapping[str, str] | Iterable[tuple[str, str]]
 
@@ -86,25 +102,60 @@ class ClientConnection(Connection):
         self._on_open()
 
 
+def process_exception(exc: Exception) -> Exception | None:
+    """Whether ``async for ws in connect(...)`` retries after ``exc`` (``None``) or raises it.
+
+    As websockets: network errors (``OSError``, ``TimeoutError``), a connection closed before
+    the response (:class:`~rawws.errors.InvalidMessage` caused by ``EOFError``) and HTTP 500,
+    502, 503, 504 are retried; rawws also retries 408 and 429 (the server asks to come back
+    later). Anything else (a 403, a bad handshake response) is raised: retrying would get the
+    same answer.
+    """
+    if isinstance(exc, (OSError, TimeoutError)):
+        return None
+    if isinstance(exc, InvalidMessage) and isinstance(exc.__cause__, EOFError):
+        return None
+    if isinstance(exc, InvalidStatus) and exc.status_code in _RETRY_STATUSES:
+        return None
+    return exc
+
+
+_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_REDIRECT_STATUSES = frozenset({300, 301, 302, 303, 307, 308})
+#: As websockets: a chain of redirects longer than this fails.
+MAX_REDIRECTS = 10
+
+
 class connect:
     """Open a WebSocket connection to ``uri``.
 
     ``await connect(uri)`` returns a :class:`ClientConnection`; ``async with connect(uri) as
-    ws`` also closes it on exit; ``async for ws in connect(uri)`` reconnects with exponential
-    backoff and jitter whenever the connection fails or closes abnormally.
+    ws`` also closes it on exit (1011 if the block raised); ``async for ws in connect(uri)``
+    connects again whenever the body of the loop is done with a connection or an attempt fails
+    with an error that :func:`process_exception` (or your ``process_exception``) calls
+    transient, after an exponential backoff with jitter (``reconnect_delays``, a function
+    returning an iterator of delays, replaces it). Redirects (3xx with ``Location``) are
+    followed, at most 10, never from ``wss://`` to ``ws://``; credentials are not sent to
+    another origin.
 
-    Options: ``ssl`` (an :class:`ssl.SSLContext`; ``wss://`` uses a default context),
-    ``server_hostname``, ``origin``, ``subprotocols``, ``additional_headers`` (a mapping or
-    ``(name, value)`` pairs; ``extra_headers`` is the same), ``compression`` (``"deflate"`` or
-    ``None``), ``max_size``, ``max_frame_size``, ``max_queue``, ``write_limit``,
-    ``ping_interval``, ``ping_timeout``, ``open_timeout``, ``close_timeout``,
-    ``user_agent_header`` (``user_agent`` is the same), ``listener`` (callback API), ``host`` /
-    ``port`` / ``sock`` (connect elsewhere than the URI says), ``logger``. Credentials in the
-    URI (``ws://user:pass@host/``) are sent as HTTP Basic authentication. ``proxy`` exists for
-    websockets' signature: rawws connects directly and refuses a proxy URL.
+    Options, as websockets names them: ``origin``, ``extensions``, ``subprotocols``,
+    ``compression`` (``"deflate"`` or ``None``), ``additional_headers`` (a mapping or
+    ``(name, value)`` pairs; rawws' ``extra_headers`` is the same), ``user_agent_header``
+    (``user_agent``), ``open_timeout``, ``ping_interval``, ``ping_timeout``, ``close_timeout``,
+    ``max_size`` (or ``(max_message_size, max_frame_size)``), ``max_queue`` and
+    ``write_limit`` (or their ``(high, low)`` pairs: rawws uses the high mark),
+    ``process_exception``, ``reconnect_delays``, ``logger``, ``create_connection``; other
+    keyword arguments go to ``loop.create_connection`` (``ssl`` (an
+    :class:`ssl.SSLContext`, or ``True``; ``wss://`` uses a default context),
+    ``server_hostname``, ``sock``, ``host`` / ``port`` to connect elsewhere than the URI
+    says, ``local_addr``...). rawws' own: ``max_frame_size``, ``listener`` (the callback
+    API). Credentials in the URI (``ws://user:pass@host/``) are sent as HTTP Basic
+    authentication. ``proxy`` exists for websockets' signature: rawws connects directly and
+    refuses a proxy URL.
     """
 
-    #: Reconnection backoff (seconds): initial delay, factor, maximum.
+    #: Reconnection backoff (seconds): initial delay, factor, maximum; each delay is drawn
+    #: in [delay / 2, delay] (jitter). websockets waits 0-5 s, then 3.1 s growing to 90 s.
     backoff_initial = 0.5
     backoff_factor = 1.6
     backoff_max = 30.0
@@ -113,75 +164,106 @@ class connect:
         self,
         uri: str,
         *,
-        ssl: ssl_module.SSLContext | None = None,
-        server_hostname: str | None = None,
         origin: str | None = None,
+        extensions: Sequence[ClientExtensionFactory] | None = None,
         subprotocols: Sequence[str] | None = None,
+        compression: str | None = "deflate",
         additional_headers: HeadersLike | None = None,
         extra_headers: HeadersLike | None = None,
-        compression: str | None = "deflate",
-        extensions: Sequence[ClientExtensionFactory] | None = None,
-        max_size: int | None = 2**20,
-        max_frame_size: int | None = None,
-        max_queue: int | None = 16,
-        write_limit: int = 2**16,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float | None = 20.0,
-        open_timeout: float | None = 10.0,
-        close_timeout: float = 10.0,
         user_agent_header: str | None = "rawws",
         user_agent: str | None = None,
         proxy: str | bool | None = None,
+        process_exception: Callable[[Exception], Exception | None] = process_exception,
+        open_timeout: float | None = 10.0,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        close_timeout: float = 10.0,
+        reconnect_delays: Callable[[], Iterator[float]] | None = None,
+        max_size: int | tuple[int | None, int | None] | None = 2**20,
+        max_frame_size: int | None = None,
+        max_queue: int | tuple[int | None, int | None] | None = 16,
+        write_limit: int | tuple[int, int | None] = 2**16,
+        logger: logging.Logger | None = None,
+        create_connection: type[ClientConnection] | None = None,
         listener: Listener | None = None,
+        ssl: ssl_module.SSLContext | bool | None = None,
+        server_hostname: str | None = None,
         host: str | None = None,
         port: int | None = None,
         sock: Any = None,
-        logger: logging.Logger | None = None,
+        **kwargs: Any,
     ) -> None:
-        self.uri = uri
-        self.secure, self.uri_host, self.uri_port, self.resource = parse_uri(uri)
         if isinstance(proxy, str):
             raise ValueError("rawws does not connect through proxies (proxy= must be None)")
         if additional_headers is not None and extra_headers is not None:
             raise TypeError("give additional_headers or extra_headers (the same), not both")
-        headers = Headers(additional_headers if additional_headers is not None
-                          else extra_headers)
-        userinfo = urllib.parse.urlsplit(uri)
-        if userinfo.username is not None and "Authorization" not in headers:
-            # As websockets: credentials in the URI become HTTP Basic authentication.
-            credentials = f"{urllib.parse.unquote(userinfo.username)}:" \
-                f"{urllib.parse.unquote(userinfo.password or '')}"
-            headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
-        if ssl is None and self.secure:
-            ssl = ssl_module.create_default_context()
-        if ssl is not None and not self.secure:
+        if create_connection is not None and not issubclass(create_connection,
+                                                            ClientConnection):
+            raise TypeError("create_connection must be a subclass of ClientConnection")
+        self._headers = Headers(additional_headers if additional_headers is not None
+                                else extra_headers)
+        self._set_uri(uri)
+        if ssl is not None and ssl is not False and not self.secure:
             raise InvalidURI(uri, "an SSL context needs a wss:// URI")
-        self.ssl = ssl
+        self.ssl_option = ssl
         self.server_hostname = server_hostname
         self.origin = origin
         self.subprotocols = subprotocols
-        self.extra_headers = headers if len(headers) else None
         self.extensions = (list(extensions) if extensions is not None
                            else _default_extensions(compression))
+        if isinstance(max_size, tuple):
+            max_size, max_frame_size = max_size
         self.max_size = max_size
         self.max_frame_size = max_frame_size
-        self.max_queue = max_queue
-        self.write_limit = write_limit
+        self.max_queue = high_water(max_queue)
+        self.write_limit = cast(int, high_water(write_limit))
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.open_timeout = open_timeout
-        self.close_timeout = close_timeout
+        self.close_timeout = check_close_timeout(close_timeout)
         self.user_agent = user_agent if user_agent is not None else user_agent_header
+        self.process_exception = process_exception
+        self.reconnect_delays = reconnect_delays
+        self.create_connection = create_connection or ClientConnection
         self.listener = listener
         self.host = host
         self.port = port
         self.sock = sock
+        self.create_connection_kwargs = kwargs
         self.unix = False  # unix_connect() sets these
         self.unix_path: str | None = None
         self.logger = logger or _logger
         self.connection: ClientConnection | None = None
 
-    async def _connect(self) -> ClientConnection:
+    def _set_uri(self, uri: str) -> None:
+        """Aim at ``uri`` (at first, and after a redirect)."""
+        self.uri = uri
+        self.secure, self.uri_host, self.uri_port, self.resource = parse_uri(uri)
+        parts = urllib.parse.urlsplit(uri)
+        self.extra_headers: Headers | None = self._headers.copy()
+        if parts.username is not None and "Authorization" not in self._headers:
+            # As websockets: credentials in the URI become HTTP Basic authentication.
+            credentials = (f"{urllib.parse.unquote(parts.username)}:"
+                           f"{urllib.parse.unquote(parts.password or '')}")
+            self.extra_headers["Authorization"] = (
+                "Basic " + base64.b64encode(credentials.encode()).decode())
+        if not len(self.extra_headers):
+            self.extra_headers = None
+
+    @property
+    def ssl(self) -> ssl_module.SSLContext | None:
+        """The TLS context for this URI (``wss://``: a default one unless given)."""
+        option = self.ssl_option
+        if not self.secure:
+            return None
+        if isinstance(option, ssl_module.SSLContext):
+            return option
+        if option is None or option is True:
+            return ssl_module.create_default_context()
+        raise ValueError("ssl=False is incompatible with a wss:// URI")
+
+    async def _open(self) -> ClientConnection:
+        """One attempt: TCP (or Unix socket), TLS, the opening handshake."""
         protocol = ClientProtocol(
             host=self.uri_host,
             port=self.uri_port,
@@ -196,7 +278,7 @@ class connect:
             max_frame_size=self.max_frame_size,
             logger=self.logger,
         )
-        connection = ClientConnection(
+        connection = self.create_connection(
             protocol,
             listener=self.listener,
             max_queue=self.max_queue,
@@ -207,29 +289,75 @@ class connect:
             logger=self.logger,
         )
         loop = asyncio.get_running_loop()
-        kwargs: dict[str, Any] = {}
-        if self.ssl is not None:
-            kwargs["ssl"] = self.ssl
+        kwargs: dict[str, Any] = dict(self.create_connection_kwargs)
+        context = self.ssl
+        if context is not None:
+            kwargs["ssl"] = context
             kwargs["server_hostname"] = self.server_hostname or self.uri_host
         try:
-            async with asyncio.timeout(self.open_timeout):
-                if self.unix:
-                    await loop.create_unix_connection(lambda: connection, self.unix_path,
-                                                      sock=self.sock, **kwargs)
-                elif self.sock is not None:
-                    await loop.create_connection(lambda: connection, sock=self.sock, **kwargs)
-                else:
-                    await loop.create_connection(
-                        lambda: connection, self.host or self.uri_host,
-                        self.port or self.uri_port, **kwargs)
-                assert connection._opener is not None
-                await asyncio.shield(connection._opener)
+            if self.unix:
+                await loop.create_unix_connection(lambda: connection, self.unix_path,
+                                                  sock=self.sock, **kwargs)
+            elif self.sock is not None:
+                await loop.create_connection(lambda: connection, sock=self.sock, **kwargs)
+            else:
+                await loop.create_connection(
+                    lambda: connection, self.host or self.uri_host,
+                    self.port or self.uri_port, **kwargs)
+            assert connection._opener is not None
+            await asyncio.shield(connection._opener)
         except BaseException:
             if connection.transport is not None:
                 connection.transport.abort()
             raise
-        self.connection = connection
         return connection
+
+    def _redirect(self, exc: InvalidStatus) -> str:
+        """The URI a 3xx answer sends us to, or raise why it may not be followed."""
+        location: str | None = exc.response.headers.get("Location")
+        if location is None:
+            raise exc
+        target = urllib.parse.urljoin(self.uri, location)
+        try:
+            secure, host, port, _ = parse_uri(target)
+        except InvalidURI:
+            raise InvalidHandshake(f"redirect to {target!r}, not a WebSocket URI") from exc
+        if self.secure and not secure:
+            raise SecurityError(f"cannot follow redirect to non-secure URI {target}") from exc
+        if self.sock is not None:
+            raise ValueError(f"cannot follow redirect to {target} with a preexisting "
+                             "socket") from exc
+        if (secure, host, port) != (self.secure, self.uri_host, self.uri_port):
+            if self.unix or self.host is not None or self.port is not None:
+                raise ValueError(f"cannot follow cross-origin redirect to {target} with an "
+                                 "explicit socket path, host or port") from exc
+            # Credentials never go to another origin.
+            for name in ("Authorization", "Cookie", "Proxy-Authorization"):
+                del self._headers[name]
+        return target
+
+    async def _connect(self) -> ClientConnection:
+        try:
+            async with asyncio.timeout(self.open_timeout):
+                for _ in range(MAX_REDIRECTS + 1):
+                    try:
+                        connection = await self._open()
+                    except InvalidStatus as exc:
+                        if exc.status_code not in _REDIRECT_STATUSES:
+                            raise
+                        target = self._redirect(exc)
+                        self.logger.info("redirected from %s to %s", redact_target(self.uri),
+                                         redact_target(target))
+                        self._set_uri(target)
+                        continue
+                    self.connection = connection
+                    return connection
+                raise SecurityError(f"more than {MAX_REDIRECTS} redirects")
+        except TimeoutError as exc:
+            if exc.args:
+                raise
+            raise TimeoutError("timed out during the opening handshake "
+                               f"({self.open_timeout} s)") from exc
 
     def __await__(self) -> Generator[Any, None, ClientConnection]:
         return self._connect().__await__()
@@ -242,33 +370,45 @@ class connect:
         if self.connection is not None:
             await self.connection.__aexit__(exc_type, exc, tb)
 
-    async def __aiter__(self) -> AsyncIterator[ClientConnection]:
-        """Connect, yield the connection, and connect again after it ends (backoff + jitter).
-
-        Handshake rejections with a 4xx status other than 408/429 are not retried: they raise.
-        """
+    def _backoff(self) -> Iterator[float]:
+        if self.reconnect_delays is not None:
+            yield from self.reconnect_delays()
+            return
         delay = self.backoff_initial
+        while True:
+            yield delay * random_module.uniform(0.5, 1.0)
+            delay = min(delay * self.backoff_factor, self.backoff_max)
+
+    async def __aiter__(self) -> AsyncIterator[ClientConnection]:
+        """Connect, yield the connection, close it when the loop body is done with it, and
+        connect again; failed attempts are retried after a backoff while
+        ``process_exception`` calls them transient, and raised otherwise."""
+        delays: Iterator[float] | None = None
         while True:
             try:
                 connection = await self._connect()
-            except InvalidHandshake as exc:
-                status = getattr(exc, "status_code", None)
-                if status is not None and 400 <= status < 500 and status not in (408, 429):
-                    raise
-                self.logger.info("connect to %s failed: %s; retrying", self.uri, exc)
-            except (TimeoutError, OSError, ConnectionClosed) as exc:
-                # ConnectionClosed: the server closed TCP before answering the handshake.
-                self.logger.info("connect to %s failed: %s; retrying", self.uri, exc)
-            else:
-                delay = self.backoff_initial
+            except Exception as exc:
                 try:
-                    yield connection
-                finally:
-                    if connection.transport is not None:
-                        await connection.close()
+                    verdict = self.process_exception(exc)
+                except Exception as raised:  # raising instead of returning: same meaning
+                    verdict = raised
+                if verdict is exc:
+                    raise
+                if verdict is not None:
+                    raise verdict from exc
+                if delays is None:
+                    delays = self._backoff()
+                delay = next(delays)
+                self.logger.info("connect to %s failed: %s; retrying in %.1f s",
+                                 redact_target(self.uri), exc, delay)
+                await asyncio.sleep(delay)
                 continue
-            await asyncio.sleep(delay * random_module.uniform(0.5, 1.0))
-            delay = min(delay * self.backoff_factor, self.backoff_max)
+            delays = None  # a connection opened: the next failure starts the backoff again
+            try:
+                yield connection
+            finally:
+                if connection.transport is not None:
+                    await connection.close()
 
 
 def unix_connect(path: str | None = None, uri: str | None = None, **kwargs: Any) -> connect:

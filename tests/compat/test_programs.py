@@ -350,3 +350,89 @@ async def test_handler_exception_closes_1011(lib: types.ModuleType) -> None:
         with pytest.raises(lib.ConnectionClosedError) as info:
             await ws.recv()
         assert info.value.rcvd.code == 1011
+
+
+# --- the client --------------------------------------------------------------------------------
+
+
+async def test_redirects_are_followed(lib: types.ModuleType) -> None:
+    def process_request(connection: Any, request: Any) -> Any:
+        if request.path == "/old":
+            response = connection.respond(http.HTTPStatus.FOUND, "moved\n")
+            response.headers["Location"] = "/new?x=1"
+            return response
+        return None
+
+    async def handler(ws: Any) -> None:
+        await ws.send(ws.request.path)
+
+    async with (lib.serve(handler, HOST, 0, process_request=process_request) as server,
+                client(lib, port_of(server), "/old") as ws):
+        assert await ws.recv() == "/new?x=1"
+
+
+async def test_async_for_reconnects_and_process_exception_decides(
+        lib: types.ModuleType) -> None:
+    attempts: list[str] = []
+
+    def process_request(connection: Any, request: Any) -> Any:
+        attempts.append(request.path)
+        if len(attempts) == 1:
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "busy\n")
+        if len(attempts) == 3:
+            return connection.respond(http.HTTPStatus.FORBIDDEN, "go away\n")
+        return None
+
+    async def handler(ws: Any) -> None:
+        await ws.send("welcome")
+
+    async with lib.serve(handler, HOST, 0, process_request=process_request) as server:
+        received: list[str] = []
+        with pytest.raises(lib.InvalidStatus) as info:
+            async for ws in _fast_reconnect(lib, port_of(server)):
+                received.append(await ws.recv())
+        assert info.value.response.status_code == 403  # fatal: not retried
+    assert received == ["welcome"]
+    assert len(attempts) == 3  # 503 retried, 101, then 403 raised
+
+
+def _fast_reconnect(lib: types.ModuleType, port: int) -> Any:
+    """``async for`` with no delay between attempts (``reconnect_delays``)."""
+    def no_delay() -> Any:
+        while True:
+            yield 0.0
+    return client(lib, port, reconnect_delays=no_delay)
+
+
+async def test_open_timeout(lib: types.ModuleType) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # never answers the handshake
+
+    server = await asyncio.start_server(silent, HOST, 0)
+    try:
+        with pytest.raises(TimeoutError):
+            await client(lib, server.sockets[0].getsockname()[1], open_timeout=0.2)
+    finally:
+        server.close()
+
+
+async def test_user_agent_and_limits(lib: types.ModuleType) -> None:
+    agents: list[str | None] = []
+
+    async def handler(ws: Any) -> None:
+        agents.append(ws.request.headers.get("User-Agent"))
+        async for message in ws:
+            await ws.send(message)
+
+    async with lib.serve(handler, HOST, 0, max_size=(1000, 1000)) as server:
+        async with client(lib, port_of(server), user_agent_header="probe/1.0",
+                          max_size=2**16, max_queue=(8, 2), write_limit=(2**15, 2**13)) as ws:
+            await ws.send("x" * 1000)
+            assert await ws.recv() == "x" * 1000
+            await ws.send("y" * 1001)
+            with pytest.raises(lib.ConnectionClosedError) as info:
+                await ws.recv()
+            assert info.value.rcvd.code == 1009
+        async with client(lib, port_of(server), user_agent_header=None) as ws:
+            pass
+    assert agents == ["probe/1.0", None]
