@@ -144,11 +144,13 @@ def free_port() -> int:
 
 async def raw_upgrade(port: int, path: str = "/", *,
                       headers: Sequence[tuple[str, str]] = (),
-                      host: str | None = None) -> tuple[
+                      host: str | None = None, local_host: str | None = None) -> tuple[
         asyncio.StreamReader, asyncio.StreamWriter, bytes]:
     """Open a TCP connection, send an upgrade request (``Host: host``, default
-    127.0.0.1:PORT), read the response head."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    127.0.0.1:PORT), read the response head. ``local_host``: the client's own address
+    (another loopback address, 127.0.0.2, is another client to the server)."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, local_addr=None if local_host is None else (local_host, 0))
     lines = [f"GET {path} HTTP/1.1", f"Host: {host or f'127.0.0.1:{port}'}", "Upgrade: websocket",
              "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
              "Sec-WebSocket-Version: 13", *(f"{k}: {v}" for k, v in headers)]

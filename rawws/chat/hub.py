@@ -44,6 +44,7 @@ from typing import Any, Final, Literal
 
 import rawws
 
+from .httpapi import client_key
 from .router import Action, Close, Hold, Route, Router, Send, Session, route_for
 from .wire import bearer_token, encode, is_valid_user, utf8_length
 
@@ -202,7 +203,8 @@ class ChatHub(rawws.Listener):
         self.peers.add(peer)
         self.per_ip[peer.ip] += 1
         self.metrics.connections_opened += 1
-        session, actions = self.router.open(peer, route, token=token, user_id=user_id)
+        session, actions = self.router.open(peer, route, token=token, user_id=user_id,
+                                            address=client_key(ip))
         peer.session = session
         loop = asyncio.get_running_loop()
         if session.id in self.router.pending:

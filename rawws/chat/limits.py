@@ -113,6 +113,8 @@ class Limits:
     max_connections: int = 10_000  # handshake answered 503 beyond
     max_connections_per_ip: int = 256  # handshake answered 503 beyond
     max_rooms: int = 10_000  # rooms alive at once (empty rooms are evicted first): forbidden
+    max_rooms_per_ip: int = 1_000  # rooms alive that one client address created: forbidden
+    max_rooms_per_user: int = 100  # rooms alive that one user created: forbidden
     history_size: int = 100  # messages kept per room
     history_on_join: int = 50  # messages sent in a `joined` reply without `since`
     max_users_listed: int = 100  # `users` in joined/user_joined/user_left (`user_count`: all)
@@ -183,6 +185,8 @@ _FLAGS: Final = (
                                 "per-entry overhead (least active rooms shrink first)"),
     ("inbox_max_bytes", True, "memory for all offline inboxes: encoded items plus their "
                               "per-entry overhead (least recently used shrink first)"),
+    ("max_rooms_per_ip", False, "rooms one client address may have created that still exist"),
+    ("max_rooms_per_user", False, "rooms one user may have created that still exist"),
 )
 
 

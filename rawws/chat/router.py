@@ -108,6 +108,7 @@ class Session:
     bucket: TokenBucket
     strikes: TokenBucket
     user: str = ""
+    address: str = ""  # the client address its per-address caps count it by
     grants: Grants = UNRESTRICTED
     authenticated: bool = False
     expires_at: float | None = None  # wall-clock expiry of the token, if any
@@ -212,10 +213,11 @@ class Router:
     # --- connection lifecycle ------------------------------------------------------------------
 
     def open(self, handle: Any, route: Route, *, token: str | None = None,
-             user_id: str | None = None) -> tuple[Session, list[Action]]:
+             user_id: str | None = None, address: str = "") -> tuple[Session, list[Action]]:
         """A connection was accepted. Without auth, ``user_id`` (or a guest name) is the user;
         with auth, ``token`` (from a header, the query or a cookie) is verified now, or, if
-        absent, the session waits for an ``auth`` message (the hub enforces the deadline)."""
+        absent, the session waits for an ``auth`` message (the hub enforces the deadline).
+        ``address``: the client, as per-address caps count it (rooms created)."""
         now = self._clock()
         limits = self.limits
         session = Session(
@@ -224,6 +226,7 @@ class Router:
             route=route,
             bucket=TokenBucket(limits.rate, limits.burst, now),
             strikes=TokenBucket(limits.rate_strike_refill, limits.rate_strikes, now),
+            address=address,
         )
         out: list[Action] = []
         if self.authenticator is not None:
@@ -473,7 +476,7 @@ class Router:
             raise WireError(ErrorCode.FORBIDDEN, "too many rooms on this connection "
                             f"(max {self.limits.max_rooms_per_connection})")
         try:
-            arrived = self.store.join(room, session.user, session.id)
+            arrived = self.store.join(room, session.user, session.id, address=session.address)
         except RoomLimitReached as exc:
             raise WireError(ErrorCode.FORBIDDEN, str(exc)) from None
         session.rooms.add(room)

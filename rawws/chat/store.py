@@ -24,9 +24,13 @@ bodies are counted in bytes of memory, not in string lengths):
    :data:`HISTORY_ENTRY_OVERHEAD`, plus :data:`ROOM_OVERHEAD` for every room that has history
    (a room without members is kept only for its history, so its fixed cost is charged there).
    Above the budget, the oldest messages of the least recently active rooms go first.
-2. At most ``max_rooms`` rooms exist. A room with no members and no history is deleted at once;
-   when a new room is needed at the cap, the room idle (memberless) the longest is evicted; if
-   every room has members, :class:`RoomLimitReached` is raised.
+2. At most ``max_rooms`` rooms exist. A room with no members and no history is deleted at once
+   (an empty room never lingers); when a new room is needed at the cap, the room idle
+   (memberless) the longest is evicted; if every room has members, :class:`RoomLimitReached` is
+   raised. A room created by a connection's ``join`` is charged to its client address and its
+   user until the room is deleted: one address may have created at most ``max_rooms_per_ip``
+   rooms that still exist, one user ``max_rooms_per_user`` (:class:`RoomQuotaReached`), so no
+   one client fills the server-wide table.
 3. An inbox keeps a user's last ``inbox_size`` items for ``inbox_ttl`` seconds. All inboxes
    together keep at most ``inbox_max_bytes``, counted as each item's length plus
    :data:`INBOX_ITEM_OVERHEAD`, plus :data:`INBOX_OVERHEAD` per user with items; trimmed from
@@ -43,7 +47,7 @@ real server process against the budgets.
 from __future__ import annotations
 
 import secrets
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Collection, Sequence
 from typing import Final, NamedTuple, Protocol
 
@@ -57,6 +61,7 @@ __all__ = [
     "HistoryPage",
     "MemoryStore",
     "RoomLimitReached",
+    "RoomQuotaReached",
     "Store",
     "new_epoch",
 ]
@@ -82,6 +87,11 @@ def new_epoch() -> str:
 
 class RoomLimitReached(Exception):
     """No room can be created: ``max_rooms`` rooms exist and all of them have members."""
+
+
+class RoomQuotaReached(RoomLimitReached):
+    """No room can be created for this client: its address or its user already created
+    ``max_rooms_per_ip`` / ``max_rooms_per_user`` rooms that still exist."""
 
 
 class HistoryPage(NamedTuple):
@@ -112,10 +122,13 @@ class Store(Protocol):
     def online_users(self) -> list[str]: ...
 
     # rooms
-    def join(self, room: str, user: str, conn_id: str) -> bool:
+    def join(self, room: str, user: str, conn_id: str, *, address: str | None = None) -> bool:
         """Add a member connection (creating the room); True if the user is new in the room.
 
-        Raise :class:`RoomLimitReached` if the room does not exist and none can be created.
+        A room created here is charged to ``address`` (the client's, as the per-address caps
+        count it) and ``user`` until it is deleted; None: to nobody. Raise
+        :class:`RoomLimitReached` if the room does not exist and none can be created, its
+        subclass :class:`RoomQuotaReached` if this client may create no more.
         """
         ...
 
@@ -179,11 +192,13 @@ class Store(Protocol):
 
 
 class _Room:
-    __slots__ = ("bytes", "epoch", "first_seq", "history", "members", "name", "seq", "users")
+    __slots__ = ("bytes", "creator", "epoch", "first_seq", "history", "members", "name", "seq",
+                 "users")
 
-    def __init__(self, name: str, epoch: str) -> None:
+    def __init__(self, name: str, epoch: str, creator: tuple[str, str] | None) -> None:
         self.name = name
         self.epoch = epoch
+        self.creator = creator  # (address, user) charged for creating it, if any
         self.members: dict[str, str] = {}  # conn_id -> user
         self.users: dict[str, int] = {}  # user -> number of its connections here (arrival order)
         self.history: deque[bytes] = deque()  # encoded messages, oldest first
@@ -194,6 +209,14 @@ class _Room:
 
 def _charge(data: bytes) -> int:
     return len(data) + HISTORY_ENTRY_OVERHEAD
+
+
+def _uncount(counter: Counter[str], key: str) -> None:
+    left = counter[key] - 1
+    if left > 0:
+        counter[key] = left
+    else:
+        del counter[key]  # the counters hold only clients with rooms alive
 
 
 class MemoryStore:
@@ -215,6 +238,9 @@ class MemoryStore:
         self._active: OrderedDict[str, _Room] = OrderedDict()
         self._history_bytes = 0
         self._counts: list[tuple[str, int]] | None = None  # room_counts(), until rooms change
+        # Rooms alive, by the address and the user that created them (rule 2).
+        self._created_by_address: Counter[str] = Counter()
+        self._created_by_user: Counter[str] = Counter()
         self._topic_seqs: OrderedDict[str, int] = OrderedDict()
         # user -> [(expiry, data)], least recently used first. A list, not a deque: an empty
         # deque costs 760 bytes and most inboxes hold a few items; removing from the front of
@@ -266,17 +292,35 @@ class MemoryStore:
 
     # --- rooms ---------------------------------------------------------------------------------
 
-    def _room(self, name: str) -> _Room:
+    def rooms_created(self, *, address: str | None = None, user: str | None = None) -> int:
+        """Rooms alive that ``address`` (or ``user``) created (rule 2)."""
+        if address is not None:
+            return self._created_by_address[address]
+        return self._created_by_user[user] if user is not None else 0
+
+    def _room(self, name: str, creator: tuple[str, str] | None = None) -> _Room:
         room = self._rooms.get(name)
         if room is not None:
             return room
+        limits = self.limits
+        if creator is not None:
+            address, user = creator
+            if self._created_by_address[address] >= limits.max_rooms_per_ip:
+                raise RoomQuotaReached("this address has created too many rooms that still "
+                                       f"exist (max {limits.max_rooms_per_ip})")
+            if self._created_by_user[user] >= limits.max_rooms_per_user:
+                raise RoomQuotaReached("you have created too many rooms that still exist "
+                                       f"(max {limits.max_rooms_per_user})")
         if len(self._rooms) >= self.limits.max_rooms:
             if not self._idle:
                 raise RoomLimitReached(f"too many rooms (max {self.limits.max_rooms})")
             victim, _ = self._idle.popitem(last=False)
             self._delete(self._rooms[victim])
             self.rooms_evicted += 1
-        room = self._rooms[name] = _Room(name, self._new_epoch())
+        room = self._rooms[name] = _Room(name, self._new_epoch(), creator)
+        if creator is not None:
+            self._created_by_address[creator[0]] += 1
+            self._created_by_user[creator[1]] += 1
         self._idle[name] = None
         self._counts = None
         return room
@@ -288,6 +332,10 @@ class MemoryStore:
         del self._rooms[room.name]
         self._idle.pop(room.name, None)
         self._active.pop(room.name, None)
+        if room.creator is not None:
+            address, user = room.creator
+            _uncount(self._created_by_address, address)
+            _uncount(self._created_by_user, user)
 
     def _touch(self, room: _Room) -> None:
         if room.name in self._active:
@@ -295,8 +343,8 @@ class MemoryStore:
         if room.name in self._idle:
             self._idle.move_to_end(room.name)
 
-    def join(self, room: str, user: str, conn_id: str) -> bool:
-        r = self._room(room)
+    def join(self, room: str, user: str, conn_id: str, *, address: str | None = None) -> bool:
+        r = self._room(room, None if address is None else (address, user))
         if conn_id in r.members:
             return False
         if not r.members:

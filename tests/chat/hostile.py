@@ -60,11 +60,17 @@ class RawClient:
         self._buffer = b""
         self.frames = 0
         self.last: list[bytes] = []  # the payloads of the last frames read (at most 8)
+        self.keep: list[bytes] | None = None  # every payload read, once keep_all() is called
+
+    def keep_all(self) -> list[bytes]:
+        """From now on, keep every payload read (in the returned list)."""
+        self.keep = []
+        return self.keep
 
     @classmethod
-    async def open(cls, port: int, path: str, *, receive_buffer: int | None = None
-                   ) -> RawClient:
-        reader, writer, head = await raw_upgrade(port, path)
+    async def open(cls, port: int, path: str, *, receive_buffer: int | None = None,
+                   local_host: str | None = None) -> RawClient:
+        reader, writer, head = await raw_upgrade(port, path, local_host=local_host)
         assert head.startswith(b"HTTP/1.1 101"), head
         if receive_buffer is not None:
             sock = writer.get_extra_info("socket")
@@ -72,9 +78,10 @@ class RawClient:
         return cls(reader, writer)
 
     @classmethod
-    async def welcomed(cls, port: int, user: str) -> RawClient:
+    async def welcomed(cls, port: int, user: str, *, local_host: str | None = None
+                       ) -> RawClient:
         """Open ``/ws?user_id=USER`` (auth off) and read the welcome."""
-        client = await cls.open(port, f"/ws?user_id={user}")
+        client = await cls.open(port, f"/ws?user_id={user}", local_host=local_host)
         await client.read_frames(1)
         return client
 
@@ -119,7 +126,10 @@ class RawClient:
                 start = offset + 10
             if len(buffer) < start + n:
                 break
-            self.last = [*self.last[-7:], buffer[start:start + n]]
+            payload = buffer[start:start + n]
+            self.last = [*self.last[-7:], payload]
+            if self.keep is not None:
+                self.keep.append(payload)
             self.frames += 1
             offset = start + n
         self._buffer = buffer[offset:]

@@ -18,6 +18,7 @@ from rawws.chat.store import (
     ROOM_OVERHEAD,
     MemoryStore,
     RoomLimitReached,
+    RoomQuotaReached,
 )
 
 
@@ -400,3 +401,38 @@ def test_room_counts_follow_every_change_of_the_room_set() -> None:
     store.join("new", "dan", "c5")  # at max_rooms: evicts the idle room "h1"
     assert check() == [("a", 1), ("h2", 0), ("new", 1)]
     assert store.room_counts() is store.room_counts()  # cached while nothing changes
+
+
+def test_rooms_created_are_charged_to_their_address_and_user_while_they_live() -> None:
+    store = MemoryStore(Limits(max_rooms_per_ip=3, max_rooms_per_user=2, max_rooms=4))
+    store.join("a", "alice", "c1", address="10.0.0.1")
+    store.join("b", "alice", "c1", address="10.0.0.1")
+    with pytest.raises(RoomQuotaReached, match=r"you have created too many rooms .*\(max 2\)"):
+        store.join("c", "alice", "c1", address="10.0.0.9")  # the user's quota, any address
+    store.join("c", "bob", "c2", address="10.0.0.1")
+    with pytest.raises(RoomQuotaReached, match=r"this address has .*\(max 3\)"):
+        store.join("d", "carol", "c3", address="10.0.0.1")
+    assert not store.has_room("c-nope") and store.room_names() == ["a", "b", "c"]
+    # Joining an existing room creates nothing: no quota needed.
+    store.join("a", "carol", "c3", address="10.0.0.1")
+    assert store.rooms_created(address="10.0.0.1") == 3
+    assert store.rooms_created(user="alice") == 2 and store.rooms_created(user="carol") == 0
+    # A room that ends gives its creator's quota back.
+    store.leave("b", "alice", "c1")
+    assert store.rooms_created(address="10.0.0.1") == 2
+    assert store.rooms_created(user="alice") == 1
+    store.join("d", "carol", "c3", address="10.0.0.1")
+    # Rooms created without an address (the HTTP API) are charged to nobody.
+    store.append("e", store.next_seq("e"), message("e", 1))
+    assert store.rooms_created(address="10.0.0.1") == 3
+    # An idle room evicted at the cap ends too.
+    store.join("q", "dave", "c4", address="10.0.0.2")  # at max_rooms: evicts "e" (idle)
+    store.append("q", store.next_seq("q"), message("q", 1))
+    store.leave("q", "dave", "c4")  # kept for its history: still charged
+    assert store.rooms_created(user="dave") == 1
+    store.join("f", "erin", "c5", address="10.0.0.3")  # evicts "q"
+    assert store.rooms_created(user="dave") == 0
+    assert store.rooms_created(address="10.0.0.2") == 0
+    assert "10.0.0.2" not in store._created_by_address  # forgotten, not kept at 0
+    # The quota is a RoomLimitReached: the router answers forbidden, the API 503.
+    assert issubclass(RoomQuotaReached, RoomLimitReached)
