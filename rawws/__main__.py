@@ -184,7 +184,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     client.add_argument("--no-compression", action="store_true")
     commands.add_parser("serve", help="the chat and notify server (see docs/chat.md)")
     commands.add_parser("chat", help="a terminal chat client (see docs/chat.md)")
+    for tool in ("trace_proxy",):  # rawws/tools: each module registers its subcommand
+        importlib.import_module(f"rawws.tools.{tool}").add_parser(commands)
     args = parser.parse_args(argv)
+    if hasattr(args, "run"):
+        return int(args.run(args))
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     for handler in logging.getLogger().handlers:  # no secret reaches a log (rawws.redact)
         handler.addFilter(RedactingFilter())

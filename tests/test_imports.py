@@ -208,6 +208,12 @@ def test_no_layer_imports_the_tools(path: Path) -> None:
         assert not name.startswith(("rawws.tools", "rawws.testing", "rawws.conformance")), name
 
 
+@pytest.mark.parametrize("path", in_layer("tools"), ids=module_name)
+def test_the_tools_stand_on_aio_and_sansio_not_on_chat(path: Path) -> None:
+    for name in rawws_modules_in(imports_of(path)):
+        assert not name.startswith("rawws.chat"), name
+
+
 def test_the_checker_sees_relative_and_dynamic_imports(tmp_path: Path) -> None:
     """The rules above are only as good as imports_of(): check it on the real modules."""
     protocol = imports_of(ROOT / "sansio" / "protocol.py")
