@@ -18,6 +18,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from ssl import SSLContext
 
 from .aio.client import connect
 from .aio.connection import Connection, Listener, Message
@@ -25,6 +26,7 @@ from .aio.server import serve
 from .errors import ConnectionClosed, RawwsError
 from .redact import RedactingFilter
 from .sansio.codes import CLOSE_CODE_MEANINGS
+from .tls import TLSConfigError, add_client_flags, add_server_flags, client_context, server_context
 
 __all__ = ["main"]
 
@@ -62,6 +64,8 @@ async def _run_until_signal(coro_server: serve) -> None:
 def _echo(args: argparse.Namespace) -> int:
     max_size = None if args.max_size == 0 else args.max_size
     try:
+        context = server_context(certfile=args.certfile, keyfile=args.keyfile,
+                                 ca_certs=args.ca_certs)
         server = serve(
             EchoListener(),
             args.host,
@@ -70,6 +74,7 @@ def _echo(args: argparse.Namespace) -> int:
             compression=None if args.no_compression else "deflate",
             ping_interval=None,
             shutdown_timeout=args.shutdown_timeout,
+            ssl=context,
         )
     except ValueError as exc:
         print(f"rawws echo: {exc}", file=sys.stderr)
@@ -78,12 +83,12 @@ def _echo(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _client(uri: str, compression: str | None) -> int:
+async def _client(uri: str, compression: str | None, ssl: SSLContext | None = None) -> int:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     try:
-        ws = await connect(uri, compression=compression)
+        ws = await connect(uri, compression=compression, ssl=ssl)
     except (TimeoutError, OSError, RawwsError) as exc:
         print(f"! could not connect: {exc}", file=sys.stderr)
         return 1
@@ -179,9 +184,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     echo.add_argument("--shutdown-timeout", type=float, default=5.0, metavar="SECONDS",
                       help="on SIGTERM / Ctrl+C, close every connection with 1001 and abort "
                            "those still open after SECONDS (default 5)")
+    add_server_flags(echo)
     client = commands.add_parser("client", help="an interactive client (like wscat)")
     client.add_argument("uri")
     client.add_argument("--no-compression", action="store_true")
+    add_client_flags(client)
     commands.add_parser("serve", help="the chat and notify server (see docs/chat.md)")
     commands.add_parser("chat", help="a terminal chat client (see docs/chat.md)")
     for tool in ("trace_proxy",):  # rawws/tools: each module registers its subcommand
@@ -196,7 +203,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("rawws").setLevel(logging.DEBUG)
     if args.command == "echo":
         return _echo(args)
-    return asyncio.run(_client(args.uri, None if args.no_compression else "deflate"))
+    try:
+        context = client_context(ca_certs=args.ca_certs, certfile=args.certfile,
+                                 keyfile=args.keyfile)
+    except TLSConfigError as exc:
+        print(f"rawws client: {exc}", file=sys.stderr)
+        return 2
+    if context is not None and not args.uri.startswith("wss://"):
+        print("rawws client: --ca-certs / --certfile need a wss:// URI", file=sys.stderr)
+        return 2
+    return asyncio.run(_client(args.uri, None if args.no_compression else "deflate", context))
 
 
 if __name__ == "__main__":

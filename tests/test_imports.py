@@ -4,7 +4,7 @@
   module (asyncio, socket, ssl, time, select, selectors...): it is bytes in, events out.
 * ``rawws/aio`` never imports ``rawws.chat``.
 * ``rawws/chat`` uses only the public API: ``rawws`` itself, ``rawws.errors``,
-  ``rawws.sansio.codes`` and ``rawws.redact`` (plus its own modules).
+  ``rawws.sansio.codes``, ``rawws.redact`` and ``rawws.tls`` (plus its own modules).
 * ``rawws/errors.py`` and ``rawws/redact.py`` import nothing from rawws (every layer, the
   sans-I/O core included, may use the one redaction module).
 * ``rawws/asgi`` (the uvicorn protocol class) sits on the sans-I/O core: it may import
@@ -47,7 +47,7 @@ MODULES = sorted(ROOT.rglob("*.py"))
 SANSIO_FORBIDDEN = {"asyncio", "socket", "ssl", "time", "select", "selectors", "threading",
                     "concurrent", "subprocess", "signal"}
 #: What rawws/chat may import from rawws (besides rawws.chat itself).
-CHAT_ALLOWED = {"rawws", "rawws.errors", "rawws.sansio.codes", "rawws.redact"}
+CHAT_ALLOWED = {"rawws", "rawws.errors", "rawws.sansio.codes", "rawws.redact", "rawws.tls"}
 #: websockets' import paths: re-export shells over the layers (see the module docstring).
 SHELLS = {"rawws.exceptions", "rawws.datastructures", "rawws.http11", "rawws.frames"}
 #: The one module allowed a standard-library name, and why: websockets' import path.
@@ -195,6 +195,10 @@ def test_errors_imports_nothing_from_rawws() -> None:
 def test_redact_imports_nothing_from_rawws() -> None:
     assert not rawws_modules_in(imports_of(ROOT / "redact.py"))
     assert not {top_level(n) for n in imports_of(ROOT / "redact.py")} & SANSIO_FORBIDDEN
+
+
+def test_tls_imports_nothing_from_rawws() -> None:
+    assert not rawws_modules_in(imports_of(ROOT / "tls.py"))
 
 
 def test_testing_imports_nothing_from_rawws() -> None:

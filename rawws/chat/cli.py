@@ -16,9 +16,11 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from ssl import SSLContext
 from typing import Any
 
 from rawws.redact import RedactingFilter
+from rawws.tls import TLSConfigError, add_client_flags, add_server_flags, client_context
 
 from .auth import ALGORITHMS
 from .client import ChatClient, ChatError
@@ -71,6 +73,8 @@ def _serve_parser() -> argparse.ArgumentParser:
                           "(repeatable; default: none, the header is ignored)")
     web.add_argument("--static-dir", type=Path, default=config.static_dir,
                      help="directory served at / and /static/ (default: the demo page)")
+    tls = p.add_argument_group("TLS (wss:// and https:// without a reverse proxy)")
+    add_server_flags(tls)
     lim = p.add_argument_group("limits")
     lim.add_argument("--max-connections", type=int, default=defaults.max_connections)
     lim.add_argument("--max-connections-per-ip", type=int,
@@ -155,6 +159,9 @@ def config_from_args(args: argparse.Namespace) -> ChatConfig:
         static_dir=args.static_dir,
         compression="deflate" if args.compression else None,
         shutdown_timeout=args.shutdown_timeout,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        ca_certs=args.ca_certs,
     )
 
 
@@ -407,8 +414,8 @@ class _Session:
 
 
 async def _chat(url: str, *, user: str | None, room: str | None, token: str | None,
-                reconnect: bool) -> int:
-    client = ChatClient(url, token=token, user_id=user, reconnect=reconnect)
+                reconnect: bool, ssl: SSLContext | None = None) -> int:
+    client = ChatClient(url, token=token, user_id=user, reconnect=reconnect, ssl=ssl)
     view = ChatView()
     print(f"= connecting to {client.url.split('?')[0]}", flush=True)
     try:
@@ -465,9 +472,20 @@ def main_chat(argv: list[str]) -> int:
     p.add_argument("--token", default=os.environ.get("RAWWS_TOKEN"),
                    help="JWT or static token (default: $RAWWS_TOKEN); sent in a header")
     p.add_argument("--no-reconnect", action="store_true", help="exit when the connection drops")
+    add_client_flags(p)
     args = p.parse_args(argv)
     try:
+        context = client_context(ca_certs=args.ca_certs, certfile=args.certfile,
+                                 keyfile=args.keyfile)
+    except TLSConfigError as exc:
+        print(f"rawws chat: {exc}", file=sys.stderr)
+        return 2
+    if context is not None and not args.url.startswith("wss://"):
+        print("rawws chat: --ca-certs / --certfile need a wss:// URL", file=sys.stderr)
+        return 2
+    try:
         return asyncio.run(_chat(args.url, user=args.user, room=args.room or None,
-                                 token=args.token, reconnect=not args.no_reconnect))
+                                 token=args.token, reconnect=not args.no_reconnect,
+                                 ssl=context))
     except KeyboardInterrupt:
         return 0

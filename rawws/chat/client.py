@@ -47,8 +47,10 @@ import itertools
 import json
 import logging
 import random
+import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any, Final
 
@@ -69,7 +71,8 @@ _END: Final = object()
 
 class ChatError(Exception):
     """The server answered a request with an ``error`` (``code``: bad_request, forbidden...),
-    or the client stopped for good (``code``: ``closed``, ``auth``, ``rejected``)."""
+    or the client stopped for good (``code``: ``closed``, ``auth``, ``rejected``, ``tls``: the
+    server's certificate is not trusted, which retrying cannot change)."""
 
     def __init__(self, code: str, message: str, reply: dict[str, Any] | None = None) -> None:
         super().__init__(f"{code}: {message}")
@@ -96,6 +99,7 @@ class ChatClient:
         max_events: int = 10_000,
         jitter: Callable[[], float] = random.random,
         compression: str | None = "deflate",
+        ssl: SSLContext | None = None,
     ) -> None:
         parts = urllib.parse.urlsplit(url)
         path = parts.path if parts.path not in ("", "/") else "/ws"
@@ -107,6 +111,8 @@ class ChatClient:
         self._token = token
         #: permessage-deflate offered to the server ("deflate", the default) or not (None).
         self.compression = compression
+        #: For wss:// (None: a default context): e.g. a private CA, a client certificate.
+        self.ssl = ssl
         self.reconnect = reconnect
         self.backoff_initial = backoff_initial
         self.backoff_factor = backoff_factor
@@ -283,16 +289,23 @@ class ChatClient:
         try:
             while not self._closing:
                 code, reason = 1006, ""
+                last_error = ""
                 try:
                     ws = await rawws.connect(self.url, compression=self.compression,
-                                             open_timeout=self.open_timeout,
+                                             ssl=self.ssl, open_timeout=self.open_timeout,
                                              extra_headers=self._auth_headers())
                 except rawws.InvalidStatus as exc:
                     if 400 <= exc.status_code < 500 and exc.status_code not in (408, 429):
                         self._failure = ChatError("rejected", f"HTTP {exc.status_code}")
                         return
                     _logger.info("connect failed: HTTP %d; retrying", exc.status_code)
+                except ssl.SSLCertVerificationError as exc:
+                    # Not transient: retrying cannot make the certificate trusted.
+                    self._failure = ChatError("tls", "certificate verify failed: "
+                                              f"{exc.verify_message or exc}")
+                    return
                 except (OSError, TimeoutError, rawws.InvalidHandshake) as exc:
+                    last_error = f": {exc}"
                     _logger.info("connect failed: %s; retrying", exc)
                 else:
                     self._ws = ws
@@ -316,7 +329,8 @@ class ChatClient:
                     await self._events.put({"type": "disconnected", "code": code,
                                             "reason": reason})
                 if not self.reconnect:
-                    self._failure = self._failure or ChatError("closed", "could not connect")
+                    self._failure = self._failure or ChatError("closed",
+                                                               "could not connect" + last_error)
                     return
                 await asyncio.sleep(delay * (0.5 + 0.5 * self._jitter()))
                 delay = min(delay * self.backoff_factor, self.backoff_max)

@@ -25,6 +25,7 @@ from typing import Final, TypeVar
 
 import rawws
 from rawws.redact import RedactingFilter
+from rawws.tls import server_context
 
 from .auth import Authenticator, JWTVerifier, StaticTokens
 from .hosts import HostPolicy, ProxyPolicy, parse_host
@@ -78,6 +79,12 @@ class ChatConfig:
     #: Peers (addresses or networks) whose ``X-Forwarded-For`` is believed for rate limits and
     #: per-address caps. Empty: the header is ignored.
     trusted_proxies: tuple[str, ...] = ()
+    #: TLS without a proxy (:func:`rawws.tls.server_context`): the certificate chain (PEM),
+    #: its key when not in the same file, and CAs that client certificates must chain to
+    #: (then required).
+    certfile: str | None = None
+    keyfile: str | None = None
+    ca_certs: str | None = None
     slow_consumer: SlowConsumerPolicy = "close"
     #: Seconds between the 1013 close of a reader whose queue overflowed and dropping its TCP
     #: connection (a stalled reader never reads the close frame; close_timeout is far longer).
@@ -132,6 +139,8 @@ class ChatServer:
         self.hub = ChatHub(self.router, allowed_origins=config.allowed_origins,
                            slow_consumer=config.slow_consumer,
                            slow_consumer_grace=config.slow_consumer_grace, wall=wall)
+        self.ssl = server_context(certfile=config.certfile, keyfile=config.keyfile,
+                                  ca_certs=config.ca_certs)
         self.hosts = HostPolicy(config.allowed_hosts, bind_host=config.host,
                                 origins=config.allowed_origins)
         self.proxies = ProxyPolicy(config.trusted_proxies)
@@ -168,6 +177,7 @@ class ChatServer:
             self.hub,
             config.host,
             config.port,
+            ssl=self.ssl,
             process_request=self._process_request,
             process_response=lambda ws, request, response: _secured(response),
             http_handler=self._http,
@@ -229,12 +239,15 @@ class ChatServer:
 
     @property
     def url(self) -> str:
-        """``ws://host:port`` (append ``/ws``, ``/ws/chat/ROOM`` or ``/ws/notifications``)."""
-        return f"ws://{_url_host(self.config.host)}:{self.port}"
+        """``ws://host:port`` or ``wss://`` with TLS (append ``/ws``, ``/ws/chat/ROOM`` or
+        ``/ws/notifications``)."""
+        scheme = "wss" if self.ssl is not None else "ws"
+        return f"{scheme}://{_url_host(self.config.host)}:{self.port}"
 
     @property
     def http_url(self) -> str:
-        return f"http://{_url_host(self.config.host)}:{self.port}"
+        scheme = "https" if self.ssl is not None else "http"
+        return f"{scheme}://{_url_host(self.config.host)}:{self.port}"
 
     async def serve_forever(self) -> None:
         await self.server.serve_forever()
