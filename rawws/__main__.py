@@ -24,7 +24,7 @@ from .aio.client import connect
 from .aio.connection import Connection, Listener, Message
 from .aio.server import serve
 from .errors import ConnectionClosed, RawwsError
-from .redact import RedactingFilter
+from .redact import RedactingFilter, redact_text
 from .sansio.codes import CLOSE_CODE_MEANINGS
 from .tls import TLSConfigError, add_client_flags, add_server_flags, client_context, server_context
 
@@ -92,7 +92,7 @@ async def _client(uri: str, compression: str | None, ssl: SSLContext | None = No
     except (TimeoutError, OSError, RawwsError) as exc:
         print(f"! could not connect: {exc}", file=sys.stderr)
         return 1
-    print(f"= connected to {uri}"
+    print(f"= connected to {redact_text(uri)}"
           + (f" (extensions: {', '.join(e.name for e in ws.extensions)})"
              if ws.extensions else "")
           + "; type /help for commands", flush=True)
@@ -163,6 +163,8 @@ async def _client_command(ws: Connection, line: str) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["--debug", "serve"]:
+        argv = ["serve", "--debug", *argv[2:]]  # the same transcript as for echo and client
     if argv and argv[0] in ("serve", "chat"):
         # The chat layer is imported only for these commands.
         cli = importlib.import_module("rawws.chat.cli")

@@ -130,11 +130,11 @@ def is_secret_key(key: str) -> bool:
 # true...; not an object or array, whose own fields are matched one by one).
 _JSON_FIELD: Final = re.compile(
     r'"((?:[^"\\]|\\.){1,64})"(\s*:\s*)'
-    r'("(?:[^"\\]|\\.)*(?:"|\\?$)|[^\s,}\]{\["][^\s,}\]]*)', re.DOTALL)
+    r'("(?!\*\*\*)(?:[^"\\]|\\.)*(?:"|\\?$)|[^\s,}\]{\["*][^\s,}\]]*)', re.DOTALL)
 # The same in a Python repr ({'token': 'abc'}), as a logged dict shows it.
 _REPR_FIELD: Final = re.compile(
     r"'((?:[^'\\]|\\.){1,64})'(\s*:\s*)"
-    r"('(?:[^'\\]|\\.)*(?:'|\\?$)|[^\s,}\]{\['][^\s,}\]]*)", re.DOTALL)
+    r"('(?!\*\*\*)(?:[^'\\]|\\.)*(?:'|\\?$)|[^\s,}\]{\['*][^\s,}\]]*)", re.DOTALL)
 # A JWT, or any base64url JSON object (a JWS / JWE part starts with eyJ, base64 of '{"').
 _JWT: Final = re.compile(r"eyJ[A-Za-z0-9_\-]{4,}(?:\.[A-Za-z0-9_\-]*){0,4}")
 
@@ -177,9 +177,10 @@ _SCHEME: Final = re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s\"',;]+")
 _HEADER: Final = re.compile(
     r"(?i)\b(proxy-authorization|authorization|set-cookie|cookie|x-api-key|api-key|"
     r"x-auth-token|x-access-token)\b(\s*[:=]?\s*)[^\r\n\"']+")
-# key=value pairs in free text (token=abc, api_key: abc) for secret keys.
+# key=value pairs in free text (token=abc, api_key:abc) for secret keys. A colon counts only
+# when no space follows it: "token: expected three parts" is prose, not a secret.
 _PAIR: Final = re.compile(r"(?i)\b([A-Za-z_\-]*(?:token|secret|password|passwd|api_?key|jwt))"
-                          r"(\s*[=:]\s*)(?!\*\*\*)[^\s\"',;&]+")
+                          r"(\s*=\s*|:)(?!\*\*\*)[^\s\"',;&]+")
 
 
 def redact_text(text: str) -> str:

@@ -103,7 +103,8 @@ def test_a_jwt_anywhere_is_blanked() -> None:
     (f"invalid header line: 'Cookie; rawws_token={STATIC}'", STATIC),
     (f"header Authorization: Bearer {STATIC}", STATIC),
     (f"connect to ws://h:1/ws?token={STATIC} failed", STATIC),
-    (f"token={STATIC} api_key: {STATIC}", STATIC),
+    (f"token={STATIC} api_key:{STATIC}", STATIC),
+    (f"password = {STATIC}", STATIC),
     (f"got {{'type': 'auth', 'token': '{STATIC}'}}", STATIC),
     (f"x-api-key {STATIC}", STATIC),
     (f"frame {JWT}", JWT),
@@ -117,6 +118,8 @@ def test_redact_text(line: str, secret: str) -> None:
     "closing with 4001: token expired",
     "HTTP GET /api/rooms -> 200",
     "rawws serve: the tokens file holds no token",
+    "malformed token: expected three dot-separated parts",
+    "< TEXT [F] '{\"type\": \"auth\", \"token\": \"***'... (104 bytes)",
 ])
 def test_redact_text_leaves_plain_lines_alone(line: str) -> None:
     assert redact_text(line) == line

@@ -113,7 +113,11 @@ def _serve_parser() -> argparse.ArgumentParser:
                    help="on SIGTERM / Ctrl+C, close every connection with 1001 and abort those "
                         f"still open after SECONDS (default {config.shutdown_timeout:g})")
     p.add_argument("--log-level", default="info",
-                   choices=["debug", "info", "warning", "error"])
+                   choices=["debug", "info", "warning", "error"],
+                   help="debug includes the frame transcript (< received, > sent); tokens, "
+                        "keys and Authorization headers are redacted at every level")
+    p.add_argument("--debug", action="store_true",
+                   help="log a transcript of every frame (= --log-level debug)")
     return p
 
 
@@ -183,6 +187,8 @@ async def _serve(config: ChatConfig, ready: Callable[[ChatServer], None]) -> Non
 
 def main_serve(argv: list[str]) -> int:
     args = _serve_parser().parse_args(argv)
+    if args.debug:
+        args.log_level = "debug"
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_redaction()
