@@ -42,6 +42,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import json
@@ -242,6 +243,17 @@ class ChatClient:
             payload["since"] = since
         return await self.request(payload)
 
+    async def history(self, room: str, *, since: int | None = None, before: int | None = None,
+                      limit: int | None = None) -> dict[str, Any]:
+        """A page of a room's history (``reply["history"]``, oldest first; ``reply["more"]``:
+        there is more in that direction): the messages after ``since``, or the newest
+        (before ``before``). The client's own re-joins read these pages by themselves."""
+        payload: dict[str, Any] = {"type": "history", "room": room}
+        for name, value in (("since", since), ("before", before), ("limit", limit)):
+            if value is not None:
+                payload[name] = value
+        return await self.request(payload)
+
     async def leave(self, room: str) -> dict[str, Any]:
         return await self.request({"type": "leave", "room": room})
 
@@ -343,7 +355,7 @@ class ChatClient:
     async def _session(self, ws: rawws.ClientConnection) -> bool:
         """Read one connection until it closes; return whether it got as far as the welcome."""
         welcomed = False
-        rejoin: dict[str, str] = {}  # request id -> room, for the re-joins of this connection
+        recovery = _Recovery([])
         try:
             async for raw in ws:
                 event = _parse(raw)
@@ -356,15 +368,21 @@ class ChatClient:
                     self.user_id = event.get("user_id")
                     self.connection_id = event.get("connection_id")
                     await self._events.put(event)
-                    rejoin = await self._restore(ws)
+                    recovery = _Recovery(list(self.rooms))
+                    await self._restore(ws, recovery)
                     self._connected.set()
                     continue
                 rid = event.get("id")
-                if type(rid) is str and rid in rejoin:
-                    await self._rejoined(rejoin.pop(rid), event)
+                if type(rid) is str and rid in recovery.requests:
+                    await self._recovered(ws, recovery, *recovery.requests.pop(rid), event)
                     continue
-                if kind == "message" and not await self._fresh(event):
-                    continue  # already yielded (recovered from history, or a duplicate)
+                if kind == "message":
+                    held = recovery.held.get(str(event.get("room")))
+                    if held is not None:
+                        held.append(event)  # after the pages still being read
+                        continue
+                    if not await self._fresh(event):
+                        continue  # already yielded (recovered from history, or a duplicate)
                 if kind == "joined":
                     await self._switch_epoch(event)
                     self._track(event)
@@ -381,48 +399,74 @@ class ChatClient:
             pass
         return welcomed
 
-    async def _restore(self, ws: rawws.ClientConnection) -> dict[str, str]:
-        """After a (re)connect: re-join rooms with ``since`` and re-subscribe topics."""
-        rejoin: dict[str, str] = {}
+    async def _restore(self, ws: rawws.ClientConnection, recovery: _Recovery) -> None:
+        """After a (re)connect: re-subscribe topics and start re-joining rooms with ``since``
+        (one room at a time: each re-join may bring a page of history as big as the server's
+        reply limit, and the server closes a reader that asks for more than it reads)."""
         with contextlib.suppress(rawws.ConnectionClosed):
-            for room, seq in list(self.rooms.items()):
-                rid = f"r{next(self._ids)}"
-                rejoin[rid] = room
-                request: dict[str, Any] = {"type": "join", "room": room, "since": seq, "id": rid}
-                epoch = self.epochs.get(room)
-                if epoch is not None:
-                    request["epoch"] = epoch  # another stream: the server sends all it has
-                await ws.send(json.dumps(request))
             if self.topics:
                 await ws.send(json.dumps({"type": "subscribe", "topics": self.topics,
                                           "id": f"s{next(self._ids)}"}))
-        return rejoin
+            await self._rejoin_next(ws, recovery)
 
-    async def _rejoined(self, room: str, reply: dict[str, Any]) -> None:
-        if reply.get("type") == "joined":
+    async def _rejoin_next(self, ws: rawws.ClientConnection, recovery: _Recovery) -> None:
+        while recovery.todo:
+            room = recovery.todo.popleft()
+            if room in self.rooms:  # not left meanwhile
+                await self._ask(ws, recovery, "join", room)
+                return
+
+    async def _ask(self, ws: rawws.ClientConnection, recovery: _Recovery, kind: str,
+                   room: str) -> None:
+        """Send a re-join (``kind`` "join") or a request for the next page ("history") of
+        ``room``, from the position the client has in it."""
+        rid = f"r{next(self._ids)}"
+        recovery.requests[rid] = (kind, room)
+        request: dict[str, Any] = {"type": kind, "room": room, "since": self.rooms[room],
+                                   "id": rid}
+        epoch = self.epochs.get(room)
+        if epoch is not None:
+            request["epoch"] = epoch  # another stream: the server sends all it has
+        with contextlib.suppress(rawws.ConnectionClosed):
+            await ws.send(json.dumps(request))
+
+    async def _recovered(self, ws: rawws.ClientConnection, recovery: _Recovery, kind: str,
+                         room: str, reply: dict[str, Any]) -> None:
+        """The reply to a re-join or a page request: yield the missed messages, read the next
+        page while there is ``more``, then the messages that arrived meanwhile."""
+        if kind == "join" and reply.get("type") != "joined":
+            self.rooms.pop(room, None)  # e.g. forbidden now: stop trying
+            self.epochs.pop(room, None)
+            await self._events.put(reply)
+            await self._rejoin_next(ws, recovery)
+            return
+        tracked = room in self.rooms
+        if kind == "join":
             since = self.rooms.get(room, 0)
             if await self._switch_epoch(reply):
                 since = 0
-            history = reply.get("history")
-            messages = [m for m in history if isinstance(m, dict)] if isinstance(
-                history, list) else []
             if reply.get("complete") is False:
-                first = messages[0].get("seq") if messages else None
-                seq = reply.get("seq")
-                await self._events.put({
-                    "type": "gap", "room": room, "reason": "trimmed",
-                    "epoch": self.epochs.get(room), "last_seq": since,
-                    "next_seq": first if type(first) is int else (
-                        seq + 1 if type(seq) is int else None),
-                })
-            for message in messages:
-                if await self._fresh(message):
-                    await self._events.put(message)
+                await self._events.put(_trimmed_gap(room, self.epochs.get(room), since, reply))
+        elif tracked and reply.get("type") == "history":
+            await self._switch_epoch(reply)  # another restart between two pages
+        messages = reply.get("history") if reply.get("type") in ("joined", "history") else None
+        for message in messages if isinstance(messages, list) else ():
+            if isinstance(message, dict) and tracked and await self._fresh(message):
+                await self._events.put(message)
+        if kind == "join":
+            await self._events.put(reply)
+        if tracked and reply.get("more") is True and room in self.rooms:
+            recovery.held.setdefault(room, [])
+            await self._ask(ws, recovery, "history", room)
+            return
+        # Caught up: the room's position is its seq at the last page; then what came live.
+        held = recovery.held.pop(room, [])
+        if room in self.rooms and reply.get("type") in ("joined", "history"):
             self._track(reply)
-        else:
-            self.rooms.pop(room, None)  # e.g. forbidden now: stop trying
-            self.epochs.pop(room, None)
-        await self._events.put(reply)
+        for message in held:
+            if await self._fresh(message):
+                await self._events.put(message)
+        await self._rejoin_next(ws, recovery)
 
     async def _switch_epoch(self, event: dict[str, Any]) -> bool:
         """Follow the stream epoch an event of a tracked room carries; on a change, yield the
@@ -479,6 +523,30 @@ class ChatClient:
         self._fail_pending("closed", "the client stopped")
         with contextlib.suppress(asyncio.QueueFull):
             self._events.put_nowait(_END)
+
+
+class _Recovery:
+    """The re-joins of one connection: rooms still to re-join (one at a time), the requests in
+    flight (id -> ("join" | "history", room)), and the live messages held for a room whose
+    missed history is still being read page by page."""
+
+    __slots__ = ("held", "requests", "todo")
+
+    def __init__(self, rooms: list[str]) -> None:
+        self.todo = collections.deque(rooms)
+        self.requests: dict[str, tuple[str, str]] = {}
+        self.held: dict[str, list[dict[str, Any]]] = {}
+
+
+def _trimmed_gap(room: str, epoch: str | None, since: int,
+                 reply: dict[str, Any]) -> dict[str, Any]:
+    history = reply.get("history")
+    first = history[0].get("seq") if isinstance(history, list) and history and isinstance(
+        history[0], dict) else None
+    seq = reply.get("seq")
+    return {"type": "gap", "room": room, "reason": "trimmed", "epoch": epoch, "last_seq": since,
+            "next_seq": first if type(first) is int else (
+                seq + 1 if type(seq) is int else None)}
 
 
 def _parse(raw: str | bytes) -> dict[str, Any] | None:

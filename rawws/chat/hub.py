@@ -16,9 +16,12 @@ Theory of operation:
    ``rawws.broadcast`` (serialized once per distinct ``broadcast_key``).
 3. A connection whose transport is paused (its write buffer went over ``write_limit``) gets its
    messages in its own queue instead, drained by ``on_writable``. The queue is bounded in
-   messages and bytes; when it is full the connection is closed with 1013 (try again later) or,
-   with ``slow_consumer="drop-oldest"``, its oldest queued notification is dropped and counted.
-   So one stalled reader costs at most ``write_limit + max_queue_bytes`` and never delays others.
+   messages and bytes (UTF-8); when it is full the connection is closed with 1013 (try again
+   later) or, with ``slow_consumer="drop-oldest"``, its oldest queued notification is dropped
+   and counted. Replies count against the same budget: a message for one connection is refused
+   the same way if the transport's buffer, the queue and it would exceed ``write_limit +
+   max_queue_bytes`` (and the router builds no reply bigger than ``max_reply_bytes``). So one
+   stalled reader costs at most ``write_limit + max_queue_bytes`` and never delays others.
    The 1013 close frame waits behind everything the reader has not read, so a reader that is
    stalled (not just slow) would never see it: ``slow_consumer_grace`` seconds later the TCP
    connection is aborted, which frees its buffers at once (not after ``close_timeout``).
@@ -107,6 +110,7 @@ class ChatHub(rawws.Listener):
         allowed_origins: Sequence[str] | None = None,
         slow_consumer: SlowConsumerPolicy = "close",
         slow_consumer_grace: float = 1.0,
+        write_limit: int = 64 * 1024,
         wall: Callable[[], float] = time.time,
         logger: logging.Logger | None = None,
     ) -> None:
@@ -121,6 +125,9 @@ class ChatHub(rawws.Listener):
             raise ValueError(f"slow_consumer_grace must be >= 0, not {slow_consumer_grace!r}")
         self.slow_consumer = slow_consumer
         self.slow_consumer_grace = slow_consumer_grace
+        #: What the server holds for one reader at most: its transport's buffer (paused above
+        #: ``write_limit``) plus its queue (theory of operation, 3).
+        self.outbound_budget = write_limit + self.limits.max_queue_bytes
         self._wall = wall
         self.logger = logger or _logger
         self.peers: set[Peer] = set()
@@ -332,6 +339,9 @@ class ChatHub(rawws.Listener):
 
     def deliver(self, targets: Sequence[Session], text: str, droppable: bool = False) -> None:
         """Send ``text`` to every target: at once where possible, else through its queue."""
+        if len(targets) == 1:
+            self._deliver_one(targets[0], text, droppable)
+            return
         ready: list[rawws.Connection] = []
         for session in targets:
             if session.closing:
@@ -345,6 +355,27 @@ class ChatHub(rawws.Listener):
             sent = rawws.broadcast(ready, text) if len(ready) > 1 else self._send_one(ready[0],
                                                                                     text)
             self._count_sent(sent, text)
+
+    def _deliver_one(self, session: Session, text: str, droppable: bool) -> None:
+        # A reply, or anything else for one connection. A reply may be big (a page of
+        # history), so it is checked against everything held for this reader, the transport's
+        # buffer included: no request makes the server hold more than outbound_budget for a
+        # reader that does not read. (Fan-out messages are small: the queue bounds them.)
+        if session.closing:
+            return
+        peer: Peer = session.handle
+        ws = peer.ws
+        size = payload_size(text)
+        if ws.write_buffer_size + peer.queued_bytes + size > self.outbound_budget:
+            if droppable and self.slow_consumer == "drop-oldest":
+                self.metrics.dropped["slow_consumer"] += 1
+            else:
+                self._overflow(peer)
+            return
+        if peer.queue or ws.writing_paused:
+            self._enqueue(peer, text, droppable)
+        else:
+            self._count_sent(self._send_one(ws, text), text)
 
     def _send_one(self, ws: rawws.Connection, text: str) -> int:
         try:

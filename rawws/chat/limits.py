@@ -107,7 +107,9 @@ class Limits:
     max_rooms_per_connection: int = 50  # join beyond: forbidden
     max_topics_per_connection: int = 100  # subscribe beyond: forbidden
     max_queue: int = 256  # outbound messages waiting on a slow reader: close 1013
-    max_queue_bytes: int = 1024 * 1024  # same, in bytes
+    max_queue_bytes: int = 1024 * 1024  # same, in bytes (UTF-8): replies count too
+    # a joined/history reply (and at most max_queue_bytes); the rest: "more": true
+    max_reply_bytes: int = 256 * 1024
     auth_timeout: float = 5.0  # no token by then: close 1008
     # --- per process
     max_connections: int = 10_000  # handshake answered 503 beyond
@@ -185,6 +187,10 @@ _FLAGS: Final = (
                                 "per-entry overhead (least active rooms shrink first)"),
     ("inbox_max_bytes", True, "memory for all offline inboxes: encoded items plus their "
                               "per-entry overhead (least recently used shrink first)"),
+    ("max_queue_bytes", True, "outbound bytes queued for a slow reader (replies included) "
+                              "before it is closed with 1013"),
+    ("max_reply_bytes", True, "a joined or history reply at most (the rest is marked "
+                              "\"more\" and read page by page)"),
     ("max_rooms_per_ip", False, "rooms one client address may have created that still exist"),
     ("max_rooms_per_user", False, "rooms one user may have created that still exist"),
 )

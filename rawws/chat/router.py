@@ -38,7 +38,7 @@ from ..sansio.codes import CloseCode
 from .auth import UNRESTRICTED, Authenticator, AuthError, Grants, Identity
 from .limits import Limits, TokenBucket
 from .metrics import Metrics
-from .store import HistoryPage, MemoryStore, RoomLimitReached, Store
+from .store import MemoryStore, RoomLimitReached, Store
 from .tickets import Ticket
 from .topics import TopicIndex, split_pattern, split_topic
 from .wire import (
@@ -194,6 +194,7 @@ class Router:
         self.index: TopicIndex[Session] = TopicIndex()
         self._handlers: dict[str, Handler] = {
             "join": self._join,
+            "history": self._history,
             "leave": self._leave,
             "message": self._message,
             "private": self._private,
@@ -402,11 +403,37 @@ class Router:
             event["id"] = rid
         out.append(Send([session], encode(event)))
 
-    def _reply_with_history(self, session: Session, event: dict[str, Any], page: HistoryPage,
-                            rid: Any, out: list[Action]) -> None:
-        # The stored messages are already encoded: spliced in as they are, never re-encoded.
+    def _reply_with_history(self, session: Session, event: dict[str, Any], room: str, *,
+                            since: int | None, before: int | None, epoch: str | None,
+                            limit: int, rid: Any, out: list[Action]) -> None:
+        """Reply ``event`` (``joined``, ``history``) with a page of the room's history, the
+        whole reply within ``max_reply_bytes``: it counts against the same outbound budget as
+        fan-out (the hub's), so no request makes the server hold more for a reader than its
+        slow-consumer limit. What does not fit is marked ``more`` and read with ``history``."""
+        store = self.store
+        seq = store.room_seq(room)
+        current = store.room_epoch(room)
+        if since is not None and (since > seq or (epoch is not None and epoch != current)):
+            # Another stream than the one the client counted in (the room was re-created, or
+            # the server lost its history): everything we have of this one is new to it.
+            since = 0
+        event["seq"] = seq
+        event["epoch"] = current
         if rid is not None:
             event["id"] = rid
+        # The head is measured first; the page gets the rest (a comma per message, and room
+        # for "more", "complete" and the brackets).
+        limits = self.limits
+        budget = (min(limits.max_reply_bytes, limits.max_queue_bytes)
+                  - utf8_length(encode(event)) - limit - 64)
+        page = store.history(room, since=since, before=before, limit=limit,
+                             max_bytes=max(0, budget))
+        event["more"] = page.more
+        if since is not None:
+            # Some messages after `since` are no longer kept: the client cannot fully recover.
+            oldest = page.entries[0][0] if page.entries else seq + 1
+            event["complete"] = oldest <= since + 1
+        # The stored messages are already encoded: spliced in as they are, never re-encoded.
         head = encode(event)
         history = b",".join([data for _, data in page.entries]).decode()
         out.append(Send([session], f'{head[:-1]},"history":[{history}]}}'))
@@ -480,26 +507,14 @@ class Router:
         except RoomLimitReached as exc:
             raise WireError(ErrorCode.FORBIDDEN, str(exc)) from None
         session.rooms.add(room)
-        store = self.store
-        all_users = store.room_users(room)
+        all_users = self.store.room_users(room)
         users = all_users[: self.limits.max_users_listed]
-        seq = store.room_seq(room)
-        current = store.room_epoch(room)
-        if since is not None and (since > seq or (epoch is not None and epoch != current)):
-            # Another stream than the one the client counted in (the room was re-created, or
-            # the server lost its history): everything we have of this one is new to it.
-            since = 0
-        limit = self.limits.history_on_join if since is None else self.limits.history_size
-        page = store.history(room, since=since, limit=limit)
         joined: dict[str, Any] = {
             "type": "joined", "room": room, "users": users, "user_count": len(all_users),
-            "seq": seq, "epoch": current, "more": page.more,
         }
-        if since is not None:
-            # Some messages after `since` are no longer kept: the client cannot fully recover.
-            oldest = page.entries[0][0] if page.entries else seq + 1
-            joined["complete"] = oldest <= since + 1
-        self._reply_with_history(session, joined, page, rid, out)
+        limit = self.limits.history_on_join if since is None else self.limits.history_size
+        self._reply_with_history(session, joined, room, since=since, before=None, epoch=epoch,
+                                 limit=limit, rid=rid, out=out)
         if arrived and not already:
             others = self._members(room, exclude=session)
             if others:
@@ -508,6 +523,33 @@ class Router:
                     "users": users, "user_count": len(all_users),
                     "timestamp": iso_timestamp(self._wall()),
                 })))
+
+    def _history(self, session: Session, msg: dict[str, Any], rid: Any,
+                 out: list[Action]) -> None:
+        # A page of a room's history: for a client catching up after a `joined` (or a
+        # `history`) with "more": true, or scrolling back. Reading needs what joining needs.
+        self._forbid_on_notifications(session, "history")
+        room = self._room_of(session, msg)
+        since = msg.get("since")
+        before = msg.get("before")
+        limit = msg.get("limit", self.limits.history_size)
+        epoch = msg.get("epoch")
+        for name, value in (("since", since), ("before", before)):
+            if value is not None and not _nonnegative_int(value):
+                raise WireError(ErrorCode.BAD_REQUEST, f"{name} must be a non-negative integer")
+        if since is not None and before is not None:
+            raise WireError(ErrorCode.BAD_REQUEST, "give since or before, not both")
+        if type(limit) is not int or limit < 1:
+            raise WireError(ErrorCode.BAD_REQUEST, "limit must be a positive integer")
+        if epoch is not None and type(epoch) is not str:
+            raise WireError(ErrorCode.BAD_REQUEST, "epoch must be a string")
+        if not session.grants.may_join(room):
+            raise WireError(ErrorCode.FORBIDDEN, f"your token does not allow room {room!r}")
+        if not self.store.has_room(room):
+            raise WireError(ErrorCode.NOT_FOUND, f"no room {room!r}")
+        self._reply_with_history(session, {"type": "history", "room": room}, room, since=since,
+                                 before=before, epoch=epoch,
+                                 limit=min(limit, self.limits.history_size), rid=rid, out=out)
 
     def _rooms(self, session: Session, msg: dict[str, Any], rid: Any, out: list[Action]) -> None:
         # The rooms this session could join: a token's `rooms` claim also limits which room

@@ -138,7 +138,8 @@ class ChatServer:
             raise ValueError(f"shutdown timeout must be >= 0, not {config.shutdown_timeout!r}")
         self.hub = ChatHub(self.router, allowed_origins=config.allowed_origins,
                            slow_consumer=config.slow_consumer,
-                           slow_consumer_grace=config.slow_consumer_grace, wall=wall)
+                           slow_consumer_grace=config.slow_consumer_grace,
+                           write_limit=config.write_limit, wall=wall)
         self.ssl = server_context(certfile=config.certfile, keyfile=config.keyfile,
                                   ca_certs=config.ca_certs)
         self.hosts = HostPolicy(config.allowed_hosts, bind_host=config.host,

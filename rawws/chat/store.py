@@ -168,11 +168,12 @@ class Store(Protocol):
         ...
 
     def history(self, room: str, *, since: int | None, limit: int,
-                max_bytes: int | None = None) -> HistoryPage:
+                max_bytes: int | None = None, before: int | None = None) -> HistoryPage:
         """Kept messages, oldest first, at most ``limit`` of them and, when ``max_bytes`` is
         given, at most that many bytes of ``data`` in all (but always at least one message).
 
-        ``since`` None: the newest messages. ``since`` an int: the oldest with ``seq > since``.
+        ``since`` an int: the oldest with ``seq > since``. Otherwise the newest, or, with
+        ``before``, the newest with ``seq < before``.
         """
         ...
 
@@ -457,7 +458,7 @@ class MemoryStore:
                 self._delete(room)
 
     def history(self, room: str, *, since: int | None, limit: int,
-                max_bytes: int | None = None) -> HistoryPage:
+                max_bytes: int | None = None, before: int | None = None) -> HistoryPage:
         r = self._rooms.get(room)
         if r is None or not r.history or limit <= 0:
             return HistoryPage([], False)
@@ -466,7 +467,10 @@ class MemoryStore:
         # seq values in a room's history are consecutive, so indexes are arithmetic. Newest
         # messages are read backwards (the budget keeps the newest), the others forwards.
         if since is None:
-            order = range(len(kept) - 1, max(-1, len(kept) - 1 - limit), -1)
+            end = len(kept) if before is None else max(0, min(len(kept), before - first))
+            if end == 0:
+                return HistoryPage([], False)
+            order = range(end - 1, max(-1, end - 1 - limit), -1)
         else:
             start = max(0, since - first + 1)
             order = range(start, min(len(kept), start + limit))

@@ -263,3 +263,39 @@ async def test_a_rejoin_past_trimmed_history_reports_the_gap() -> None:
         messages = [e["seq"] for e in got[got.index(gap):] if e["type"] == "message"]
         assert messages == [5, 6, 7]
         await client.close()
+
+
+async def test_a_rejoin_reads_the_missed_history_page_by_page() -> None:
+    """Replies are bounded (max_reply_bytes), so a client away for long gets its missed
+    messages over several pages: it reads them all, in order, none twice, with the messages
+    posted while it reads them held until they can follow."""
+    limits = Limits(history_size=1000, max_reply_bytes=20_000, rate=1e6, burst=1e6)
+    async with running(limits=limits) as server:
+        client = ChatClient(server.url, user_id="alice", backoff_initial=0.05)
+        await client.connect()
+        await client.join("lobby")
+        await client.join("other")
+        ws = client.websocket
+        assert ws is not None and ws.transport is not None
+        ws.transport.abort()
+        for n in range(1, 301):  # ~1 KB each: 300 KB while away, 15 pages
+            for room in ("lobby", "other"):
+                _, actions = server.router.post(room, "poster", {"n": n, "pad": "x" * 1000})
+                server.hub.execute(actions)
+        await eventually(lambda: client.connections == 2)
+        for n in range(301, 311):  # while (or after) it reads the pages
+            _, actions = server.router.post("lobby", "poster", {"n": n, "pad": ""})
+            server.hub.execute(actions)
+        got = await events_until(client, lambda e: e.get("content", {}).get("n") == 310)
+        got += await events_until(client, lambda e: e.get("room") == "other"
+                                  and e.get("content", {}).get("n") == 300)
+        for room, last in (("lobby", 310), ("other", 300)):
+            numbers = [e["content"]["n"] for e in got
+                       if e["type"] == "message" and e["room"] == room]
+            assert numbers == list(range(1, last + 1)), room
+        assert not [e for e in got if e["type"] == "gap"]
+        assert client.rooms == {"lobby": 310, "other": 300}
+        history = await client.history("lobby", before=11, limit=3)
+        assert [m["content"]["n"] for m in history["history"]] == [8, 9, 10]
+        assert history["more"] is True
+        await client.close()

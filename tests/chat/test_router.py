@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from rawws.chat.auth import Authenticator, JWTVerifier, StaticTokens, encode_jwt
 from rawws.chat.limits import Limits
-from rawws.chat.router import Endpoint, Route, Send, route_for
+from rawws.chat.router import Endpoint, Route, Send, Session, route_for
 
 from .harness import EPOCH, STAMP, WALL, Harness
 
@@ -869,3 +869,96 @@ def test_any_input_gets_exactly_one_reply_or_error(messages: list[Any]) -> None:
         direct = [r for r in replies if r["type"] not in ("notification", "private")]
         assert len(direct) == 1, (message, replies)
         assert s not in h.closed
+
+
+# --- replies within the reply budget, and history pages ----------------------------------------
+
+
+def last_text(h: Harness, session: Session) -> str:
+    """The text of the last message sent to ``session`` alone (its last reply)."""
+    return next(send.text for send in reversed(h.sends) if list(send.targets) == [session])
+
+
+def filled(limits: Limits, messages: int, content: str) -> tuple[Harness, Session]:
+    h = Harness(limits=limits)
+    a = h.welcomed("alice")
+    h.send(a, {"type": "join", "room": "r"})
+    for i in range(1, messages + 1):
+        h.send(a, {"type": "message", "room": "r", "content": f"{i}:{content}"})
+    h.take(a)
+    return h, a
+
+
+def test_a_joined_reply_stays_within_max_reply_bytes_and_says_more() -> None:
+    limits = Limits(history_size=200, history_on_join=200, max_reply_bytes=20_000,
+                    rate=1e6, burst=1e6)
+    h, _ = filled(limits, 150, "\U0001F600" * 100)  # ~550 bytes each: 82 KB in all
+    b = h.welcomed("bob")
+    h.send(b, {"type": "join", "room": "r", "since": 0})
+    text = last_text(h, b)
+    assert len(text.encode()) <= 20_000
+    joined = json.loads(text)
+    seqs = [m["seq"] for m in joined["history"]]
+    assert seqs == list(range(1, len(seqs) + 1)) and 20 < len(seqs) < 40
+    assert joined["more"] is True and joined["complete"] is True
+    # Without since: the newest that fit, and more (older) before them.
+    c = h.welcomed("carol")
+    h.send(c, {"type": "join", "room": "r"})
+    joined = json.loads(last_text(h, c))
+    assert len(last_text(h, c).encode()) <= 20_000
+    assert joined["history"][-1]["seq"] == 150 and joined["more"] is True
+
+
+def test_history_pages_read_forwards_and_backwards() -> None:
+    limits = Limits(history_size=200, max_reply_bytes=20_000, rate=1e6, burst=1e6)
+    h, a = filled(limits, 150, "\U0001F600" * 100)
+    seen: list[int] = []
+    since = 0
+    while True:
+        h.send(a, {"type": "history", "room": "r", "since": since, "id": "p"})
+        page = h.take_one(a)
+        assert len(last_text(h, a).encode()) <= 20_000
+        assert (page["type"], page["room"], page["seq"], page["epoch"], page["id"]) == (
+            "history", "r", 150, EPOCH, "p")
+        seen += [m["seq"] for m in page["history"]]
+        if not page["more"]:
+            break
+        since = page["history"][-1]["seq"]
+    assert seen == list(range(1, 151))
+    # Backwards from the newest, with a limit.
+    h.send(a, {"type": "history", "room": "r", "before": 101, "limit": 5})
+    page = h.take_one(a)
+    assert [m["seq"] for m in page["history"]] == [96, 97, 98, 99, 100] and page["more"]
+    h.send(a, {"type": "history", "room": "r", "before": 3})
+    page = h.take_one(a)
+    assert [m["seq"] for m in page["history"]] == [1, 2] and page["more"] is False
+    # The limit is capped at history_size; a stream the client does not know starts at 0.
+    h.send(a, {"type": "history", "room": "r", "since": 140, "epoch": "another"})
+    assert json.loads(last_text(h, a))["history"][0]["seq"] == 1
+
+
+@pytest.mark.parametrize(("request_", "code", "message"), [
+    ({"since": -1}, "bad_request", "since must be a non-negative integer"),
+    ({"before": "x"}, "bad_request", "before must be a non-negative integer"),
+    ({"since": 1, "before": 5}, "bad_request", "give since or before, not both"),
+    ({"limit": 0}, "bad_request", "limit must be a positive integer"),
+    ({"epoch": 1}, "bad_request", "epoch must be a string"),
+    ({"room": "nowhere"}, "not_found", "no room 'nowhere'"),
+    ({"room": "bad room"}, "bad_request", "invalid room name"),
+])
+def test_history_request_errors(request_: dict[str, Any], code: str, message: str) -> None:
+    h, a = filled(Limits(), 3, "x")
+    h.send(a, {"type": "history", "room": "r", "id": 9, **request_})
+    assert h.take_one(a) == {"type": "error", "code": code, "message": message, "id": 9}
+
+
+def test_history_needs_what_joining_needs() -> None:
+    h = Harness(authenticator=Authenticator(jwt=JWTVerifier(SECRET)))
+    s = h.open(token=encode_jwt({"sub": "a", "rooms": ["open"]}, SECRET))
+    h.take(s)
+    h.send(s, {"type": "history", "room": "secret", "id": 1})
+    assert h.take_one(s)["code"] == "forbidden"
+    n = h.welcomed(path="/ws/notifications",
+                   token=encode_jwt({"sub": "b"}, SECRET))
+    h.send(n, {"type": "history", "room": "open", "id": 2})
+    assert h.take_one(n)["code"] == "forbidden"

@@ -122,6 +122,21 @@ def test_history_pages_by_count_and_bytes() -> None:
     assert store.history("r", since=6, limit=50) == ([], False)
 
 
+def test_history_before_a_seq() -> None:
+    store = MemoryStore(Limits(history_size=5))
+    for _ in range(8):
+        post(store, "r", size=100)  # keeps 4..8
+    assert seqs(store, "r", before=7) == [4, 5, 6]
+    page = store.history("r", since=None, before=7, limit=2)
+    assert [s for s, _ in page.entries] == [5, 6] and page.more
+    assert store.history("r", since=None, before=5, limit=9) == (
+        [(4, store.history("r", since=3, limit=1).entries[0][1])], False)
+    assert store.history("r", since=None, before=4, limit=9) == ([], False)
+    assert seqs(store, "r", before=100) == [4, 5, 6, 7, 8]
+    page = store.history("r", since=None, before=9, limit=9, max_bytes=250)
+    assert [s for s, _ in page.entries] == [7, 8] and page.more
+
+
 def test_append_refuses_a_seq_out_of_order() -> None:
     store = MemoryStore()
     post(store, "r")
