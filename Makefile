@@ -57,6 +57,21 @@ conformance: $(STAMP)
 test-uvicorn: $(STAMP)
 	scripts/uvicorn_tests.sh $(ARGS)
 
+# The Python 3 suite (rawws.conformance: Autobahn's cases without Python 2 or Docker), both modes,
+# against rawws (conformance/README.md, "Python 3 suite"). conformance-py3 runs the CI subset
+# (1.x-10.x whole, 12.x/13.x up to 32 KiB messages: ~3 min); conformance-py3-full all 517 cases
+# (~12 min). ARGS=--compare also runs wstest on the same cases and lists every disagreement.
+PY3_SUITE = $(BIN)/python conformance/run_py3.py --mode both \
+	$$($(BIN)/python -c 'import rawws.sansio.deflate' 2>/dev/null && echo --require-deflate)
+.PHONY: conformance-py3 conformance-py3-full
+conformance-py3: $(STAMP)
+	$(if $(findstring --compare,$(ARGS)),conformance/install_wstest.sh)
+	$(PY3_SUITE) --subset ci $(ARGS)
+
+conformance-py3-full: $(STAMP)
+	$(if $(findstring --compare,$(ARGS)),conformance/install_wstest.sh)
+	$(PY3_SUITE) --subset full $(ARGS)
+
 # Real-browser tests (tests/browser/, issue 7): Debian's Chromium (scripts/install_chromium.sh,
 # idempotent) driven by playwright from the `browser` extra (stamp file). `make test` skips them
 # when either is missing; here a missing piece fails them (RAWWS_BROWSER_TESTS=require).

@@ -193,7 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_client_flags(client)
     commands.add_parser("serve", help="the chat and notify server (see docs/chat.md)")
     commands.add_parser("chat", help="a terminal chat client (see docs/chat.md)")
-    for tool in ("trace_proxy", "replay"):  # rawws/tools: each module registers its subcommand
+    # rawws/tools: each module registers its subcommand
+    for tool in ("trace_proxy", "replay", "craft"):
         importlib.import_module(f"rawws.tools.{tool}").add_parser(commands)
     args = parser.parse_args(argv)
     if hasattr(args, "run"):

@@ -739,10 +739,18 @@ class Endpoint(asyncio.Protocol):
         if size is None or len(payload) <= size:
             self.send_frame(opcode, payload, rsv=rsv, sync=sync)
             return
-        for start in range(0, len(payload), size):
-            last = start + size >= len(payload)
-            self.send_frame(opcode if start == 0 else 0, payload[start:start + size], fin=last,
+        # A payload that is an exact multiple of the fragment size ends with an empty final
+        # frame, as Autobahn's does: 9.3.3 is 4096 fragments of 1 KiB *and* an empty one (a
+        # testee that caps a message at 4096 frames fails it, and must fail it here too).
+        start = 0
+        while True:
+            end = start + size
+            last = end > len(payload)
+            self.send_frame(opcode if start == 0 else 0, payload[start:end], fin=last,
                             rsv=rsv if start == 0 else 0, sync=sync)
+            if last:
+                return
+            start = end
 
     # Streaming: one frame whose header goes out first and whose payload follows in pieces.
 
