@@ -265,3 +265,12 @@ def test_undecodable_tokens_are_invalid_not_internal_errors(token: str) -> None:
         verifier().verify(token)
     with pytest.raises(TokenInvalid):  # static tokens first, then JWT: the same answer
         Authenticator(jwt=verifier(), static=StaticTokens({"other": "bob"})).verify(token)
+
+
+@pytest.mark.parametrize("claim", ["rooms", "topics", "publish"])
+def test_a_claim_with_more_than_256_patterns_is_refused(claim: str) -> None:
+    verifier().verify(encode_jwt({"sub": "alice", claim: [f"r{i}" for i in range(256)]},
+                                 SECRET))
+    token = encode_jwt({"sub": "alice", claim: [f"r{i}" for i in range(257)]}, SECRET)
+    with pytest.raises(TokenInvalid, match="list of patterns"):
+        verifier().verify(token)

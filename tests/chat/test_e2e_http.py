@@ -187,6 +187,17 @@ async def test_static_files_and_headers(tmp_path: Path) -> None:
         assert (await http(server, "POST", "/static/app.js", "{}"))[0] == 405
 
 
+async def test_a_static_file_over_4_mib_is_not_served(tmp_path: Path) -> None:
+    from rawws.chat.httpapi import MAX_STATIC_SIZE
+    (tmp_path / "big.js").write_bytes(b"x" * (MAX_STATIC_SIZE + 1))
+    (tmp_path / "fits.js").write_bytes(b"x" * MAX_STATIC_SIZE)
+    async with running(static_dir=tmp_path) as server:
+        status, _, body = await http(server, "GET", "/static/big.js")
+        assert status == 404 and len(body) < 1000  # never read into memory, never sent
+        status, _, body = await http(server, "GET", "/static/fits.js")
+        assert status == 200 and len(body) == MAX_STATIC_SIZE
+
+
 async def test_index_without_a_page(tmp_path: Path) -> None:
     async with running(static_dir=tmp_path / "missing") as server:
         status, headers, body = await http(server, "GET", "/")
