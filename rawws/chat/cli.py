@@ -112,6 +112,11 @@ def _serve_parser() -> argparse.ArgumentParser:
                    metavar="SECONDS",
                    help="on SIGTERM / Ctrl+C, close every connection with 1001 and abort those "
                         f"still open after SECONDS (default {config.shutdown_timeout:g})")
+    p.add_argument("--store", default=config.store, metavar="memory|sqlite:PATH",
+                   help="where room history, offline inboxes and idempotency keys live: "
+                        "'memory' (the default: lost when the process ends) or 'sqlite:PATH' "
+                        "(a SQLite file: a restart or a crash loses nothing acknowledged; "
+                        "'?synchronous=normal' after PATH trades power-loss safety for speed)")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"],
                    help="debug includes the frame transcript (< received, > sent); tokens, "
@@ -166,10 +171,11 @@ def config_from_args(args: argparse.Namespace) -> ChatConfig:
         certfile=args.certfile,
         keyfile=args.keyfile,
         ca_certs=args.ca_certs,
+        store=args.store,
     )
 
 
-async def _serve(config: ChatConfig, ready: Callable[[ChatServer], None]) -> None:
+async def _serve(server: ChatServer, ready: Callable[[ChatServer], None]) -> None:
     loop = asyncio.get_running_loop()
     stop: asyncio.Future[None] = loop.create_future()
 
@@ -180,7 +186,7 @@ async def _serve(config: ChatConfig, ready: Callable[[ChatServer], None]) -> Non
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, request_stop)
-    async with ChatServer(config) as server:
+    async with server:
         ready(server)
         await stop
 
@@ -194,7 +200,9 @@ def main_serve(argv: list[str]) -> int:
     install_redaction()
     try:
         config = config_from_args(args)
-        ChatServer(config)  # validate the configuration (tokens file, secret) before binding
+        # Built before binding: the configuration (tokens file, secret) is checked and the
+        # store opened (a bad store path is refused here, with one line).
+        server = ChatServer(config)
     except (OSError, ValueError) as exc:
         print(f"rawws serve: {exc}", file=sys.stderr)
         return 2
@@ -219,9 +227,12 @@ def main_serve(argv: list[str]) -> int:
         print(f"Host names answered: {server.hosts.describe()}"
               + (f"; X-Forwarded-For believed from {', '.join(config.trusted_proxies)}"
                  if config.trusted_proxies else ""), flush=True)
+        store = config.store.partition("?")[0]
+        print("store: " + ("memory (history and offline inboxes end with the process)"
+                           if store == "memory" else f"{store} (durable)"), flush=True)
 
     try:
-        asyncio.run(_serve(config, ready))
+        asyncio.run(_serve(server, ready))
     except OSError as exc:
         print(f"rawws serve: {exc}", file=sys.stderr)
         return 1

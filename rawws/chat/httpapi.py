@@ -40,6 +40,7 @@ An unexpected exception is our bug: it is logged with its traceback and answered
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import logging
@@ -48,7 +49,7 @@ import mimetypes
 import re
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -56,12 +57,20 @@ import rawws
 from rawws.redact import redact_target
 
 from .auth import AuthError, Identity
+from .idempotency import valid_key
 from .limits import BucketTable, Limits
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from .router import Action, Router, Send
-from .store import RoomLimitReached
+from .router import HTTP_SCOPE, Action, Answer, Router
 from .topics import split_topic
-from .wire import WireError, bearer_token, decode_json, encode, is_valid_room, is_valid_user
+from .wire import (
+    ErrorCode,
+    WireError,
+    bearer_token,
+    decode_json,
+    encode,
+    is_valid_room,
+    is_valid_user,
+)
 
 __all__ = ["COMMON_HEADERS", "OPERATOR", "HttpApi", "client_key", "json_response"]
 
@@ -145,6 +154,46 @@ def json_response(status: int, value: Any,
         *headers]), encode(value).encode("utf-8"))
 
 
+_STATUS: Final = {ErrorCode.UNAVAILABLE: 503, ErrorCode.CONFLICT: 422,
+                  ErrorCode.FORBIDDEN: 403, ErrorCode.BAD_REQUEST: 400}
+
+
+def _from_answer(answer: Answer) -> rawws.Response:
+    if answer.error is not None:
+        code, message = answer.error
+        status = _STATUS.get(code, 400)
+        headers = (("Retry-After", "5"),) if status == 503 else ()
+        return json_response(status, {"error": code.value, "message": message}, headers)
+    assert answer.body is not None, "the router answered nothing"
+    replayed = (("Idempotent-Replayed", "true"),) if answer.replayed else ()
+    return json_response(200, answer.body, replayed)
+
+
+def _at_once(callback: Callable[[], object]) -> None:
+    callback()
+
+
+def _idempotency_key(headers: HeaderLookup) -> str | None:
+    """The ``Idempotency-Key`` request header (draft-ietf-httpapi-idempotency-key-header),
+    checked like the WebSocket ``idempotency_key``."""
+    key = headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    key = key.strip()
+    if key.startswith('"') and key.endswith('"') and len(key) > 1:
+        key = key[1:-1]  # the draft writes it as a quoted string: both forms are accepted
+    if not valid_key(key):
+        raise _Fail(400, "bad_request", "Idempotency-Key must be 1-255 visible ASCII "
+                    "characters")
+    return key
+
+
+def _scope(caller: Identity) -> str:
+    """Whose idempotency keys: the operator's (``http``), or a token holder's own (shared
+    with its WebSocket requests)."""
+    return HTTP_SCOPE if caller is OPERATOR else f"user:{caller.user}"
+
+
 class HttpApi:
     """Answers plain HTTP requests. One per server."""
 
@@ -153,6 +202,8 @@ class HttpApi:
         router: Router,
         *,
         deliver: Callable[[list[Action]], None],
+        after: Callable[[Callable[[], object]], None] | None = None,
+        health: Callable[[], str | None] | None = None,
         api_key: str | None = None,
         open_api: bool = False,
         static_dir: Path | None = None,
@@ -162,6 +213,11 @@ class HttpApi:
     ) -> None:
         self.router = router
         self.deliver = deliver
+        #: Runs a callback once the actions delivered so far are carried out (the hub's
+        #: when_released): a request whose write is not durable yet is answered then.
+        self.after: Callable[[Callable[[], object]], None] = after or _at_once
+        #: Why the server is degraded (None: it is not): /healthz answers 503 with it.
+        self.health = health
         if api_key is not None and not api_key.strip():
             raise ValueError("the API key is empty: refusing to start with the HTTP API open "
                              "by accident (unset it, or give a real key)")
@@ -186,9 +242,11 @@ class HttpApi:
     # --- entry point -------------------------------------------------------------------------
 
     def handle(self, method: str, target: str, headers: HeaderLookup,
-               body: bytes, *, client: str | None = None) -> rawws.Response:
-        """Answer one request. ``client``: the peer's IP address, for the per-address API rate
-        limit (None: an in-process caller, not limited)."""
+               body: bytes, *, client: str | None = None
+               ) -> rawws.Response | Awaitable[rawws.Response]:
+        """Answer one request: a response, or, for a request whose write is not durable yet,
+        an awaitable of it (the answer is sent once it is). ``client``: the peer's IP
+        address, for the per-address API rate limit (None: an in-process caller)."""
         try:
             if client is not None and self.buckets is not None and _is_api(target):
                 self._throttle(client)
@@ -199,6 +257,15 @@ class HttpApi:
         except Exception:
             self.logger.exception("HTTP %s %s: internal error", method, redact_target(target))
             response = json_response(500, {"error": "internal_error", "message": "internal error"})
+        if isinstance(response, rawws.Response):
+            return self._answered(method, target, response)
+
+        async def later(pending: Awaitable[rawws.Response]) -> rawws.Response:
+            return self._answered(method, target, await pending)
+
+        return later(response)
+
+    def _answered(self, method: str, target: str, response: rawws.Response) -> rawws.Response:
         self.metrics.http_requests[response.status] += 1
         if self.logger.isEnabledFor(logging.INFO):
             self.logger.info("HTTP %s %s -> %d", method[:16], redact_target(target),
@@ -206,7 +273,7 @@ class HttpApi:
         return response
 
     def _route(self, method: str, target: str, headers: HeaderLookup,
-               body: bytes) -> rawws.Response:
+               body: bytes) -> rawws.Response | Awaitable[rawws.Response]:
         raw_path = target.partition("?")[0]
         parts = [urllib.parse.unquote(p, errors="replace") for p in raw_path.split("/")[1:]]
         if parts and parts[-1] == "" and len(parts) > 1:
@@ -220,8 +287,12 @@ class HttpApi:
                 return self._static(names, headers)
             case ["healthz"]:
                 self._allow(method, "GET")
-                return json_response(200, {"status": "ok",
-                                   "uptime_seconds": round(self._clock() - self._started, 3)})
+                uptime = round(self._clock() - self._started, 3)
+                reason = self.health() if self.health is not None else None
+                if reason is not None:
+                    return json_response(503, {"status": "degraded", "reason": reason,
+                                       "uptime_seconds": uptime})
+                return json_response(200, {"status": "ok", "uptime_seconds": uptime})
             case ["metrics"]:
                 self._allow(method, "GET")
                 return rawws.Response(200, rawws.Headers([
@@ -230,14 +301,15 @@ class HttpApi:
             case ["api", "notify", user]:
                 self._allow(method, "POST")
                 self._operator_only(self._caller(headers), "notify")
-                return self._notify(user, body)
+                return self._notify(user, body, _idempotency_key(headers))
             case ["api", "broadcast"]:
                 self._allow(method, "POST")
                 self._operator_only(self._caller(headers), "broadcast")
-                return self._broadcast(body)
+                return self._broadcast(body, _idempotency_key(headers))
             case ["api", "publish", topic]:
                 self._allow(method, "POST")
-                return self._publish(self._caller(headers), topic, body)
+                return self._publish(self._caller(headers), topic, body,
+                                     _idempotency_key(headers))
             case ["api", "rooms"]:
                 self._allow(method, "GET")
                 caller = self._caller(headers)
@@ -250,7 +322,7 @@ class HttpApi:
                 return self._room(self._caller(headers), room)
             case ["api", "rooms", room, "messages"]:
                 self._allow(method, "POST")
-                return self._post(self._caller(headers), room, body)
+                return self._post(self._caller(headers), room, body, _idempotency_key(headers))
             case ["api", "users", "online"]:
                 self._allow(method, "GET")
                 self._caller(headers)
@@ -339,21 +411,22 @@ class HttpApi:
 
     # --- endpoints ---------------------------------------------------------------------------
 
-    def _notify(self, user: str, body: bytes) -> rawws.Response:
+    def _notify(self, user: str, body: bytes,
+                key: str | None) -> rawws.Response | Awaitable[rawws.Response]:
         if not is_valid_user(user):
             raise _Fail(400, "bad_request", "invalid user_id")
         message = self._message(body)
-        status, recipients, actions = self.router.notify(user, message)
-        self.deliver(actions)
-        return json_response(200, {"status": status, "recipients": recipients})
+        answer = Answer()
+        return self._respond(answer, self.router.notify(user, message, answer, key))
 
-    def _broadcast(self, body: bytes) -> rawws.Response:
+    def _broadcast(self, body: bytes,
+                   key: str | None) -> rawws.Response | Awaitable[rawws.Response]:
         message = self._message(body)
-        recipients, actions = self.router.broadcast(message)
-        self.deliver(actions)
-        return json_response(200, {"status": "sent", "recipients": recipients})
+        answer = Answer()
+        return self._respond(answer, self.router.broadcast(message, answer, key))
 
-    def _publish(self, caller: Identity, topic: str, body: bytes) -> rawws.Response:
+    def _publish(self, caller: Identity, topic: str, body: bytes,
+                 key: str | None) -> rawws.Response | Awaitable[rawws.Response]:
         try:
             split_topic(topic)
         except ValueError as exc:
@@ -362,9 +435,30 @@ class HttpApi:
                                            and caller.grants.may_publish(topic)):
             raise _Fail(403, "forbidden", "this token may not publish to that topic")
         message = self._message(body)
-        recipients, actions = self.router.publish(topic, message)
+        answer = Answer()
+        return self._respond(answer, self.router.publish(topic, message, answer, key,
+                                                         scope=_scope(caller)))
+
+    def _respond(self, answer: Answer,
+                 actions: list[Action]) -> rawws.Response | Awaitable[rawws.Response]:
+        """Carry out the actions; answer once they are released (at once when no write is
+        waiting to be durable): acknowledged means durable."""
         self.deliver(actions)
-        return json_response(200, {"status": "sent", "topic": topic, "recipients": recipients})
+        waiter: asyncio.Future[rawws.Response] | None = None
+        ready: list[rawws.Response] = []
+
+        def respond() -> None:
+            response = _from_answer(answer)
+            if waiter is None:
+                ready.append(response)
+            elif not waiter.done():
+                waiter.set_result(response)
+
+        self.after(respond)
+        if ready:
+            return ready[0]
+        waiter = asyncio.get_running_loop().create_future()
+        return waiter
 
     def _room(self, caller: Identity, room: str) -> rawws.Response:
         if not is_valid_room(room):
@@ -375,7 +469,8 @@ class HttpApi:
             raise _Fail(404, "not_found", f"no room {room!r}")
         return json_response(200, detail)
 
-    def _post(self, caller: Identity, room: str, body: bytes) -> rawws.Response:
+    def _post(self, caller: Identity, room: str, body: bytes,
+              key: str | None) -> rawws.Response | Awaitable[rawws.Response]:
         if not is_valid_room(room):
             raise _Fail(400, "bad_request", "invalid room name")
         self._may_join(caller, room)
@@ -394,14 +489,9 @@ class HttpApi:
             raise _Fail(403, "forbidden", f"with auth on, messages posted here come from "
                         f"{acting!r}; user_id cannot name another user")
         self._check_size(value["content"], "content")
-        try:
-            event, actions = self.router.post(room, user, value["content"])
-        except RoomLimitReached as exc:
-            raise _Fail(503, "unavailable", str(exc), (("Retry-After", "60"),)) from None
-        self.deliver(actions)
-        recipients = sum(len(a.targets) for a in actions if isinstance(a, Send))
-        return json_response(200, {"status": "sent", "room": room, "seq": event["seq"],
-                           "recipients": recipients})
+        answer = Answer()
+        return self._respond(answer, self.router.post(room, user, value["content"], answer,
+                                                      key, scope=_scope(caller)))
 
     # --- the page ----------------------------------------------------------------------------
 

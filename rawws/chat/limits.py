@@ -127,6 +127,11 @@ class Limits:
     inbox_ttl: float = 7 * 24 * 3600.0  # seconds an offline item is kept
     inbox_max_bytes: int = 32 * 1024 * 1024  # all inboxes; least recently used shrink first
     max_topic_seqs: int = 100_000  # topics whose `seq` counter is remembered
+    history_max_age: float | None = None  # seconds a room message is kept (None: no age limit)
+    idempotency_ttl: float = 24 * 3600.0  # seconds an idempotency key is remembered
+    max_idempotency_keys: int = 100_000  # idempotency records kept (oldest forgotten first)
+    idempotency_max_bytes: int = 16 * 1024 * 1024  # memory for them (oldest forgotten first)
+    max_acks_per_request: int = 1000  # message_ids in one `ack`: too_large beyond
     max_body_size: int = 64 * 1024  # HTTP API request body: 413
     # --- HTTP API, per client address (None: no limit)
     http_rate: float | None = 20.0  # /api/* requests per second, sustained: 429
@@ -136,7 +141,7 @@ class Limits:
     def __post_init__(self) -> None:
         for spec in dataclasses.fields(self):
             value = getattr(self, spec.name)
-            if spec.name == "http_rate" and value is None:
+            if spec.name in _MAY_BE_NONE and value is None:
                 continue
             lowest = 0 if spec.name in _MAY_BE_ZERO else 1
             if spec.type == "int":
@@ -150,6 +155,8 @@ class Limits:
 
 #: Counts for which 0 is a meaningful setting (send no history on join).
 _MAY_BE_ZERO: Final = frozenset({"history_on_join"})
+#: Limits that None turns off.
+_MAY_BE_NONE: Final = frozenset({"http_rate", "history_max_age"})
 
 
 def _flag(name: str) -> str:
@@ -181,8 +188,9 @@ def format_size(size: int) -> str:
 
 
 #: Limits whose ``rawws serve`` flag is declared here (``--`` + the field name with dashes);
-#: the older flags are spelled out in :mod:`rawws.chat.cli`. (field, is a size, help)
-_FLAGS: Final = (
+#: the older flags are spelled out in :mod:`rawws.chat.cli`. (field, kind, help): kind True
+#: for a size, False for a count, "seconds" for a duration.
+_FLAGS: Final[tuple[tuple[str, bool | str, str], ...]] = (
     ("history_max_bytes", True, "memory for all rooms' history: encoded messages plus their "
                                 "per-entry overhead (least active rooms shrink first)"),
     ("inbox_max_bytes", True, "memory for all offline inboxes: encoded items plus their "
@@ -193,29 +201,41 @@ _FLAGS: Final = (
                               "\"more\" and read page by page)"),
     ("max_rooms_per_ip", False, "rooms one client address may have created that still exist"),
     ("max_rooms_per_user", False, "rooms one user may have created that still exist"),
+    ("history_max_age", "seconds", "seconds a room message is kept, besides the per-room "
+                                   "count (trimmed in the background; default: no age limit)"),
+    ("idempotency_ttl", "seconds", "seconds an idempotency key is remembered"),
 )
 
 
 def add_limit_arguments(group: Any) -> None:
     """Add the flags of :data:`_FLAGS` to an argparse parser or argument group."""
     defaults = Limits()
-    for name, is_size, text in _FLAGS:
+    for name, kind, text in _FLAGS:
         default = getattr(defaults, name)
-        shown = format_size(default) if is_size else f"{default:,}"
-        group.add_argument(_flag(name), dest=name, metavar="SIZE" if is_size else "N",
-                           default=None, help=f"{text} (default {shown})")
+        if default is None:
+            shown = ""
+        elif kind == "seconds":
+            shown = f" (default {default:g})"
+        else:
+            shown = f" (default {format_size(default) if kind is True else f'{default:,}'})"
+        metavar = {True: "SIZE", False: "N", "seconds": "SECONDS"}[kind]
+        group.add_argument(_flag(name), dest=name, metavar=metavar, default=None,
+                           help=f"{text}{shown}")
 
 
-def limit_arguments(args: argparse.Namespace) -> dict[str, int]:
+def limit_arguments(args: argparse.Namespace) -> dict[str, Any]:
     """The :class:`Limits` fields given on the command line by :func:`add_limit_arguments`
-    flags (``ValueError`` naming the flag if one is not a size or a whole number)."""
-    values: dict[str, int] = {}
-    for name, is_size, _ in _FLAGS:
+    flags (``ValueError`` naming the flag if one is not a size, a whole number or a number)."""
+    values: dict[str, Any] = {}
+    for name, kind, _ in _FLAGS:
         raw = getattr(args, name, None)
         if raw is None:
             continue
         try:
-            values[name] = parse_size(raw) if is_size else int(raw)
+            if kind == "seconds":
+                values[name] = float(raw)
+            else:
+                values[name] = parse_size(raw) if kind is True else int(raw)
         except ValueError as exc:
             raise ValueError(f"{_flag(name)}: {exc}") from None
     return values

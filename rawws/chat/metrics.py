@@ -46,6 +46,7 @@ class Metrics:
         self.errors: Counter[str] = Counter()  # error reply code -> count
         self.http_requests: Counter[int] = Counter()  # HTTP status -> count
         self.http_rate_limited = 0  # HTTP API requests refused with 429 (per-address limit)
+        self.idempotent_replays = 0  # requests answered from an idempotency record
         self._gauges: dict[str, tuple[str, Callable[[], float]]] = {}
         self._dropped_sources: list[Callable[[], Mapping[str, int]]] = []
 
@@ -108,4 +109,7 @@ class Metrics:
         scalar("http_rate_limited_total", "counter",
                "HTTP API requests refused with 429 (per-address rate limit).",
                self.http_rate_limited)
+        scalar("idempotent_replays_total", "counter",
+               "Requests answered from the record of their idempotency key (not run again).",
+               self.idempotent_replays)
         return "\n".join(lines) + "\n"

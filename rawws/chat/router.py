@@ -36,10 +36,11 @@ from typing import Any, Final
 
 from ..sansio.codes import CloseCode
 from .auth import UNRESTRICTED, Authenticator, AuthError, Grants, Identity
+from .idempotency import Idem, Recalled, fingerprint, valid_key
 from .limits import Limits, TokenBucket
 from .metrics import Metrics
-from .store import MemoryStore, RoomLimitReached, Store
-from .tickets import Ticket
+from .store import MemoryStore, RoomLimitReached, Store, Stored
+from .tickets import StoreUnavailable, Ticket
 from .topics import TopicIndex, split_pattern, split_topic
 from .wire import (
     CLOSE_AUTH_EXPIRED,
@@ -54,7 +55,9 @@ from .wire import (
 )
 
 __all__ = [
+    "HTTP_SCOPE",
     "Action",
+    "Answer",
     "Close",
     "Endpoint",
     "Hold",
@@ -147,6 +150,28 @@ class Hold:
 
 
 Action = Send | Close | Hold
+
+
+@dataclass(slots=True)
+class Answer:
+    """What an HTTP API request gets, filled in by the router: at once, or when the write it
+    made is durable (the HTTP API answers once the hub has released the request's actions).
+    ``error``: the code and message of a failure instead; ``replayed``: the body is the one
+    the request's idempotency key got the first time."""
+
+    body: dict[str, Any] | None = None
+    error: tuple[ErrorCode, str] | None = None
+    replayed: bool = False
+
+    def ok(self, body: dict[str, Any]) -> None:
+        self.body = body
+
+    def fail(self, code: ErrorCode, message: str, out: list[Action] | None = None) -> None:
+        self.error = (code, message)
+
+
+#: Answers a request with an ``error``: (code, message, the actions to add it to).
+Fail = Callable[[ErrorCode, str, list[Action]], None]
 #: (session, request, its ``id`` or None (an ``"id": null`` is no id), actions out)
 Handler = Callable[[Session, dict[str, Any], Any, list[Action]], None]
 
@@ -164,6 +189,24 @@ def _nonnegative_int(value: object) -> bool:
 def _offline(data: bytes) -> str:
     """A stored event (encoded JSON object) with ``"offline": true`` added."""
     return data.decode()[:-1] + ',"offline":true}'
+
+
+def _personal(record: Recalled) -> dict[str, Any]:
+    """The answer a personal delivery got, from its idempotency record."""
+    if record.data is None:
+        return dict(record.extra)  # delivered live: {"status": "sent", "recipients": K}
+    return {"status": "queued", "recipients": 0,
+            "message_id": json.loads(record.data)["message_id"]}
+
+
+def _with_id(text: str, rid: Any) -> str:
+    """An encoded event (JSON object) with the request's ``"id"`` added last, as
+    ``encode({**event, "id": rid})`` would write it."""
+    return f'{text[:-1]},"id":{encode(rid)}}}'
+
+
+#: The idempotency scope of the HTTP API (WebSocket users have ``user:NAME``).
+HTTP_SCOPE: Final = "http"
 
 
 class Router:
@@ -205,6 +248,7 @@ class Router:
             "auth": self._auth_again,
             "rooms": self._rooms,
             "presence": self._presence,
+            "ack": self._ack,
         }
 
     @property
@@ -301,7 +345,9 @@ class Router:
         session.authenticated = True
         self.sessions[session.id] = session
         self.store.add_connection(session.user, session.id)
-        inbox = self.store.inbox_take(session.user, self._wall())
+        # At least once: the items stay in the inbox until the user acknowledges them (`ack`),
+        # so every new connection gets those still unacknowledged.
+        inbox = self.store.inbox_pending(session.user, self._wall())
         welcome: dict[str, Any] = {
             "type": "welcome",
             "user_id": session.user,
@@ -309,9 +355,9 @@ class Router:
             "offline_items": len(inbox),
         }
         self._reply(session, welcome, rid, out)
-        for data in inbox:
+        for item in inbox:
             # Marked, so that a client tells "waited for you" from "just happened".
-            out.append(Send([session], _offline(data)))
+            out.append(Send([session], _offline(item.data)))
         if session.route.endpoint is Endpoint.CHAT:
             try:
                 self._join(session, {"room": session.route.room}, None, out)
@@ -450,6 +496,70 @@ class Router:
             s for c in self.store.room_connections(room)
             if (s := sessions.get(c)) is not None and s is not exclude
         ]
+
+    def _ws_fail(self, session: Session, rid: Any) -> Fail:
+        def fail(code: ErrorCode, message: str, out: list[Action]) -> None:
+            self._error(session, code, message, rid, out)
+        return fail
+
+    def _then(self, ticket: Ticket[Any], done: Callable[[list[Action]], None],
+              out: list[Action], fail: Fail) -> None:
+        """Run ``done`` once ``ticket`` is durable: now if it is (the memory store: the
+        actions are exactly those of a synchronous store), else in a :class:`Hold`. ``done``
+        reads the ticket's result; a store failure (or a refusal it raises as a WireError)
+        becomes an error answer instead."""
+        if ticket.done():
+            self._guarded(done, out, fail)
+            return
+
+        def later() -> list[Action]:
+            into: list[Action] = []
+            self._guarded(done, into, fail)
+            return into
+
+        out.append(Hold(ticket, later))
+
+    @staticmethod
+    def _guarded(step: Callable[[list[Action]], None], out: list[Action], fail: Fail) -> None:
+        """Run ``step``; a store failure or a refusal (WireError) becomes ``fail``."""
+        try:
+            step(out)
+        except StoreUnavailable as exc:
+            fail(ErrorCode.UNAVAILABLE, str(exc), out)
+        except WireError as exc:
+            fail(exc.code, exc.message, out)
+
+    def _idempotent(self, scope: str, key: str | None, print_: str, out: list[Action],
+                    fail: Fail, proceed: Callable[[Idem | None, list[Action]], None],
+                    replay: Callable[[Recalled, list[Action]], None]) -> None:
+        """Run a request once per idempotency key (rawws.chat.idempotency, rules 2-4):
+        ``proceed(idem)`` the first time (its write carries ``idem``), ``replay(record)``
+        for the same request again, ``conflict`` for another request under the key."""
+        if key is None:
+            self._guarded(lambda into: proceed(None, into), out, fail)
+            return
+        ticket = self.store.recall(scope, key, self._wall())
+
+        def decide(into: list[Action]) -> None:
+            record = ticket.result()
+            if record is None:
+                proceed(Idem(scope, key, print_, {}), into)
+            elif record.fingerprint != print_:
+                raise WireError(ErrorCode.CONFLICT, "this idempotency key was used for "
+                                "another request; use a new key for a new request")
+            else:
+                self.metrics.idempotent_replays += 1
+                replay(record, into)
+
+        self._then(ticket, decide, out, fail)
+
+    @staticmethod
+    def _key_of(msg: dict[str, Any]) -> str | None:
+        key = msg.get("idempotency_key")
+        if key is not None and not valid_key(key):
+            raise WireError(ErrorCode.BAD_REQUEST, "idempotency_key must be 1-255 visible "
+                            "ASCII characters")
+        return key
 
     def _user_sessions(self, user: str) -> list[Session]:
         sessions = self.sessions
@@ -620,30 +730,42 @@ class Router:
             raise WireError(ErrorCode.BAD_REQUEST, "missing content")
         content = msg["content"]
         self._check_size(content, "content")
+        key = self._key_of(msg)
         if room not in session.rooms:
             raise WireError(ErrorCode.NOT_FOUND, f"not in room {room!r}; join it first")
-        self._post(room, session.user, content, session, rid, out)
 
-    def _post(self, room: str, user: str, content: Any, sender: Session | None, rid: Any,
-              out: list[Action]) -> dict[str, Any]:
-        store = self.store
-        seq = store.next_seq(room)
-        event = {
-            "type": "message", "room": room, "user_id": user, "content": content,
-            "timestamp": iso_timestamp(self._wall()), "seq": seq, "epoch": store.room_epoch(room),
-        }
-        text = encode(event)
-        store.append(room, seq, text.encode())
-        if sender is not None and rid is not None:
-            others = self._members(room, exclude=sender)
-            if others:
-                out.append(Send(others, text))
-            out.append(Send([sender], encode({**event, "id": rid})))
-        else:
-            members = self._members(room)
-            if members:
-                out.append(Send(members, text))
-        return event
+        def proceed(idem: Idem | None, into: list[Action]) -> None:
+            # Without an id, the sender's copy is the same text as everyone's (one encoding).
+            targets = self._members(room, exclude=session if rid is not None else None)
+            ticket = self._append(room, session.user, content, idem)
+
+            def done(into: list[Action]) -> None:
+                stored = ticket.result()
+                if targets:
+                    into.append(Send(targets, stored.text))
+                if rid is not None:
+                    into.append(Send([session], _with_id(stored.text, rid)))
+
+            self._then(ticket, done, into, fail)
+
+        def replay(record: Recalled, into: list[Action]) -> None:
+            assert record.data is not None
+            text = record.data.decode()
+            into.append(Send([session], text if rid is None else _with_id(text, rid)))
+
+        fail = self._ws_fail(session, rid)
+        self._idempotent(f"user:{session.user}", key, fingerprint("message", room, content),
+                         out, fail, proceed, replay)
+
+    def _append(self, room: str, user: str, content: Any, idem: Idem | None) -> Ticket[Stored]:
+        """Store a room message (the store adds seq, epoch and message_id)."""
+        now = self._wall()
+        event = {"type": "message", "room": room, "user_id": user, "content": content,
+                 "timestamp": iso_timestamp(now)}
+        try:
+            return self.store.append(room, event, now, idem)
+        except RoomLimitReached as exc:
+            raise WireError(ErrorCode.FORBIDDEN, str(exc)) from None
 
     def _private(self, session: Session, msg: dict[str, Any], rid: Any,
                  out: list[Action]) -> None:
@@ -657,23 +779,51 @@ class Router:
             raise WireError(ErrorCode.BAD_REQUEST, "missing content")
         content = msg["content"]
         self._check_size(content, "content")
-        event = {
-            "type": "private", "from": session.user, "content": content,
-            "timestamp": iso_timestamp(self._wall()),
-        }
-        status, recipients = self._deliver_personal(target, event, droppable=False, out=out)
-        self._reply(session, {"type": "private_ack", "target": target, "status": status,
-                              "recipients": recipients}, rid, out)
+        key = self._key_of(msg)
+        fail = self._ws_fail(session, rid)
 
-    def _deliver_personal(self, user: str, event: dict[str, Any], *, droppable: bool,
-                          out: list[Action]) -> tuple[str, int]:
-        text = encode(event)
+        def answer(reply: dict[str, Any], into: list[Action]) -> None:
+            self._reply(session, {"type": "private_ack", "target": target, **reply}, rid, into)
+
+        def proceed(idem: Idem | None, into: list[Action]) -> None:
+            event = {"type": "private", "from": session.user, "content": content,
+                     "timestamp": iso_timestamp(self._wall())}
+            self._deliver_personal(target, event, False, idem, into, fail, answer)
+
+        self._idempotent(f"user:{session.user}", key, fingerprint("private", target, content),
+                         out, fail, proceed, lambda record, into: answer(_personal(record), into))
+
+    def _deliver_personal(self, user: str, event: dict[str, Any], droppable: bool,
+                          idem: Idem | None, out: list[Action], fail: Fail,
+                          answer: Callable[[dict[str, Any], list[Action]], None]) -> None:
+        """To every connection of ``user`` now, or, with none, into the user's inbox. The
+        answer: ``{"status": "sent", "recipients": K}`` or ``{"status": "queued",
+        "recipients": 0, "message_id": M}``, once durable."""
         targets = self._user_sessions(user)
+        now = self._wall()
         if targets:
-            out.append(Send(targets, text, droppable))
-            return "sent", len(targets)
-        self.store.inbox_push(user, text.encode(), self._wall())
-        return "queued", 0
+            text = encode(event)
+            sent = {"status": "sent", "recipients": len(targets)}
+            if idem is None:
+                out.append(Send(targets, text, droppable))
+                answer(sent, out)
+                return
+            ticket: Ticket[Any] = self.store.remember(idem._replace(extra=sent), now)
+
+            def delivered(into: list[Action]) -> None:
+                ticket.result()
+                into.append(Send(targets, text, droppable))
+                answer(sent, into)
+
+            self._then(ticket, delivered, out, fail)
+            return
+        queued = self.store.inbox_push(user, event, now, idem)
+
+        def stored(into: list[Action]) -> None:
+            answer({"status": "queued", "recipients": 0,
+                    "message_id": queued.result().message_id}, into)
+
+        self._then(queued, stored, out, fail)
 
     def _topic_list(self, msg: dict[str, Any]) -> list[str]:
         topics = msg.get("topics")
@@ -735,47 +885,166 @@ class Router:
         if not session.grants.may_publish(topic):
             raise WireError(ErrorCode.FORBIDDEN, f"your token does not allow publishing "
                             f"to {topic!r}")
-        recipients = self._fan_out_topic(topic, message, out)
-        self._reply(session, {"type": "published", "topic": topic, "recipients": recipients},
-                    rid, out)
+        key = self._key_of(msg)
+        fail = self._ws_fail(session, rid)
 
-    def _fan_out_topic(self, topic: str, message: Any, out: list[Action]) -> int:
+        def answer(recipients: int, into: list[Action]) -> None:
+            self._reply(session, {"type": "published", "topic": topic,
+                                  "recipients": recipients}, rid, into)
+
+        self._idempotent(
+            f"user:{session.user}", key, fingerprint("publish", topic, message), out, fail,
+            lambda idem, into: self._fan_out_topic(topic, message, idem, into, fail, answer),
+            lambda record, into: answer(record.extra.get("recipients", 0), into))
+
+    def _fan_out_topic(self, topic: str, message: Any, idem: Idem | None, out: list[Action],
+                       fail: Fail, answer: Callable[[int, list[Action]], None]) -> None:
         subscribers = [s for s in self.index.match(topic) if not s.closing]
         event = {
             "type": "notification", "topic": topic, "message": message,
             "timestamp": iso_timestamp(self._wall()), "seq": self.store.next_topic_seq(topic),
         }
-        if subscribers:
-            out.append(Send(subscribers, encode(event), True))
-        return len(subscribers)
+        self._live(subscribers, event, idem, out, fail, answer)
+
+    def _live(self, targets: list[Session], event: dict[str, Any], idem: Idem | None,
+              out: list[Action], fail: Fail, answer: Callable[[int, list[Action]], None]
+              ) -> None:
+        """A notification to connections, nothing stored; with an idempotency key, only once
+        its record is durable (a crash before that delivers nothing, and a retry delivers)."""
+        recipients = len(targets)
+
+        def deliver(into: list[Action]) -> None:
+            if targets:
+                into.append(Send(targets, encode(event), True))
+            answer(recipients, into)
+
+        if idem is None:
+            deliver(out)
+            return
+        ticket = self.store.remember(idem._replace(extra={"recipients": recipients}),
+                                     self._wall())
+
+        def remembered(into: list[Action]) -> None:
+            ticket.result()
+            deliver(into)
+
+        self._then(ticket, remembered, out, fail)
+
+    def _ack(self, session: Session, msg: dict[str, Any], rid: Any, out: list[Action]) -> None:
+        """Offline items received: never delivered again (rawws.chat.store, message identity)."""
+        ids = msg.get("message_ids")
+        if ids is None and "message_id" in msg:
+            ids = [msg["message_id"]]
+        if type(ids) is not list or not all(type(i) is str and 0 < len(i) <= 128 for i in ids):
+            raise WireError(ErrorCode.BAD_REQUEST, "message_id must be a string, or "
+                            "message_ids a list of strings (as the items carried them)")
+        if len(ids) > self.limits.max_acks_per_request:
+            raise WireError(ErrorCode.TOO_LARGE, "too many message_ids in one ack "
+                            f"(max {self.limits.max_acks_per_request})")
+        ticket = self.store.inbox_ack(session.user, ids)
+
+        def acked(into: list[Action]) -> None:
+            self._reply(session, {"type": "acked", "count": ticket.result()}, rid, into)
+
+        self._then(ticket, acked, out, self._ws_fail(session, rid))
 
     # --- entry points for the HTTP API (inputs already validated by the caller) ----------------
+    #
+    # Each fills in an Answer (now, or once its write is durable) and returns the actions; the
+    # HTTP API executes them and answers when the hub has released them. ``key``: the
+    # request's Idempotency-Key.
 
-    def notify(self, user: str, message: Any) -> tuple[str, int, list[Action]]:
-        """A personal notification: ``("sent", K, actions)`` or ``("queued", 0, [])``."""
+    def notify(self, user: str, message: Any, answer: Answer,
+               key: str | None = None) -> list[Action]:
+        """A personal notification: ``{"status": "sent", "recipients": K}``, or, the user
+        having no connection, ``{"status": "queued", "recipients": 0, "message_id": M}``."""
         out: list[Action] = []
-        event = {"type": "notification", "message": message,
-                 "timestamp": iso_timestamp(self._wall())}
-        status, recipients = self._deliver_personal(user, event, droppable=True, out=out)
-        return status, recipients, out
 
-    def broadcast(self, message: Any) -> tuple[int, list[Action]]:
-        """A notification to every authenticated connection."""
-        targets = [s for s in self.sessions.values() if not s.closing]
-        event = {"type": "notification", "message": message,
-                 "timestamp": iso_timestamp(self._wall())}
-        out: list[Action] = [Send(targets, encode(event), True)] if targets else []
-        return len(targets), out
+        def proceed(idem: Idem | None, into: list[Action]) -> None:
+            event = {"type": "notification", "message": message,
+                     "timestamp": iso_timestamp(self._wall())}
+            self._deliver_personal(user, event, True, idem, into, answer.fail,
+                                   lambda reply, _: answer.ok(reply))
 
-    def publish(self, topic: str, message: Any) -> tuple[int, list[Action]]:
+        self._idempotent(HTTP_SCOPE, key, fingerprint("notify", user, message), out,
+                         answer.fail, proceed, self._replayed(answer, _personal))
+        return out
+
+    def broadcast(self, message: Any, answer: Answer, key: str | None = None) -> list[Action]:
+        """A notification to every authenticated connection: ``{"status": "sent",
+        "recipients": K}``."""
         out: list[Action] = []
-        return self._fan_out_topic(topic, message, out), out
 
-    def post(self, room: str, user: str, content: Any) -> tuple[dict[str, Any], list[Action]]:
-        """A room message from outside (the HTTP API). May raise RoomLimitReached."""
+        def proceed(idem: Idem | None, into: list[Action]) -> None:
+            targets = [s for s in self.sessions.values() if not s.closing]
+            event = {"type": "notification", "message": message,
+                     "timestamp": iso_timestamp(self._wall())}
+            self._live(targets, event, idem, into, answer.fail,
+                       lambda n, _: answer.ok({"status": "sent", "recipients": n}))
+
+        self._idempotent(HTTP_SCOPE, key, fingerprint("broadcast", message), out, answer.fail,
+                         proceed, self._replayed(answer, lambda r: {
+                             "status": "sent", "recipients": r.extra.get("recipients", 0)}))
+        return out
+
+    def publish(self, topic: str, message: Any, answer: Answer, key: str | None = None, *,
+                scope: str = HTTP_SCOPE) -> list[Action]:
+        """A topic notification: ``{"status": "sent", "topic": T, "recipients": K}``."""
         out: list[Action] = []
-        event = self._post(room, user, content, None, None, out)
-        return event, out
+
+        def reply(recipients: int) -> dict[str, Any]:
+            return {"status": "sent", "topic": topic, "recipients": recipients}
+
+        self._idempotent(
+            scope, key, fingerprint("publish", topic, message), out, answer.fail,
+            lambda idem, into: self._fan_out_topic(topic, message, idem, into, answer.fail,
+                                                   lambda n, _: answer.ok(reply(n))),
+            self._replayed(answer, lambda r: reply(r.extra.get("recipients", 0))))
+        return out
+
+    def post(self, room: str, user: str, content: Any, answer: Answer,
+             key: str | None = None, *, scope: str = HTTP_SCOPE) -> list[Action]:
+        """A room message from outside: ``{"status": "sent", "room": R, "seq": N,
+        "message_id": M, "recipients": K}`` (the room is created if needed; at the room limit
+        the answer is the ``unavailable`` error)."""
+        out: list[Action] = []
+
+        def proceed(idem: Idem | None, into: list[Action]) -> None:
+            targets = self._members(room)
+            recipients = len(targets)
+            try:
+                ticket = self._append(room, user, content, idem and idem._replace(
+                    extra={"recipients": recipients}))
+            except WireError as exc:
+                raise WireError(ErrorCode.UNAVAILABLE, exc.message) from None
+
+            def done(into: list[Action]) -> None:
+                stored = ticket.result()
+                if targets:
+                    into.append(Send(targets, stored.text))
+                answer.ok({"status": "sent", "room": room, "seq": stored.seq,
+                           "message_id": stored.message_id, "recipients": recipients})
+
+            self._then(ticket, done, into, answer.fail)
+
+        def replayed(record: Recalled) -> dict[str, Any]:
+            assert record.data is not None
+            event = json.loads(record.data)
+            return {"status": "sent", "room": room, "seq": event["seq"],
+                    "message_id": event["message_id"],
+                    "recipients": record.extra.get("recipients", 0)}
+
+        self._idempotent(scope, key, fingerprint("post", room, user, content), out,
+                         answer.fail, proceed, self._replayed(answer, replayed))
+        return out
+
+    @staticmethod
+    def _replayed(answer: Answer, body: Callable[[Recalled], dict[str, Any]]
+                  ) -> Callable[[Recalled, list[Action]], None]:
+        def replay(record: Recalled, into: list[Action]) -> None:
+            answer.ok(body(record))
+            answer.replayed = True
+        return replay
 
     # --- read-only views (HTTP API) ------------------------------------------------------------
 

@@ -14,10 +14,12 @@ Usage::
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +36,7 @@ from .hub import ChatHub, SlowConsumerPolicy, ip_of
 from .limits import Limits
 from .metrics import Metrics
 from .router import Router
+from .sqlite_store import SqliteStore, parse_store_spec
 from .store import MemoryStore, Store
 
 __all__ = ["DEFAULT_STATIC_DIR", "MIN_SECRET_BYTES", "ChatConfig", "ChatServer",
@@ -102,6 +105,11 @@ class ChatConfig:
     #: that never read their 1001) are aborted and the server is closed.
     shutdown_timeout: float = 5.0
     write_limit: int = 64 * 1024
+    #: Where history, offline inboxes and idempotency keys live: "memory" (lost at exit) or
+    #: "sqlite:PATH" (durable; docs/chat.md, "Durability").
+    store: str = "memory"
+    #: Seconds between two calls of the store's background work (age retention, expiry).
+    maintenance_interval: float = 1.0
 
 
 class ChatServer:
@@ -118,7 +126,10 @@ class ChatServer:
         self.config = config = config or ChatConfig()
         limits = config.limits
         self.metrics = Metrics()
-        self.store: Store = store if store is not None else MemoryStore(limits)
+        self._wall = wall
+        self.store: Store = store if store is not None else _open_store(config, wall)
+        if isinstance(self.store, SqliteStore):
+            self.store.register_metrics(self.metrics)
         if isinstance(self.store, MemoryStore):
             memory = self.store
             self.metrics.dropped_source(lambda: {"inbox_full": memory.inbox_dropped,
@@ -145,10 +156,12 @@ class ChatServer:
         self.hosts = HostPolicy(config.allowed_hosts, bind_host=config.host,
                                 origins=config.allowed_origins)
         self.proxies = ProxyPolicy(config.trusted_proxies)
-        self.api = HttpApi(self.router, deliver=self.hub.execute, api_key=config.api_key,
+        self.api = HttpApi(self.router, deliver=self.hub.execute, after=self.hub.when_released,
+                           health=self._health, api_key=config.api_key,
                            open_api=config.open_api, static_dir=config.static_dir,
                            limits=limits, clock=clock)
         self._server: rawws.Server | None = None
+        self._maintenance: asyncio.TimerHandle | None = None
 
     def warnings(self) -> list[str]:
         """What is risky in this configuration (logged at start, printed by ``rawws serve``)."""
@@ -174,6 +187,8 @@ class ChatServer:
         limits = config.limits
         for warning in self.warnings():
             _logger.warning("%s", warning)
+        self.store.start()
+        self._schedule_maintenance()
         self._server = await rawws.serve(
             self.hub,
             config.host,
@@ -193,6 +208,22 @@ class ChatServer:
             logger=_ws_logger,
         )
         return self
+
+    def _schedule_maintenance(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._maintenance = loop.call_later(self.config.maintenance_interval, self._maintain)
+
+    def _maintain(self) -> None:
+        try:
+            self.store.maintain(self._wall())
+        except Exception:
+            _logger.exception("store maintenance failed")
+        self._schedule_maintenance()
+
+    def _health(self) -> str | None:
+        """Why the server cannot do its job (None: healthy): a store that refuses writes."""
+        failure = getattr(self.store, "failure", None)
+        return f"store: {failure}" if failure else None
 
     def _check_peer(self, ws: rawws.ServerConnection, request: rawws.Request
                     ) -> rawws.Response | None:
@@ -220,13 +251,17 @@ class ChatServer:
             return refused
         return _secured(self.hub.process_request(ws, request))
 
-    def _http(self, ws: rawws.ServerConnection, request: rawws.Request) -> rawws.Response:
+    def _http(self, ws: rawws.ServerConnection,
+              request: rawws.Request) -> rawws.Response | Awaitable[rawws.Response]:
         refused = self._check_peer(ws, request)
         if refused is not None:
             self.metrics.http_requests[refused.status] += 1
             return refused
-        return _secured(self.api.handle(request.method, request.target, request.headers,
-                                        request.body, client=ip_of(ws)))
+        answer = self.api.handle(request.method, request.target, request.headers,
+                                 request.body, client=ip_of(ws))
+        if isinstance(answer, rawws.Response):
+            return _secured(answer)
+        return _secured_later(answer)  # answered once the write it made is durable
 
     @property
     def server(self) -> rawws.Server:
@@ -254,10 +289,18 @@ class ChatServer:
         await self.server.serve_forever()
 
     async def close(self) -> None:
-        """Close every connection with 1001 and stop listening."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        """Close every connection with 1001, stop listening, and make every write durable
+        (the store commits what is pending and closes its file)."""
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            self._maintenance = None
+        try:
+            if self._server is not None:
+                self._server.close()
+                await self._server.wait_closed()
+        finally:
+            with contextlib.suppress(Exception):
+                await self.store.close()
 
     async def __aenter__(self) -> ChatServer:
         return await self.start()
@@ -298,6 +341,10 @@ def _secured(response: _R) -> _R:
     return response
 
 
+async def _secured_later(pending: Awaitable[rawws.Response]) -> rawws.Response:
+    return _secured(await pending)
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -305,6 +352,16 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _open_store(config: ChatConfig, wall: Callable[[], float]) -> Store:
+    """The store ``config.store`` names (``ValueError``, one line, for a bad spec or path)."""
+    kind, path, options = parse_store_spec(config.store)
+    if kind == "memory":
+        return MemoryStore(config.limits)
+    assert path is not None
+    return SqliteStore(path, config.limits, wall=wall,
+                       synchronous=options.get("synchronous", "full"))
 
 
 def _url_host(host: str) -> str:

@@ -113,16 +113,15 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             data BLOB NOT NULL,
             PRIMARY KEY (room, seq)
         )""",
-        # Offline inboxes: id is the arrival order across all users.
+        # Offline inboxes: id is the arrival order across all users; items leave by
+        # message_id (acknowledged, expired, pushed out by a bound).
         """CREATE TABLE inbox (
             id INTEGER PRIMARY KEY,
             user TEXT NOT NULL,
-            message_id TEXT NOT NULL,
+            message_id TEXT NOT NULL UNIQUE,
             expires REAL NOT NULL,
             data BLOB NOT NULL
         )""",
-        "CREATE INDEX inbox_by_user ON inbox (user, message_id)",
-        "CREATE INDEX inbox_by_expiry ON inbox (expires)",
         # Idempotency keys: what the first request with the key got.
         """CREATE TABLE idempotency (
             scope TEXT NOT NULL,
@@ -132,7 +131,6 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             expires REAL NOT NULL,
             PRIMARY KEY (scope, key)
         ) WITHOUT ROWID""",
-        "CREATE INDEX idempotency_by_expiry ON idempotency (expires)",
     ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -314,6 +312,13 @@ class Database:
         batch.put_final(key, sql, params)
         return batch
 
+    def drop_final(self, key: Any) -> None:
+        """Forget the final statement of ``key`` in the open batch, if any (the thing it
+        described is gone: a room deleted after its seq was written)."""
+        batch = self._open
+        if batch is not None and batch.finals.pop(key, None) is not None:
+            batch.size -= 1
+
     def maintain(self) -> asyncio.Future[None]:
         """Ask the writer to return some free pages and refresh the file figures after its
         next commit (starting a batch if none is open); the future is done when they are."""
@@ -475,18 +480,23 @@ class Database:
         _unlock(self._lock_file)
 
     def close_now(self) -> None:
-        """Close a database that was never started (startup failed, tests)."""
+        """Close synchronously: when the event loop is gone (a test's loop ended) or was never
+        there (startup failed). The writer finishes what it was given and stops; what is
+        still open is committed here, on the calling thread."""
         if self._closed:
             return
-        if self._thread is not None:
-            raise RuntimeError("close_now() on a started database: await close()")
         self._closing = self._closed = True
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            conn = self._conn = sqlite3.connect(self.path, isolation_level=None)
+        else:
+            conn = self._conn
         if self._open is not None:
             with contextlib.suppress(sqlite3.Error):
-                self._commit(self._conn, self._open)
-            self._open._resolve(None)
+                self._commit(conn, self._open)
             self._open = None
-        self._conn.close()
+        conn.close()
         _unlock(self._lock_file)
 
 

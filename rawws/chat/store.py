@@ -9,6 +9,23 @@ keeps bytes, never live objects, and counts what it holds in bytes.
 
 Does not own: delivery (the router and the hub) or policy (who may join what: the router).
 
+The interface (:class:`Store`) has two halves. *Live state* (presence, room membership) and
+*reads* of what is retained are synchronous: every implementation answers them from memory.
+*Durable writes* (:meth:`Store.append`, :meth:`Store.inbox_push`, :meth:`Store.inbox_ack`,
+:meth:`Store.remember`) and :meth:`Store.recall` return a :class:`~rawws.chat.tickets.Ticket`
+that is done when the write is durable: at once for :class:`MemoryStore` (nothing outlives the
+process anyway), after the group commit for the SQLite store, after the round trip for a
+network store. The store, not the router, assigns a room message's ``seq``, its ``epoch`` and
+every ``message_id`` (a network store assigns them atomically where the data lives), and
+encodes the event once: :class:`Stored` carries the text that is sent and the bytes that are
+kept. Tickets of one store are done in the order the writes were made.
+
+Message identity: every room message and every inbox item gets a ``message_id``, unique within
+the store and across its restarts (a random prefix per store instance and a counter), distinct
+from the request ``id`` that correlates replies. Offline inbox items are delivered at least
+once: they stay in the inbox, redelivered on every new connection of the user, until the user
+acknowledges them (:meth:`Store.inbox_ack`) or they expire or are pushed out by a bound.
+
 Stream epochs: a room's ``seq`` counter starts at 1 when the room is created, together with a
 random *epoch* (16 hex digits) minted at that moment. While the room lives, its messages carry
 that epoch; if the room is deleted (no members and no history left, evicted) or the process
@@ -36,7 +53,11 @@ bodies are counted in bytes of memory, not in string lengths):
    :data:`INBOX_ITEM_OVERHEAD`, plus :data:`INBOX_OVERHEAD` per user with items; trimmed from
    the least recently used inbox.
 4. At most ``max_topic_seqs`` topic counters are remembered (least recently used forgotten: that
-   topic's ``seq`` restarts at 1).
+   topic's ``seq`` restarts at 1). Topic seqs are never durable, in any store.
+5. With ``history_max_age``, :meth:`MemoryStore.maintain` (called every second by the server)
+   drops messages older than that, visiting a bounded number of rooms per call.
+6. Idempotency records: :class:`~rawws.chat.idempotency.IdempotencyTable` (24 h, bounded in
+   keys and bytes).
 
 The overheads are what CPython 3.11 on 64-bit Linux allocates around each entry (object
 headers, allocator rounding, container slots), measured with tracemalloc by
@@ -46,12 +67,16 @@ real server process against the budgets.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Collection, Sequence
-from typing import Final, NamedTuple, Protocol
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from typing import Any, Final, NamedTuple, Protocol
 
+from .idempotency import Idem, IdempotencyTable, Recalled
 from .limits import Limits
+from .tickets import Done, Ticket
+from .wire import encode, iso_timestamp
 
 __all__ = [
     "HISTORY_ENTRY_OVERHEAD",
@@ -60,9 +85,11 @@ __all__ = [
     "ROOM_OVERHEAD",
     "HistoryPage",
     "MemoryStore",
+    "MessageIds",
     "RoomLimitReached",
     "RoomQuotaReached",
     "Store",
+    "Stored",
     "new_epoch",
 ]
 
@@ -72,9 +99,10 @@ HISTORY_ENTRY_OVERHEAD: Final = 64
 #: Bytes charged per room that has history: the room object, its name, member and user dicts
 #: (kept at their size after members leave), the history deque, two ordered-dict entries.
 ROOM_OVERHEAD: Final = 2048
-#: Bytes charged per inbox item besides its length: ``(expiry, data)`` tuple (56), the float
-#: (24), the ``bytes`` header (33), rounding and the list slot.
-INBOX_ITEM_OVERHEAD: Final = 144
+#: Bytes charged per inbox item besides its length and its message_id's length: the
+#: ``(expiry, message_id, data)`` tuple (64), the float (24), the ``bytes`` header (33), the
+#: ``str`` header of the message_id (49), rounding and the list slot.
+INBOX_ITEM_OVERHEAD: Final = 208
 #: Bytes charged per user with a non-empty inbox: the list, the user name, the ordered-dict
 #: entry.
 INBOX_OVERHEAD: Final = 384
@@ -83,6 +111,31 @@ INBOX_OVERHEAD: Final = 384
 def new_epoch() -> str:
     """A fresh stream epoch: 16 random hex digits (64 bits)."""
     return secrets.token_hex(8)
+
+
+class MessageIds:
+    """Makes ``message_id`` values: ``PREFIX-N``, a random prefix (48 bits) per instance and a
+    counter, so that a store that restarts never hands out an id it gave before."""
+
+    __slots__ = ("_count", "prefix")
+
+    def __init__(self, prefix: str | None = None) -> None:
+        self.prefix = prefix or secrets.token_hex(6)
+        self._count = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self.prefix}-{next(self._count)}"
+
+
+class Stored(NamedTuple):
+    """A message as a store keeps it: ``text`` is the encoded event as it is sent, ``data``
+    the same UTF-8 bytes, which the store keeps; its ``message_id``; and, for a room message,
+    its ``seq`` (0 for an inbox item)."""
+
+    text: str
+    data: bytes
+    message_id: str
+    seq: int = 0
 
 
 class RoomLimitReached(Exception):
@@ -106,7 +159,8 @@ class HistoryPage(NamedTuple):
 
 
 class Store(Protocol):
-    """What the router needs to remember. Every method is synchronous and fast."""
+    """What the router needs to remember. Live state and reads are synchronous and fast;
+    durable writes return tickets (see the module docstring)."""
 
     # presence: user -> connection ids
     def add_connection(self, user: str, conn_id: str) -> bool:
@@ -158,13 +212,13 @@ class Store(Protocol):
         """The room's stream epoch (None if there is no such room). See the module docstring."""
         ...
 
-    def next_seq(self, room: str) -> int:
-        """Allocate the next message ``seq`` (creating the room; may raise RoomLimitReached)."""
-        ...
-
-    def append(self, room: str, seq: int, data: bytes) -> None:
-        """Store a message: ``data`` is its encoded event (UTF-8 JSON) carrying ``seq`` from
-        :meth:`next_seq` and the room's epoch."""
+    def append(self, room: str, event: dict[str, Any], now: float,
+               idem: Idem | None = None) -> Ticket[Stored]:
+        """Store a room message (creating the room): the store adds ``seq`` (the room's next),
+        ``epoch`` and ``message_id`` to ``event`` (in that order, after its other fields),
+        encodes it and keeps it; with ``idem``, the idempotency record of the request, in the
+        same write. Raise :class:`RoomLimitReached` (before anything changed) if the room does
+        not exist and none can be created."""
         ...
 
     def history(self, room: str, *, since: int | None, limit: int,
@@ -181,15 +235,46 @@ class Store(Protocol):
     def next_topic_seq(self, topic: str) -> int: ...
 
     # offline inbox
-    def inbox_push(self, user: str, data: bytes, now: float) -> None:
-        """Keep an encoded event (UTF-8 JSON) for ``user`` until it is taken or expires."""
+    def inbox_push(self, user: str, event: dict[str, Any], now: float,
+                   idem: Idem | None = None) -> Ticket[Stored]:
+        """Keep a personal item for ``user`` until it is acknowledged or expires: the store
+        adds ``message_id`` to ``event`` and encodes it (with ``idem``: and the record)."""
         ...
 
-    def inbox_take(self, user: str, now: float) -> list[bytes]:
-        """Remove and return the user's unexpired items, oldest first."""
+    def inbox_pending(self, user: str, now: float) -> list[Stored]:
+        """The user's unexpired, unacknowledged items, oldest first. They stay."""
+        ...
+
+    def inbox_ack(self, user: str, message_ids: Iterable[str]) -> Ticket[int]:
+        """Forget the user's items with these ids; the ticket's value is how many there were
+        (ids unknown, already acknowledged or another user's are ignored)."""
         ...
 
     def inbox_count(self) -> int: ...
+
+    # idempotency keys (rawws.chat.idempotency)
+    def remember(self, idem: Idem, now: float) -> Ticket[None]:
+        """Keep the record of a request that stored nothing else (a live delivery)."""
+        ...
+
+    def recall(self, scope: str, key: str, now: float) -> Ticket[Recalled | None]:
+        """The record kept for a key, if any; done when that record is durable (a duplicate
+        may arrive before the first request's write is)."""
+        ...
+
+    # lifecycle
+    def start(self) -> None:
+        """Begin background work on the running event loop (before the server listens)."""
+        ...
+
+    def maintain(self, now: float) -> None:
+        """Background work, a bounded amount per call (age retention, expiry); called about
+        once a second by the server. Never blocks on I/O."""
+        ...
+
+    async def close(self) -> None:
+        """Make every write so far durable and release what the store holds."""
+        ...
 
 
 class _Room:
@@ -224,13 +309,18 @@ class MemoryStore:
     """The in-process :class:`Store`. See the module docstring for its memory bounds.
 
     ``epochs``: makes each room's stream epoch (injected by tests; :func:`new_epoch` by
-    default).
+    default); ``ids``: makes message ids (:class:`MessageIds` by default).
+
+    Subclasses that keep a copy elsewhere (the SQLite store) follow every change through the
+    ``_on_*`` methods, each called from the one place where that change happens.
     """
 
     def __init__(self, limits: Limits | None = None, *,
-                 epochs: Callable[[], str] = new_epoch) -> None:
-        self.limits = limits or Limits()
+                 epochs: Callable[[], str] = new_epoch,
+                 ids: Callable[[], str] | None = None) -> None:
+        self.limits = limits = limits or Limits()
         self._new_epoch = epochs
+        self._new_id: Callable[[], str] = ids or MessageIds()
         self._presence: dict[str, set[str]] = {}
         self._rooms: dict[str, _Room] = {}
         self._idle: OrderedDict[str, None] = OrderedDict()  # memberless rooms, idle longest first
@@ -243,10 +333,10 @@ class MemoryStore:
         self._created_by_address: Counter[str] = Counter()
         self._created_by_user: Counter[str] = Counter()
         self._topic_seqs: OrderedDict[str, int] = OrderedDict()
-        # user -> [(expiry, data)], least recently used first. A list, not a deque: an empty
-        # deque costs 760 bytes and most inboxes hold a few items; removing from the front of
-        # a list of at most inbox_size items is one memmove.
-        self._inboxes: OrderedDict[str, list[tuple[float, bytes]]] = OrderedDict()
+        # user -> [(expiry, message_id, data)], least recently used first. A list, not a
+        # deque: an empty deque costs 760 bytes and most inboxes hold a few items; removing
+        # from the front of a list of at most inbox_size items is one memmove.
+        self._inboxes: OrderedDict[str, list[_InboxItem]] = OrderedDict()
         self._inbox_bytes = 0
         self._inbox_items = 0
         # Counters read by the metrics page.
@@ -254,6 +344,12 @@ class MemoryStore:
         self.rooms_evicted = 0
         self.inbox_dropped = 0  # pushed out by the per-user cap or the global byte budget
         self.inbox_expired = 0
+        self.history_aged = 0  # dropped by history_max_age
+        self.idempotency = IdempotencyTable(
+            ttl=limits.idempotency_ttl, max_keys=limits.max_idempotency_keys,
+            max_bytes=limits.idempotency_max_bytes, on_drop=self._on_idempotency_dropped)
+        self._sweep: Iterator[str] = iter(())  # rooms left to visit by the age trim
+        self._inbox_sweep: Iterator[str] = iter(())  # inboxes left to visit by the expiry
 
     @property
     def history_bytes(self) -> int:
@@ -264,6 +360,20 @@ class MemoryStore:
     def inbox_bytes(self) -> int:
         """What all inboxes are charged against ``inbox_max_bytes``."""
         return self._inbox_bytes
+
+    # --- what a copy kept elsewhere follows (no-ops here) --------------------------------------
+
+    def _on_history_dropped(self, room: _Room) -> None:
+        """Messages of ``room`` with seq below ``room.first_seq`` are gone."""
+
+    def _on_room_deleted(self, room: _Room) -> None:
+        """``room``, its history and its epoch are gone."""
+
+    def _on_inbox_dropped(self, items: list[_InboxItem]) -> None:
+        """These inbox items are gone (acknowledged, expired, pushed out by a bound)."""
+
+    def _on_idempotency_dropped(self, scope: str, key: str) -> None:
+        """The record of this key is gone (expired or pushed out by a bound)."""
 
     # --- presence ------------------------------------------------------------------------------
 
@@ -299,7 +409,8 @@ class MemoryStore:
             return self._created_by_address[address]
         return self._created_by_user[user] if user is not None else 0
 
-    def _room(self, name: str, creator: tuple[str, str] | None = None) -> _Room:
+    def _room(self, name: str, creator: tuple[str, str] | None = None,
+              epoch: str | None = None) -> _Room:
         room = self._rooms.get(name)
         if room is not None:
             return room
@@ -318,7 +429,7 @@ class MemoryStore:
             victim, _ = self._idle.popitem(last=False)
             self._delete(self._rooms[victim])
             self.rooms_evicted += 1
-        room = self._rooms[name] = _Room(name, self._new_epoch(), creator)
+        room = self._rooms[name] = _Room(name, epoch or self._new_epoch(), creator)
         if creator is not None:
             self._created_by_address[creator[0]] += 1
             self._created_by_user[creator[1]] += 1
@@ -337,6 +448,7 @@ class MemoryStore:
             address, user = room.creator
             _uncount(self._created_by_address, address)
             _uncount(self._created_by_user, user)
+        self._on_room_deleted(room)
 
     def _touch(self, room: _Room) -> None:
         if room.name in self._active:
@@ -409,20 +521,30 @@ class MemoryStore:
         r = self._rooms.get(room)
         return r.epoch if r is not None else None
 
-    def next_seq(self, room: str) -> int:
+    def append(self, room: str, event: dict[str, Any], now: float,
+               idem: Idem | None = None) -> Ticket[Stored]:
         r = self._room(room)
-        r.seq += 1
-        return r.seq
+        seq = r.seq + 1
+        message_id = self._new_id()
+        event["seq"] = seq
+        event["epoch"] = r.epoch
+        event["message_id"] = message_id
+        text = encode(event)
+        data = text.encode()
+        r.seq = seq
+        self._keep(r, seq, data)
+        if idem is not None:
+            self._record(idem, data, now)
+        return Done(Stored(text, data, message_id, seq))
 
-    def append(self, room: str, seq: int, data: bytes) -> None:
-        r = self._room(room)
+    def _keep(self, r: _Room, seq: int, data: bytes) -> None:
         if not r.history:
             r.first_seq = seq
             r.bytes += ROOM_OVERHEAD
             self._history_bytes += ROOM_OVERHEAD
-            self._active[room] = r
+            self._active[r.name] = r
         elif seq != r.first_seq + len(r.history):
-            raise ValueError(f"room {room!r}: seq {seq} is not the next one "
+            raise ValueError(f"room {r.name!r}: seq {seq} is not the next one "
                              f"({r.first_seq + len(r.history)})")
         r.history.append(data)
         size = _charge(data)
@@ -444,6 +566,7 @@ class MemoryStore:
         room.bytes -= size
         self._history_bytes -= size
         self.history_evicted += 1
+        self._on_history_dropped(room)
 
     def _shrink_history(self, keep: _Room) -> None:
         # Least recently active rooms first; the room just written to is the most recent,
@@ -500,7 +623,18 @@ class MemoryStore:
 
     # --- offline inbox -------------------------------------------------------------------------
 
-    def inbox_push(self, user: str, data: bytes, now: float) -> None:
+    def inbox_push(self, user: str, event: dict[str, Any], now: float,
+                   idem: Idem | None = None) -> Ticket[Stored]:
+        message_id = self._new_id()
+        event["message_id"] = message_id
+        text = encode(event)
+        data = text.encode()
+        self._inbox_add(user, (now + self.limits.inbox_ttl, message_id, data), now)
+        if idem is not None:
+            self._record(idem, data, now)
+        return Done(Stored(text, data, message_id))
+
+    def _inbox_add(self, user: str, item: _InboxItem, now: float) -> None:
         box = self._inboxes.get(user)
         if box is None:
             box = self._inboxes[user] = []
@@ -508,8 +642,8 @@ class MemoryStore:
         else:
             self._inboxes.move_to_end(user)
             self._expire(box, now)
-        box.append((now + self.limits.inbox_ttl, data))
-        self._inbox_bytes += len(data) + INBOX_ITEM_OVERHEAD
+        box.append(item)
+        self._inbox_bytes += _inbox_charge(item)
         self._inbox_items += 1
         excess = len(box) - self.limits.inbox_size
         if excess > 0:
@@ -525,17 +659,19 @@ class MemoryStore:
             if not oldest:
                 self._forget_inbox(oldest_user)
 
-    def _inbox_pop(self, box: list[tuple[float, bytes]], count: int) -> None:
-        self._inbox_bytes -= sum(len(data) for _, data in box[:count])
-        self._inbox_bytes -= count * INBOX_ITEM_OVERHEAD
+    def _inbox_pop(self, box: list[_InboxItem], count: int) -> None:
+        """The one place inbox items go (cap, budget, expiry, acknowledgement)."""
+        gone = box[:count]
+        self._inbox_bytes -= sum(_inbox_charge(item) for item in gone)
         self._inbox_items -= count
         del box[:count]
+        self._on_inbox_dropped(gone)
 
     def _forget_inbox(self, user: str) -> None:
         del self._inboxes[user]
         self._inbox_bytes -= INBOX_OVERHEAD
 
-    def _expire(self, box: list[tuple[float, bytes]], now: float) -> None:
+    def _expire(self, box: list[_InboxItem], now: float) -> None:
         count = 0
         while count < len(box) and box[count][0] <= now:
             count += 1
@@ -543,15 +679,128 @@ class MemoryStore:
             self._inbox_pop(box, count)
             self.inbox_expired += count
 
-    def inbox_take(self, user: str, now: float) -> list[bytes]:
+    def inbox_pending(self, user: str, now: float) -> list[Stored]:
         box = self._inboxes.get(user)
         if box is None:
             return []
         self._expire(box, now)
-        items = [data for _, data in box]
-        self._inbox_pop(box, len(box))
-        self._forget_inbox(user)
-        return items
+        if not box:
+            self._forget_inbox(user)
+            return []
+        return [Stored(data.decode(), data, message_id) for _, message_id, data in box]
+
+    def inbox_ack(self, user: str, message_ids: Iterable[str]) -> Ticket[int]:
+        box = self._inboxes.get(user)
+        if not box:
+            return Done(0)
+        wanted = set(message_ids)
+        # Acknowledged items move to the front, in order, and leave through _inbox_pop.
+        acked = [item for item in box if item[1] in wanted]
+        if acked:
+            box[:] = acked + [item for item in box if item[1] not in wanted]
+            self._inbox_pop(box, len(acked))
+            if not box:
+                self._forget_inbox(user)
+        return Done(len(acked))
 
     def inbox_count(self) -> int:
         return self._inbox_items
+
+    # --- idempotency ---------------------------------------------------------------------------
+
+    def remember(self, idem: Idem, now: float) -> Ticket[None]:
+        self._record(idem, None, now)
+        return Done(None)
+
+    def _record(self, idem: Idem, data: bytes | None, now: float) -> Recalled:
+        """The one place an idempotency record is kept."""
+        return self.idempotency.put(idem, data, now)
+
+    def recall(self, scope: str, key: str, now: float) -> Ticket[Recalled | None]:
+        return Done(self.idempotency.get(scope, key, now))
+
+    # --- background work -----------------------------------------------------------------------
+
+    #: Rooms (and inboxes) visited per :meth:`maintain` call: bounded work per call.
+    MAINTAIN_BATCH: Final = 500
+
+    def maintain(self, now: float) -> None:
+        """Age retention and expiry, :attr:`MAINTAIN_BATCH` rooms and inboxes at a time."""
+        max_age = self.limits.history_max_age
+        if max_age is not None:
+            self._age_history(iso_timestamp(now - max_age).encode())
+        self.idempotency.expire(now, limit=self.MAINTAIN_BATCH)
+        self._expire_inboxes(now)
+
+    def _age_history(self, cutoff: bytes) -> None:
+        # Timestamps are ISO 8601 with a fixed width, so bytes compare as times do.
+        for _ in range(self.MAINTAIN_BATCH):
+            name = next(self._sweep, None)
+            if name is None:
+                self._sweep = iter(list(self._active))  # the next sweep
+                return
+            r = self._active.get(name)
+            while r is not None and r.history:
+                stamp = _timestamp_of(r.history[0])
+                if stamp is None or stamp >= cutoff:
+                    break
+                self._drop_oldest(r)
+                self.history_aged += 1
+            if r is not None and not r.history and not r.members and name in self._rooms:
+                self._delete(r)
+
+    def _expire_inboxes(self, now: float) -> None:
+        for _ in range(self.MAINTAIN_BATCH):
+            user = next(self._inbox_sweep, None)
+            if user is None:
+                self._inbox_sweep = iter(list(self._inboxes))
+                return
+            box = self._inboxes.get(user)
+            if box is not None:
+                self._expire(box, now)
+                if not box:
+                    self._forget_inbox(user)
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    async def close(self) -> None:
+        """Nothing to flush: the memory store's state ends with the process."""
+
+    # --- loading a copy kept elsewhere (the SQLite store, at startup) --------------------------
+
+    def _restore_room(self, name: str, epoch: str, seq: int,
+                      entries: Iterable[tuple[int, bytes]]) -> None:
+        """A room as it was: its epoch, its last seq, its kept messages (consecutive seqs,
+        oldest first). The bounds apply as they would have (a lower limit trims now)."""
+        r = self._room(name, epoch=epoch)
+        r.seq = max(r.seq, seq)
+        for entry_seq, data in entries:
+            if r.history and entry_seq != r.first_seq + len(r.history):
+                raise ValueError(f"room {name!r}: stored seqs are not consecutive at "
+                                 f"{entry_seq}")
+            r.seq = max(r.seq, entry_seq)
+            self._keep(r, entry_seq, data)
+        if not r.history and not r.members and name in self._rooms:
+            self._delete(r)  # nothing kept: the stream is over
+
+    def _restore_inbox_item(self, user: str, expires: float, message_id: str, data: bytes,
+                            now: float) -> None:
+        self._inbox_add(user, (expires, message_id, data), now)
+
+
+_InboxItem = tuple[float, str, bytes]  # (expiry, message_id, encoded event)
+_TIMESTAMP_KEY: Final = b'"timestamp":"'
+
+
+def _inbox_charge(item: _InboxItem) -> int:
+    return len(item[2]) + len(item[1]) + INBOX_ITEM_OVERHEAD
+
+
+def _timestamp_of(data: bytes) -> bytes | None:
+    """The ``timestamp`` of an encoded event (ISO 8601, 24 bytes), or None. The last one: the
+    event's own comes after ``content`` (which could hold one) and before fields without any."""
+    at = data.rfind(_TIMESTAMP_KEY)
+    if at < 0:
+        return None
+    return data[at + len(_TIMESTAMP_KEY):at + len(_TIMESTAMP_KEY) + 24]

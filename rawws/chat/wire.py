@@ -63,6 +63,8 @@ class ErrorCode(enum.StrEnum):
     NOT_FOUND = "not_found"  # the room named is not one this connection is in
     RATE_LIMITED = "rate_limited"  # over the per-connection message rate; the message is dropped
     TOO_LARGE = "too_large"  # nesting, content size or list length over a limit
+    CONFLICT = "conflict"  # an idempotency key reused for another request
+    UNAVAILABLE = "unavailable"  # the store could not make the write durable: retry later
 
 
 class WireError(Exception):

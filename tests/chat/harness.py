@@ -8,13 +8,15 @@ from collections import defaultdict
 from typing import Any
 
 from rawws.chat.limits import Limits
-from rawws.chat.router import Close, Endpoint, Route, Router, Send, Session
+from rawws.chat.router import Answer, Close, Endpoint, Hold, Route, Router, Send, Session
 from rawws.chat.store import MemoryStore
 
 WALL = 1_700_000_000.0
 STAMP = "2023-11-14T22:13:20.000Z"
 #: The stream epoch of the first room a Harness creates (then epoch-0002, ...).
 EPOCH = "epoch-0001"
+#: The message_id of the first room message or inbox item a Harness's store keeps (mid-2...).
+MID = "mid-1"
 
 
 class Harness:
@@ -23,17 +25,27 @@ class Harness:
         self.wall = WALL
         counter = itertools.count(1)
         epochs = itertools.count(1)
+        ids = itertools.count(1)
         if "store" not in router_options:
             router_options["store"] = MemoryStore(router_options.get("limits") or Limits(),
-                                                  epochs=lambda: f"epoch-{next(epochs):04d}")
+                                                  epochs=lambda: f"epoch-{next(epochs):04d}",
+                                                  ids=lambda: f"mid-{next(ids)}")
         self.router = Router(clock=lambda: self.now, wall=lambda: self.wall,
                              token_hex=lambda n: f"{next(counter):0{2 * n}x}", **router_options)
         self.received: dict[Session, list[Any]] = defaultdict(list)
         self.closed: dict[Session, tuple[int, str]] = {}
         self.sends: list[Send] = []
 
-    def apply(self, actions: list[Send | Close]) -> None:
+    def api(self, entry: str, *args: Any, key: str | None = None) -> Answer:
+        """Call an HTTP-side entry point of the router (notify, broadcast, publish, post),
+        carry out its actions, and return its answer."""
+        answer = Answer()
+        self.apply(getattr(self.router, entry)(*args, answer, key))
+        return answer
+
+    def apply(self, actions: list[Send | Close | Hold]) -> None:
         for action in actions:
+            assert not isinstance(action, Hold), "the memory store's writes are done at once"
             if isinstance(action, Send):
                 self.sends.append(action)
                 value = json.loads(action.text)

@@ -11,6 +11,7 @@ import pytest
 import rawws
 from rawws.chat import encode_jwt
 from rawws.chat.client import ChatClient, ChatError
+from rawws.chat.router import Answer
 
 from ..processes import serve
 from .e2e import WAIT, Limits, eventually, recv, running, user
@@ -85,8 +86,7 @@ async def test_reconnect_recovers_missed_room_messages() -> None:
         assert ws is not None and ws.transport is not None
         ws.transport.abort()
         for n in range(6, 11):
-            _, actions = server.router.post("lobby", "poster", f"m{n}")
-            server.hub.execute(actions)
+            server.hub.execute(server.router.post("lobby", "poster", f"m{n}", Answer()))
         await eventually(lambda: client.connections == 2)
         await post(11)
 
@@ -254,8 +254,7 @@ async def test_a_rejoin_past_trimmed_history_reports_the_gap() -> None:
         assert ws is not None and ws.transport is not None
         ws.transport.abort()
         for n in range(2, 8):  # seq 2..7 while away; only 5..7 are kept
-            _, actions = server.router.post("lobby", "poster", f"m{n}")
-            server.hub.execute(actions)
+            server.hub.execute(server.router.post("lobby", "poster", f"m{n}", Answer()))
         got = await events_until(client, lambda e: e.get("content") == "m7")
         gap = next(e for e in got if e["type"] == "gap")
         assert gap == {"type": "gap", "room": "lobby", "reason": "trimmed",
@@ -280,12 +279,12 @@ async def test_a_rejoin_reads_the_missed_history_page_by_page() -> None:
         ws.transport.abort()
         for n in range(1, 301):  # ~1 KB each: 300 KB while away, 15 pages
             for room in ("lobby", "other"):
-                _, actions = server.router.post(room, "poster", {"n": n, "pad": "x" * 1000})
-                server.hub.execute(actions)
+                server.hub.execute(server.router.post(room, "poster",
+                                                      {"n": n, "pad": "x" * 1000}, Answer()))
         await eventually(lambda: client.connections == 2)
         for n in range(301, 311):  # while (or after) it reads the pages
-            _, actions = server.router.post("lobby", "poster", {"n": n, "pad": ""})
-            server.hub.execute(actions)
+            server.hub.execute(server.router.post("lobby", "poster", {"n": n, "pad": ""},
+                                                  Answer()))
         got = await events_until(client, lambda e: e.get("content", {}).get("n") == 310)
         got += await events_until(client, lambda e: e.get("room") == "other"
                                   and e.get("content", {}).get("n") == 300)

@@ -33,9 +33,10 @@ async def test_notify_sent_and_queued() -> None:
         assert (await recv(a1))["message"] == {"title": "t", "body": "b"}
         await recv(a2)
         status, body = await http_json(server, "POST", "/api/notify/bob", '"hello"')
-        assert (status, body) == (200, {"status": "queued", "recipients": 0})
+        assert status == 200 and body["status"] == "queued" and body["recipients"] == 0
         bob = await user(server, "bob")
-        assert (await recv(bob))["message"] == "hello"
+        item = await recv(bob)
+        assert item["message"] == "hello" and item["message_id"] == body["message_id"]
         for ws in (a1, a2, bob):
             await ws.close()
 
@@ -56,9 +57,9 @@ async def test_broadcast_publish_and_room_post() -> None:
         await request(alice, {"type": "join", "room": "ops"})
         status, body = await http_json(server, "POST", "/api/rooms/ops/messages",
                                        {"content": "deploying", "user_id": "ci-bot"})
-        assert (status, body) == (200, {"status": "sent", "room": "ops", "seq": 1,
-                                        "recipients": 1})
         posted = await recv(alice)
+        assert (status, body) == (200, {"status": "sent", "room": "ops", "seq": 1,
+                                        "message_id": posted["message_id"], "recipients": 1})
         assert (posted["user_id"], posted["content"], posted["seq"]) == ("ci-bot", "deploying", 1)
         status, body = await http_json(server, "POST", "/api/rooms/empty/messages",
                                        {"content": "first"})

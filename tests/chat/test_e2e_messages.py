@@ -123,9 +123,11 @@ async def test_private_offline_inbox_and_notifications_endpoint() -> None:
         alice = await user(server, "alice")
         ack = await request(alice, {"type": "private", "target": "dave", "content": "later"})
         assert ack == {"type": "private_ack", "target": "dave", "status": "queued",
-                       "recipients": 0}
+                       "recipients": 0, "message_id": ack["message_id"]}
         status, body = await http_json(server, "POST", "/api/notify/dave", {"message": "n1"})
-        assert (status, body) == (200, {"status": "queued", "recipients": 0})
+        assert (status, body) == (200, {"status": "queued", "recipients": 0,
+                                        "message_id": body["message_id"]})
+        assert body["message_id"] != ack["message_id"]
         # The tutorial's notification client: /ws/notifications?user_id=..., text "ping".
         dave = await connect(server, "/ws/notifications?user_id=dave")
         welcome = await recv(dave)
@@ -134,6 +136,8 @@ async def test_private_offline_inbox_and_notifications_endpoint() -> None:
         assert (first["type"], first["from"], first["content"]) == ("private", "alice", "later")
         assert (second["type"], second["message"]) == ("notification", "n1")
         assert first["offline"] is True and second["offline"] is True  # from the inbox
+        assert (first["message_id"], second["message_id"]) == (ack["message_id"],
+                                                               body["message_id"])
         await send(dave, "ping")
         assert await recv(dave) == {"type": "pong"}
         status, body = await http_json(server, "POST", "/api/notify/dave", {"message": "n2"})

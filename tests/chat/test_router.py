@@ -13,7 +13,7 @@ from rawws.chat.auth import Authenticator, JWTVerifier, StaticTokens, encode_jwt
 from rawws.chat.limits import Limits
 from rawws.chat.router import Endpoint, Route, Send, Session, route_for
 
-from .harness import EPOCH, STAMP, WALL, Harness
+from .harness import EPOCH, MID, STAMP, WALL, Harness
 
 SECRET = "router-secret"
 
@@ -91,7 +91,8 @@ def test_chat_endpoint_message_defaults_to_its_room() -> None:
     a = h.welcomed("alice", path="/ws/chat/lobby")
     h.send(a, {"type": "message", "content": "hi"})
     assert h.take_one(a) == {"type": "message", "room": "lobby", "user_id": "alice",
-                             "content": "hi", "timestamp": STAMP, "seq": 1, "epoch": EPOCH}
+                             "content": "hi", "timestamp": STAMP, "seq": 1, "epoch": EPOCH,
+                             "message_id": MID}
 
 
 # --- ping --------------------------------------------------------------------------------------
@@ -126,7 +127,7 @@ def test_join_message_leave() -> None:
 
     h.send(a, {"type": "message", "room": "lobby", "content": "hello"})
     expected = {"type": "message", "room": "lobby", "user_id": "alice", "content": "hello",
-                "timestamp": STAMP, "seq": 1, "epoch": EPOCH}
+                "timestamp": STAMP, "seq": 1, "epoch": EPOCH, "message_id": MID}
     assert h.take(a) == [expected]
     assert h.take(b) == [expected]
     assert h.sends[-1].targets == [a, b] or set(h.sends[-1].targets) == {a, b}
@@ -134,10 +135,16 @@ def test_join_message_leave() -> None:
     h.send(b, {"type": "message", "room": "lobby", "content": {"rich": [1, 2]}, "id": "m2"})
     assert h.take(b) == [{"type": "message", "room": "lobby", "user_id": "bob",
                           "content": {"rich": [1, 2]}, "timestamp": STAMP, "seq": 2,
-                          "epoch": EPOCH, "id": "m2"}]
+                          "epoch": EPOCH, "message_id": "mid-2", "id": "m2"}]
     assert h.take(a) == [{"type": "message", "room": "lobby", "user_id": "bob",
                           "content": {"rich": [1, 2]}, "timestamp": STAMP, "seq": 2,
-                          "epoch": EPOCH}]
+                          "epoch": EPOCH, "message_id": "mid-2"}]
+    # The sender's copy is everyone's text with the id spliced in, byte for byte what
+    # encoding the event with its id would give.
+    assert h.sends[-1].text == json.dumps(
+        {"type": "message", "room": "lobby", "user_id": "bob", "content": {"rich": [1, 2]},
+         "timestamp": STAMP, "seq": 2, "epoch": EPOCH, "message_id": "mid-2", "id": "m2"},
+        separators=(",", ":"))
 
     h.send(b, {"type": "leave", "room": "lobby", "id": 9})
     assert h.take(b) == [{"type": "left", "room": "lobby", "id": 9}]
@@ -354,19 +361,29 @@ def test_private_to_offline_user_waits_in_inbox() -> None:
     a = h.welcomed("alice")
     h.send(a, {"type": "private", "target": "carol", "content": "first"})
     h.send(a, {"type": "private", "target": "carol", "content": "second"})
-    assert [m["status"] for m in h.take(a)] == ["queued", "queued"]
+    assert h.take(a) == [
+        {"type": "private_ack", "target": "carol", "status": "queued", "recipients": 0,
+         "message_id": "mid-1"},
+        {"type": "private_ack", "target": "carol", "status": "queued", "recipients": 0,
+         "message_id": "mid-2"}]
     c = h.open("carol")
     items = h.take(c)
     assert [m["type"] for m in items] == ["welcome", "private", "private"]
     assert items[0]["offline_items"] == 2  # the welcome says how many follow
     assert [m["content"] for m in items[1:]] == ["first", "second"]
-    # Delivered from the inbox: marked offline, otherwise the shape of a live one.
+    # Delivered from the inbox: marked offline, otherwise the shape of a live one, with
+    # the message_id to acknowledge it by.
     assert items[1] == {"type": "private", "from": "alice", "content": "first",
-                        "timestamp": STAMP, "offline": True}
+                        "timestamp": STAMP, "message_id": "mid-1", "offline": True}
+    # At least once: not acknowledged yet, so another connection gets them too.
     c2 = h.open("carol")
-    assert [m for m in h.take(c2)] == [{"type": "welcome", "user_id": "carol",
-                                        "connection_id": c2.id,
-                                        "offline_items": 0}]  # delivered once
+    assert [m.get("message_id") for m in h.take(c2)] == [None, "mid-1", "mid-2"]
+    h.send(c, {"type": "ack", "message_ids": ["mid-1", "mid-2"], "id": 7})
+    assert h.take(c) == [{"type": "acked", "count": 2, "id": 7}]
+    c3 = h.open("carol")
+    assert [m for m in h.take(c3)] == [{"type": "welcome", "user_id": "carol",
+                                        "connection_id": c3.id,
+                                        "offline_items": 0}]  # never again after the ack
     # A live private message to carol, now online, is not marked.
     h.send(a, {"type": "private", "target": "carol", "content": "live"})
     assert "offline" not in h.take(c)[0]
@@ -671,7 +688,7 @@ def test_rooms_lists_rooms_by_name_with_user_counts() -> None:
     b2 = h.welcomed("bob")
     for session, room in [(a, "zeta"), (a, "alpha"), (b, "alpha"), (b2, "alpha")]:
         h.send(session, {"type": "join", "room": room})
-    h.router.post("news", "api", "history only")  # a room without members
+    h.api("post", "news", "api", "history only")  # a room without members
     h.take(a)
     h.send(a, {"type": "rooms", "id": 7})
     assert h.take_one(a) == {"type": "rooms", "rooms": [
@@ -778,20 +795,21 @@ def test_rooms_and_presence_are_not_on_the_notifications_endpoint(kind: str) -> 
 
 def test_offline_notifications_are_marked_and_counted_in_the_welcome() -> None:
     h = Harness()
-    assert h.router.notify("zoe", "one")[:2] == ("queued", 0)
-    count, actions = h.router.broadcast("to everyone online")  # zoe is not: not queued
-    assert count == 0 and actions == []
-    assert h.router.notify("zoe", {"title": "t"})[:2] == ("queued", 0)
+    assert h.api("notify", "zoe", "one").body == {"status": "queued", "recipients": 0,
+                                                  "message_id": MID}
+    assert h.api("broadcast", "to everyone online").body == {"status": "sent",
+                                                             "recipients": 0}
+    assert h.sends == []  # zoe is not online: a broadcast is not queued
+    assert h.api("notify", "zoe", {"title": "t"}).body["status"] == "queued"
     z = h.open("zoe")
     assert h.take(z) == [
         {"type": "welcome", "user_id": "zoe", "connection_id": z.id, "offline_items": 2},
-        {"type": "notification", "message": "one", "timestamp": STAMP, "offline": True},
-        {"type": "notification", "message": {"title": "t"}, "timestamp": STAMP,
+        {"type": "notification", "message": "one", "timestamp": STAMP, "message_id": MID,
          "offline": True},
+        {"type": "notification", "message": {"title": "t"}, "timestamp": STAMP,
+         "message_id": "mid-2", "offline": True},
     ]
-    status, _, actions = h.router.notify("zoe", "live")
-    h.apply(actions)
-    assert status == "sent"
+    assert h.api("notify", "zoe", "live").body == {"status": "sent", "recipients": 1}
     assert h.take(z) == [{"type": "notification", "message": "live", "timestamp": STAMP}]
 
 
@@ -802,27 +820,24 @@ def test_notify_broadcast_publish_post() -> None:
     h = Harness()
     a = h.welcomed("alice")
     b = h.welcomed("bob", path="/ws/notifications")
-    status, recipients, actions = h.router.notify("bob", {"title": "hi"})
-    assert (status, recipients) == ("sent", 1)
-    h.apply(actions)
+    assert h.api("notify", "bob", {"title": "hi"}).body == {"status": "sent", "recipients": 1}
     assert h.take(b) == [{"type": "notification", "message": {"title": "hi"},
                           "timestamp": STAMP}]
-    assert h.router.notify("zoe", "later")[:2] == ("queued", 0)
-    count, actions = h.router.broadcast("all")
-    h.apply(actions)
-    assert count == 2
+    assert h.api("notify", "zoe", "later").body["status"] == "queued"
+    assert h.api("broadcast", "all").body == {"status": "sent", "recipients": 2}
     assert h.take(a) == h.take(b) == [{"type": "notification", "message": "all",
                                        "timestamp": STAMP}]
     h.send(a, {"type": "subscribe", "topics": ["x.*"]})
     h.take(a)
-    count, actions = h.router.publish("x.y", [1])
-    h.apply(actions)
-    assert count == 1 and h.take(a)[0]["topic"] == "x.y"
+    assert h.api("publish", "x.y", [1]).body == {"status": "sent", "topic": "x.y",
+                                                 "recipients": 1}
+    assert h.take(a)[0]["topic"] == "x.y"
     h.send(a, {"type": "join", "room": "r"})
     h.take(a)
-    event, actions = h.router.post("r", "api", "from http")
-    h.apply(actions)
-    assert h.take(a) == [event]
+    answer = h.api("post", "r", "api", "from http")
+    [event] = h.take(a)
+    assert answer.body == {"status": "sent", "room": "r", "seq": 1,
+                           "message_id": event["message_id"], "recipients": 1}
     assert event["user_id"] == "api" and event["seq"] == 1
     assert h.router.rooms_summary() == [{"room": "r", "user_count": 1, "seq": 1}]
     detail = h.router.room_detail("r")
@@ -831,6 +846,109 @@ def test_notify_broadcast_publish_post() -> None:
     assert h.router.room_detail("nope") is None
     z = h.open("zoe")
     assert [m.get("message") for m in h.take(z)] == [None, "later"]
+
+
+def test_post_at_the_room_limit_is_unavailable() -> None:
+    h = Harness(limits=Limits(max_rooms=1))
+    h.welcomed("alice", path="/ws/chat/busy")
+    answer = h.api("post", "other", "api", "x")
+    assert answer.body is None and answer.error is not None
+    assert answer.error[0] == "unavailable" and "too many rooms" in answer.error[1]
+
+
+# --- acknowledgements ------------------------------------------------------------------------
+
+
+def test_ack_forms_and_errors() -> None:
+    h = Harness()
+    for n in range(3):
+        h.api("notify", "zoe", f"n{n}")
+    z = h.welcomed("zoe")
+    h.take(z)
+    h.send(z, {"type": "ack", "message_id": "mid-2"})
+    assert h.take(z) == [{"type": "acked", "count": 1}]
+    h.send(z, {"type": "ack", "message_ids": ["mid-1", "mid-2", "nope"]})
+    assert h.take(z) == [{"type": "acked", "count": 1}]  # mid-2 already, nope unknown
+    for bad in ({"type": "ack"}, {"type": "ack", "message_id": 5},
+                {"type": "ack", "message_ids": "mid-3"}, {"type": "ack", "message_ids": [""]},
+                {"type": "ack", "message_ids": ["x" * 129]}):
+        h.send(z, bad)
+        assert only_error(h, z)["code"] == "bad_request", bad
+    h.send(z, {"type": "ack", "message_ids": ["m"] * 1001})
+    assert only_error(h, z)["code"] == "too_large"
+    other = h.welcomed("yves")
+    h.send(other, {"type": "ack", "message_id": "mid-3"})  # zoe's item: not yves's to ack
+    assert h.take(other) == [{"type": "acked", "count": 0}]
+    assert [m.get("message") for m in h.take(h.open("zoe"))] == [None, "n2"]
+
+
+# --- idempotency keys ------------------------------------------------------------------------
+
+
+def test_a_message_sent_twice_with_one_key_is_posted_once() -> None:
+    h = Harness()
+    a = h.welcomed("alice")
+    b = h.welcomed("bob")
+    for s in (a, b):
+        h.send(s, {"type": "join", "room": "r"})
+    h.take(a)
+    h.take(b)
+    request = {"type": "message", "room": "r", "content": "once", "idempotency_key": "k-1"}
+    h.send(a, {**request, "id": 1})
+    [first] = h.take(a)
+    assert first["seq"] == 1 and first["id"] == 1
+    assert len(h.take(b)) == 1
+    h.send(a, {**request, "id": 2})  # a retry: the same reply, no second message
+    assert h.take(a) == [{**first, "id": 2}]
+    assert h.take(b) == []
+    assert h.router.store.room_seq("r") == 1
+    h.send(a, request)  # without an id: the event itself
+    assert h.take(a) == [{k: v for k, v in first.items() if k != "id"}]
+    # The same key for another request is refused; other users' keys are their own.
+    h.send(a, {**request, "content": "other", "id": 3})
+    error = only_error(h, a)
+    assert error["code"] == "conflict" and error["id"] == 3
+    h.send(b, {**request, "id": 4})
+    assert h.take(b)[0]["seq"] == 2
+    assert h.take(a)[0]["seq"] == 2  # bob's message, in the same room
+    assert h.router.metrics.idempotent_replays == 2
+    h.send(a, {**request, "idempotency_key": "has space"})
+    assert only_error(h, a)["code"] == "bad_request"
+
+
+def test_idempotent_private_publish_and_http() -> None:
+    h = Harness()
+    a = h.welcomed("alice")
+    b = h.welcomed("bob")
+    h.send(b, {"type": "subscribe", "topics": ["t"]})
+    h.take(b)
+    for _ in range(2):
+        h.send(a, {"type": "private", "target": "bob", "content": "p", "idempotency_key": "x"})
+        assert h.take(a) == [{"type": "private_ack", "target": "bob", "status": "sent",
+                              "recipients": 1}]
+        h.send(a, {"type": "private", "target": "zoe", "content": "q", "idempotency_key": "y"})
+        assert h.take(a)[0]["message_id"] == MID  # queued once, the same id replayed
+        h.send(a, {"type": "publish", "topic": "t", "message": 1, "idempotency_key": "z"})
+        assert h.take(a) == [{"type": "published", "topic": "t", "recipients": 1}]
+    assert [m["type"] for m in h.take(b)] == ["private", "notification"]  # once each
+    for _ in range(2):
+        assert h.api("notify", "zoe", "n", key="n1").body == {
+            "status": "queued", "recipients": 0, "message_id": "mid-2"}
+        assert h.api("broadcast", "all", key="b1").body == {"status": "sent", "recipients": 2}
+        assert h.api("publish", "t", 2, key="p1").body == {"status": "sent", "topic": "t",
+                                                          "recipients": 1}
+        answer = h.api("post", "r", "api", "c", key="r1")
+        assert answer.body is not None and answer.body["seq"] == 1
+    assert answer.replayed
+    assert [m["type"] for m in h.take(b)] == ["notification", "notification"]  # once each
+    assert [m["message"] for m in h.take(a)] == ["all"]  # the broadcast, once
+    assert h.router.store.inbox_count() == 2
+    assert h.api("notify", "zoe", "other", key="n1").error == (
+        "conflict", "this idempotency key was used for another request; use a new key for a "
+        "new request")
+    # The HTTP API's keys and alice's are separate scopes.
+    h.send(a, {"type": "publish", "topic": "t", "message": 2, "idempotency_key": "p1"})
+    assert h.take(a)[0]["recipients"] == 1
 
 
 # --- robustness ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 //    private-message partners (`presence`), both over the WebSocket (no API key needed). The
 //    server marks every item delivered from the offline inbox with "offline": true, and the
 //    welcome says how many follow (`offline_items`): the page shows exactly that, no guessing.
+//    Once shown, each is acknowledged (`ack` with its message_id), so it never comes back.
 // 3. A closed connection is retried with exponential backoff and jitter (a random delay between
 //    half and all of min(MAX, BASE * 2^attempt)), except after 4001/4002 (bad token) or 1008
 //    before `welcome` (authentication required): those return to the sign-in form.
@@ -70,6 +71,8 @@
     not_found: 'Not found',
     rate_limited: 'Slow down',
     too_large: 'Too large',
+    conflict: 'Already used',
+    unavailable: 'Try again',
   };
 
   // --- DOM helpers ---------------------------------------------------------------------------
@@ -357,6 +360,14 @@
   // --- incoming messages ---------------------------------------------------------------------
 
   function handle(msg) {
+    dispatch(msg);
+    // Offline items come again on every sign-in until acknowledged: once shown, they are.
+    if (msg.offline === true && typeof msg.message_id === 'string') {
+      send({ type: 'ack', message_id: msg.message_id });
+    }
+  }
+
+  function dispatch(msg) {
     switch (msg.type) {
       case 'welcome': return onWelcome(msg);
       case 'pong': return onPong(msg);
@@ -374,6 +385,7 @@
       case 'presence': return onOnline(msg);
       case 'notification': return onNotification(msg);
       case 'error': return onError(msg);
+      case 'acked': return undefined;  // the answer to an ack: nothing to show
       default: return undefined;
     }
   }
