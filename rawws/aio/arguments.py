@@ -2,25 +2,29 @@
 shapes websockets accepts, turned into rawws' settings.
 
 Owns: the ``(high, low)`` and ``(message, fragment)`` tuples, origin lists with compiled
-patterns, telling a two-argument hook from a one-argument one, refusing an unbounded close,
-and the ``host:port`` form of an address in logs. Does not own the settings' meaning (the
-server, the client and the connection do).
+patterns, telling a two-argument hook from a one-argument one, what a handshake hook may
+return (websockets' legacy tuple included), refusing an unbounded close, and the
+``host:port`` form of an address in logs. Does not own the settings' meaning (the server,
+the client and the connection do). No asyncio here: the threaded API (rawws.sync) uses it.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from ..sansio.handshake import OriginPolicy
+from ..sansio.http11 import Headers, Response
 
 __all__ = [
     "Origins",
     "check_close_timeout",
     "format_address",
     "high_water",
+    "hook_response",
     "origin_policy",
     "positional_arity",
 ]
@@ -86,3 +90,24 @@ def check_close_timeout(close_timeout: float | None) -> float:
         raise ValueError(f"close_timeout must be a number of seconds >= 0, not "
                          f"{close_timeout!r} (rawws always bounds the closing handshake)")
     return close_timeout
+
+
+def hook_response(hook: str, value: object,
+                  logger: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> Response:
+    """What ``process_request`` / ``process_response`` returned, as the response to send: a
+    Response, or a clear error.
+
+    websockets' legacy API returned ``(status, headers, body)``: it is answered as meant, with
+    a warning, rather than left to fail (or to hang the client until a timeout).
+    """
+    if isinstance(value, Response):
+        return value
+    if isinstance(value, tuple) and len(value) == 3:
+        status, headers, body = value
+        logger.warning(
+            "%s returned a (status, headers, body) tuple, websockets' legacy API: answered as "
+            "HTTP %s; return connection.respond(status, text) or a Response instead",
+            hook, int(status))
+        return Response(int(status), Headers(headers),
+                        body.encode() if isinstance(body, str) else bytes(body))
+    raise TypeError(f"{hook} must return None or a Response, not {type(value).__name__}")

@@ -26,7 +26,7 @@ from ..sansio.http11 import Request, Response
 if TYPE_CHECKING:
     from .server import ServerConnection
 
-__all__ = ["basic_auth", "parse_authorization_basic"]
+__all__ = ["basic_auth", "basic_challenge", "credentials_checker", "parse_authorization_basic"]
 
 CheckCredentials = Callable[[str, str], "Awaitable[bool] | bool"]
 
@@ -55,6 +55,42 @@ def _is_credentials(value: Any) -> bool:
             and all(isinstance(item, str) for item in value))
 
 
+def credentials_checker(
+    credentials: tuple[str, str] | Iterable[tuple[str, str]] | None,
+    check_credentials: CheckCredentials | None,
+) -> CheckCredentials:
+    """The ``check(username, password)`` for :func:`basic_auth`'s arguments (both APIs)."""
+    if (credentials is None) == (check_credentials is None):
+        raise ValueError("provide either credentials or check_credentials")
+    if credentials is None:
+        assert check_credentials is not None
+        return check_credentials
+    if _is_credentials(credentials):
+        pairs = [cast(tuple[str, str], credentials)]
+    else:
+        try:
+            pairs = list(cast(Iterable[tuple[str, str]], credentials))
+        except TypeError:
+            raise TypeError(f"invalid credentials argument: {credentials!r}") from None
+        if not all(_is_credentials(pair) for pair in pairs):
+            raise TypeError(f"invalid credentials argument: {credentials!r}")
+    known = dict(pairs)
+
+    def check_known(username: str, password: str) -> bool:
+        expected = known.get(username)
+        if expected is None:
+            return False
+        return hmac.compare_digest(expected.encode(errors="surrogateescape"),
+                                   password.encode(errors="surrogateescape"))
+
+    return check_known
+
+
+def basic_challenge(realm: str) -> str:
+    """The ``WWW-Authenticate`` value of a 401 (RFC 7617 §2)."""
+    return 'Basic realm="{}", charset="UTF-8"'.format(realm.replace('"', '\\"'))
+
+
 def basic_auth(
     realm: str = "",
     credentials: tuple[str, str] | Iterable[tuple[str, str]] | None = None,
@@ -68,32 +104,8 @@ def basic_auth(
     ``connection.username``; on failure it answers 401 with
     ``WWW-Authenticate: Basic realm="..."``.
     """
-    if (credentials is None) == (check_credentials is None):
-        raise ValueError("provide either credentials or check_credentials")
-    if credentials is not None:
-        if _is_credentials(credentials):
-            pairs = [cast(tuple[str, str], credentials)]
-        else:
-            try:
-                pairs = list(cast(Iterable[tuple[str, str]], credentials))
-            except TypeError:
-                raise TypeError(f"invalid credentials argument: {credentials!r}") from None
-            if not all(_is_credentials(pair) for pair in pairs):
-                raise TypeError(f"invalid credentials argument: {credentials!r}")
-        known = dict(pairs)
-
-        def check_known(username: str, password: str) -> bool:
-            expected = known.get(username)
-            if expected is None:
-                return False
-            return hmac.compare_digest(expected.encode(errors="surrogateescape"),
-                                       password.encode(errors="surrogateescape"))
-
-        check: CheckCredentials = check_known
-    else:
-        assert check_credentials is not None
-        check = check_credentials
-    challenge = 'Basic realm="{}", charset="UTF-8"'.format(realm.replace('"', '\\"'))
+    check = credentials_checker(credentials, check_credentials)
+    challenge = basic_challenge(realm)
 
     def unauthorized(connection: ServerConnection, text: str) -> Response:
         response = connection.respond(401, text)

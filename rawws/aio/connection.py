@@ -44,6 +44,7 @@ from collections.abc import (
 from types import TracebackType
 from typing import Any, Literal, cast, overload
 
+from ..data import DataLike, Message, check_fragment, check_fragments, not_a_message
 from ..errors import (
     ConcurrencyError,
     ConnectionClosed,
@@ -61,9 +62,6 @@ from ..sansio.protocol import CloseReceived, Ping, Pong, Protocol, State
 
 __all__ = ["Connection", "Listener", "Message"]
 
-Message = str | bytes
-#: What send() takes as a message or a fragment.
-DataLike = str | bytes | bytearray | memoryview
 
 _logger = logging.getLogger("rawws")
 
@@ -86,20 +84,6 @@ _CLOSING = State.CLOSING
 async def _as_async(items: Iterable[DataLike]) -> AsyncIterator[DataLike]:
     for item in items:
         yield item
-
-
-def _check_fragment(fragment: object) -> None:
-    if not isinstance(fragment, (str, bytes, bytearray, memoryview)):
-        raise TypeError(f"a fragment must be str or bytes-like, not {type(fragment).__name__}")
-
-
-def _check_fragments(fragments: list[Any] | tuple[Any, ...]) -> None:
-    """Refuse a list or tuple of fragments that could not be sent whole."""
-    for fragment in fragments:
-        _check_fragment(fragment)
-    if fragments and any(isinstance(f, str) is not isinstance(fragments[0], str)
-                         for f in fragments):
-        raise TypeError("the fragments of a message must be all str or all bytes-like")
 
 
 class _ThreadState:
@@ -787,11 +771,10 @@ class Connection(asyncio.BufferedProtocol):
                 self._check_sendable()
                 self._send_fragment(message, True, True, text, compress)
         elif isinstance(message, Mapping):
-            raise TypeError("cannot send a dict-like object: send json.dumps() of it (or its "
-                            "keys() to send the keys as fragments)")
+            raise not_a_message(message)
         elif isinstance(message, (AsyncIterable, Iterable)):
             if isinstance(message, (list, tuple)):
-                _check_fragments(message)  # known in full: refuse before the first byte
+                check_fragments(message)  # known in full: refuse before the first byte
             done = self._fragmented_send = self.loop.create_future()
             try:
                 fragments = (aiter(message) if isinstance(message, AsyncIterable)
@@ -806,8 +789,7 @@ class Connection(asyncio.BufferedProtocol):
                 self._fragmented_send = None
                 done.set_result(None)
         else:
-            raise TypeError(f"cannot send {type(message).__name__}: send str, bytes-like, or "
-                            "an iterable or async iterable of them (fragments)")
+            raise not_a_message(message)
         if self._writing_paused:
             await self.drain()
 
@@ -820,7 +802,7 @@ class Connection(asyncio.BufferedProtocol):
             current = await anext(fragments)
         except StopAsyncIteration:
             return
-        _check_fragment(current)  # before anything is sent
+        check_fragment(current)  # before anything is sent
         first = True
         async for following in fragments:
             self._send_fragment(current, first, False, text, compress)
@@ -834,7 +816,7 @@ class Connection(asyncio.BufferedProtocol):
                        compress: bool | None) -> None:
         self._check_sendable()
         protocol = self.protocol
-        _check_fragment(fragment)
+        check_fragment(fragment)
         is_str = isinstance(fragment, str)
         if first:
             self._fragments_text = is_str

@@ -42,6 +42,7 @@ from .arguments import (
     check_close_timeout,
     format_address,
     high_water,
+    hook_response,
     origin_policy,
     positional_arity,
 )
@@ -248,7 +249,7 @@ class ServerConnection(Connection):
         if server.process_request is not None:
             rejection = yield from self._maybe_await(server.process_request(self, request))
             if rejection is not None:
-                self._respond(self._hook_response("process_request", rejection))
+                self._respond(hook_response("process_request", rejection, self.logger))
                 return
         protocol = self.protocol
         if server._select_takes_connection:
@@ -268,29 +269,11 @@ class ServerConnection(Connection):
                 server.process_response(self, request, response)
             )
             if replaced is not None:
-                response = self._hook_response("process_response", replaced)
+                response = hook_response("process_response", replaced, self.logger)
         if response.status == 101 and server._closing:
             # As websockets: a handshake that completes while the server shuts down is refused.
             response = protocol.reject(503, "server shutting down", [("Retry-After", "5")])
         self._respond(response)
-
-    def _hook_response(self, hook: str, value: object) -> Response:
-        """What a hook returned, as the response to send: a Response, or a clear error.
-
-        websockets' legacy API returned ``(status, headers, body)``: it is answered as meant,
-        with a warning, rather than left to fail (or hang the client until a timeout).
-        """
-        if isinstance(value, Response):
-            return value
-        if isinstance(value, tuple) and len(value) == 3:
-            status, headers, body = value
-            self.logger.warning(
-                "%s returned a (status, headers, body) tuple, websockets' legacy API: answered "
-                "as HTTP %s; return connection.respond(status, text) or a Response instead",
-                hook, int(status))
-            return Response(int(status), Headers(headers),
-                            body.encode() if isinstance(body, str) else bytes(body))
-        raise TypeError(f"{hook} must return None or a Response, not {type(value).__name__}")
 
     def _respond(self, response: Response) -> None:
         protocol = self.protocol
