@@ -21,6 +21,10 @@
   ``rawws.datastructures``, ``rawws.http11``, ``rawws.frames``) are shells: they re-export
   ``rawws.aio``, ``rawws.sansio`` and ``rawws.errors`` and implement nothing (``rawws.http11``
   adds websockets' constructor order, nothing else); no lower layer imports them.
+* ``rawws/sync`` (threads over the sans-I/O core) uses ``rawws.sansio``, ``rawws.errors``,
+  ``rawws.data``, ``rawws.redact`` and the asyncio layer's I/O-free helpers (argument shapes,
+  Basic auth, URI parsing, the closed-connection exception); nothing below it imports it.
+* ``rawws/data.py`` (what send() accepts) imports nothing from rawws.
 * ``import rawws`` loads only the standard library, and so does ``import rawws.asgi``;
   ``import rawws`` does not load ``rawws.asgi``.
 
@@ -235,6 +239,27 @@ def test_no_module_is_named_after_a_stdlib_module(path: Path) -> None:
     if name in {"__main__", "__init__"} or module_name(path) in STDLIB_NAMED:
         return
     assert name not in sys.stdlib_module_names, f"{path} shadows the stdlib module {name!r}"
+
+
+SYNC_ALLOWED = ("rawws.sansio", "rawws.errors", "rawws.data", "rawws.redact", "rawws.sync",
+                "rawws.aio.arguments", "rawws.aio.auth", "rawws.aio.client", "rawws.aio.server",
+                "rawws.aio.connection")
+
+
+@pytest.mark.parametrize("path", in_layer("sync"), ids=module_name)
+def test_sync_uses_the_core_and_the_io_free_helpers(path: Path) -> None:
+    for name in rawws_modules_in(imports_of(path)):
+        assert name.startswith(SYNC_ALLOWED), name
+
+
+@pytest.mark.parametrize("path", in_layer("aio") + in_layer("sansio"), ids=module_name)
+def test_nothing_below_imports_sync(path: Path) -> None:
+    for name in rawws_modules_in(imports_of(path)):
+        assert not name.startswith("rawws.sync"), name
+
+
+def test_data_imports_nothing_from_rawws() -> None:
+    assert not rawws_modules_in(imports_of(ROOT / "data.py"))
 
 
 def is_shell(name: str) -> bool:

@@ -10,9 +10,11 @@ the client and the connection do). No asyncio here: the threaded API (rawws.sync
 
 from __future__ import annotations
 
+import base64
 import inspect
 import logging
 import re
+import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -21,6 +23,7 @@ from ..sansio.http11 import Headers, Response
 
 __all__ = [
     "Origins",
+    "basic_authorization",
     "check_close_timeout",
     "format_address",
     "high_water",
@@ -111,3 +114,14 @@ def hook_response(hook: str, value: object,
         return Response(int(status), Headers(headers),
                         body.encode() if isinstance(body, str) else bytes(body))
     raise TypeError(f"{hook} must return None or a Response, not {type(value).__name__}")
+
+
+def basic_authorization(uri: str) -> str | None:
+    """The ``Authorization`` value for credentials in ``uri`` (``ws://user:pass@host/``), as
+    websockets sends them (HTTP Basic, RFC 7617), or ``None``."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.username is None:
+        return None
+    credentials = (f"{urllib.parse.unquote(parts.username)}:"
+                   f"{urllib.parse.unquote(parts.password or '')}")
+    return "Basic " + base64.b64encode(credentials.encode()).decode()

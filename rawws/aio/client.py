@@ -14,7 +14,6 @@ Usage::
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import random as random_module
 import ssl as ssl_module
@@ -43,7 +42,7 @@ from ..sansio.deflate import ClientPerMessageDeflateFactory
 from ..sansio.extensions import ClientExtensionFactory
 from ..sansio.http11 import Headers, Request, Response
 from ..sansio.protocol import ClientProtocol
-from .arguments import check_close_timeout, high_water
+from .arguments import basic_authorization, check_close_timeout, high_water
 from .connection import Connection, Listener
 
 __all__ = ["ClientConnection", "connect", "parse_uri", "process_exception", "unix_connect"]
@@ -74,7 +73,7 @@ def parse_uri(uri: str) -> tuple[bool, str, int, str]:
     return secure, parsed.hostname, port or (443 if secure else 80), resource
 
 
-def _default_extensions(compression: str | None) -> list[ClientExtensionFactory]:
+def default_extensions(compression: str | None) -> list[ClientExtensionFactory]:
     if compression is None:
         return []
     if compression != "deflate":
@@ -210,7 +209,7 @@ class connect:
         self.origin = origin
         self.subprotocols = subprotocols
         self.extensions = (list(extensions) if extensions is not None
-                           else _default_extensions(compression))
+                           else default_extensions(compression))
         if isinstance(max_size, tuple):
             max_size, max_frame_size = max_size
         self.max_size = max_size
@@ -239,14 +238,11 @@ class connect:
         """Aim at ``uri`` (at first, and after a redirect)."""
         self.uri = uri
         self.secure, self.uri_host, self.uri_port, self.resource = parse_uri(uri)
-        parts = urllib.parse.urlsplit(uri)
         self.extra_headers: Headers | None = self._headers.copy()
-        if parts.username is not None and "Authorization" not in self._headers:
+        authorization = basic_authorization(uri)
+        if authorization is not None and "Authorization" not in self._headers:
             # As websockets: credentials in the URI become HTTP Basic authentication.
-            credentials = (f"{urllib.parse.unquote(parts.username)}:"
-                           f"{urllib.parse.unquote(parts.password or '')}")
-            self.extra_headers["Authorization"] = (
-                "Basic " + base64.b64encode(credentials.encode()).decode())
+            self.extra_headers["Authorization"] = authorization
         if not len(self.extra_headers):
             self.extra_headers = None
 

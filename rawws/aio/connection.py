@@ -81,6 +81,18 @@ _OPEN = State.OPEN
 _CLOSING = State.CLOSING
 
 
+def closed_exception(protocol: Protocol) -> ConnectionClosed:
+    """How the connection closed, as the exception send() and recv() raise after it (shared
+    with the threaded API): OK when close frames with a normal code went both ways."""
+    rcvd, sent = protocol.close_rcvd, protocol.close_sent
+    if rcvd is None or sent is None:
+        return ConnectionClosedError(Close(*rcvd) if rcvd else None,
+                                     Close(*sent) if sent else None)
+    ok = rcvd[0] in _OK_CLOSE_CODES and sent[0] in _OK_CLOSE_CODES
+    cls = ConnectionClosedOK if ok else ConnectionClosedError
+    return cls(Close(*rcvd), Close(*sent), protocol.close_rcvd_first)
+
+
 async def _as_async(items: Iterable[DataLike]) -> AsyncIterator[DataLike]:
     for item in items:
         yield item
@@ -605,14 +617,7 @@ class Connection(asyncio.BufferedProtocol):
         self._close_timer = self._keepalive_timer = self._answer_timer = None
 
     def _connection_closed_exc(self) -> ConnectionClosed:
-        protocol = self.protocol
-        rcvd, sent = protocol.close_rcvd, protocol.close_sent
-        if rcvd is None or sent is None:
-            return ConnectionClosedError(Close(*rcvd) if rcvd else None,
-                                         Close(*sent) if sent else None)
-        ok = rcvd[0] in _OK_CLOSE_CODES and sent[0] in _OK_CLOSE_CODES
-        cls = ConnectionClosedOK if ok else ConnectionClosedError
-        return cls(Close(*rcvd), Close(*sent), protocol.close_rcvd_first)
+        return closed_exception(self.protocol)
 
     # --- receiving -------------------------------------------------------------------------------
 

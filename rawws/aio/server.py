@@ -64,7 +64,7 @@ SelectSubprotocol = (Callable[["ServerConnection", Sequence[str]], "str | None"]
                      | Callable[[Sequence[str]], "str | None"])
 
 
-def _default_extensions(compression: str | None) -> list[ServerExtensionFactory]:
+def default_extensions(compression: str | None) -> list[ServerExtensionFactory]:
     if compression is None:
         return []
     if compression != "deflate":
@@ -365,7 +365,7 @@ class Server:
         self.origins = origin_policy(origins)
         self.extra_headers = extra_headers
         self.extensions = (list(extensions) if extensions is not None
-                           else _default_extensions(compression))
+                           else default_extensions(compression))
         if isinstance(max_size, tuple):
             # websockets' (max_message_size, max_fragment_size).
             max_size, max_frame_size = max_size

@@ -27,6 +27,9 @@ MODULES = {
     "websockets.http11": ("rawws.http11", set()),
     "websockets.asyncio.server": ("rawws.asyncio.server", set()),
     "websockets.asyncio.client": ("rawws.asyncio.client", set()),
+    "websockets.sync.server": ("rawws.sync.server", set()),
+    "websockets.sync.client": ("rawws.sync.client", set()),
+    "websockets.sync.connection": ("rawws.sync.connection", set()),
 }
 
 
