@@ -41,13 +41,14 @@ bench: $(BENCH_STAMP)
 bench-full: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run --full $(ARGS)
 
-# Autobahn testsuite, both modes, against rawws (conformance/README.md). Installs wstest first when
+# Autobahn testsuite against rawws: server and client modes, and the server cases through uvicorn
+# (rawws.asgi; conformance/README.md). Installs wstest first when
 # missing (/opt/rawws-wstest). UNIMPLEMENTED (12.x/13.x) fails the gate once rawws ships
 # permessage-deflate, detected by `import rawws.sansio.deflate`. Quick pass: ARGS="--cases 1.*".
 .PHONY: conformance
 conformance: $(STAMP)
 	conformance/install_wstest.sh
-	$(BIN)/python conformance/run.py --mode both \
+	$(BIN)/python conformance/run.py --mode all \
 		$$($(BIN)/python -c 'import rawws.sansio.deflate' 2>/dev/null && echo --require-deflate) $(ARGS)
 
 # uvicorn's own WebSocket test module run against rawws.asgi.WebSocketProtocol (docs/asgi.md):
@@ -71,6 +72,13 @@ conformance-py3: $(STAMP)
 conformance-py3-full: $(STAMP)
 	$(if $(findstring --compare,$(ARGS)),conformance/install_wstest.sh)
 	$(PY3_SUITE) --subset full $(ARGS)
+
+# The Autobahn server cases through uvicorn only (rawws.asgi, agent rawws-asgi; make conformance
+# runs them too). Quick pass: ARGS="--cases 1.*".
+.PHONY: conformance-asgi
+conformance-asgi: $(STAMP)
+	conformance/install_wstest.sh
+	$(BIN)/python conformance/run.py --mode asgi --require-deflate $(ARGS)
 
 # Real-browser tests (tests/browser/, issue 7): Debian's Chromium (scripts/install_chromium.sh,
 # idempotent) driven by playwright from the `browser` extra (stamp file). `make test` skips them

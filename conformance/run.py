@@ -3,12 +3,16 @@
     .venv/bin/python conformance/run.py                       # both modes against rawws
     .venv/bin/python conformance/run.py --mode server --cases '1.*,6.4.*'
     .venv/bin/python conformance/run.py --mode server --peer websockets,aiohttp
+    .venv/bin/python conformance/run.py --mode asgi --cases '6.*'   # through uvicorn
     .venv/bin/python conformance/run.py --summarize conformance/reports/server-rawws --details
 
 Modes:
   server  `wstest -m fuzzingclient` tests a server: `python -m rawws echo --max-size 0` (or
           conformance/peers/<peer>_echo.py), started on a free port of 127.0.0.1.
   client  `wstest -m fuzzingserver` runs on a free port; conformance/client.py drives the client.
+  asgi    the server cases against rawws under uvicorn: conformance/peers/asgi_echo.py, a bare
+          ASGI echo app with ``--ws rawws.asgi:WebSocketProtocol`` (agent rawws-asgi).
+  both    server and client; all: server, client and asgi (make conformance).
 
 Each mode/agent writes to conformance/reports/<mode>-<agent>/ (index.json, one JSON + HTML report
 per case), next to <mode>-<agent>.spec.json (the spec actually used, generated from
@@ -40,6 +44,7 @@ CONFORMANCE = ROOT / "conformance"
 REPORTS = CONFORMANCE / "reports"
 TOTAL_CASES = 517  # autobahntestsuite 25.10.1, cases ["*"]
 AGENTS = ("rawws", "websockets", "aiohttp")
+ASGI_AGENT = "rawws-asgi"  # rawws.asgi.WebSocketProtocol under uvicorn, server cases only
 BEHAVIORS = ("OK", "NON-STRICT", "FAILED", "INFORMATIONAL", "UNIMPLEMENTED")
 ACCEPTED = {"OK", "INFORMATIONAL"}
 
@@ -296,6 +301,8 @@ class WstestOutput(threading.Thread):
 
 
 def testee_command(peer: str, port: int) -> list[str]:
+    if peer == ASGI_AGENT:
+        return [sys.executable, str(CONFORMANCE / "peers" / "asgi_echo.py"), "--port", str(port)]
     if peer == "rawws":
         args = ["-m", "rawws", "echo", "--host", "127.0.0.1", "--max-size", "0", "--port"]
         return [sys.executable, *args, str(port)]
@@ -405,7 +412,8 @@ def main() -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="\n".join(__doc__.splitlines()[1:]),
     )
-    parser.add_argument("--mode", choices=["server", "client", "both"], default="both")
+    parser.add_argument("--mode", choices=["server", "client", "asgi", "both", "all"],
+                        default="both")
     parser.add_argument(
         "--peer",
         default="rawws",
@@ -456,8 +464,12 @@ def main() -> int:
             )
             return EXIT_HARNESS
         REPORTS.mkdir(exist_ok=True)
-        modes = ["server", "client"] if args.mode == "both" else [args.mode]
-        summaries = [run_mode(mode, peer, wstest, args) for mode in modes for peer in peers]
+        modes = {"both": ["server", "client"], "all": ["server", "client", "asgi"]}.get(
+            args.mode, [args.mode])
+        runs = [(mode, peer) for mode in modes if mode != "asgi" for peer in peers]
+        if "asgi" in modes:
+            runs.append(("server", ASGI_AGENT))
+        summaries = [run_mode(mode, peer, wstest, args) for mode, peer in runs]
 
     status = EXIT_OK
     for summary in summaries:
