@@ -25,6 +25,7 @@ UNITS = {
     "handshake": ("handshakes/s", True),
     "fanout": ("deliveries/s", True),
     "idle": ("bytes/connection", False),
+    "asgi": ("round trips/s", True),
 }
 TITLES = {
     "echo": "Echo, request/response, binary (one message in flight per connection)",
@@ -32,7 +33,11 @@ TITLES = {
     "handshake": "Handshakes (connect, one 64-byte message and its echo, close handshake)",
     "fanout": "Fan-out: one publisher, every subscriber gets every message",
     "idle": "Idle memory: server RSS growth per open connection",
+    "asgi": "ASGI: a FastAPI echo endpoint under uvicorn, by --ws class (binary, one message in "
+            "flight per connection)",
 }
+#: Whose ratios a scenario's tables show when it is not the run's subject.
+SCENARIO_SUBJECT = {"asgi": "asgi-rawws"}
 
 # (label, scenario, configuration key or None for the first one, peer, threshold, higher is
 # better[, subject when not the run's subject])
@@ -49,9 +54,18 @@ TARGETS = [
     ("idle memory/conn, no compression, vs websockets", "idle", "no compression", "websockets",
      0.3, False),
     ("handshakes/s vs websockets", "handshake", None, "websockets", 1.5, True),
+    ("FastAPI 64 B echo, 32 conns, rawws.asgi vs --ws websockets-sansio", "asgi", "64 B x32",
+     "asgi-websockets-sansio", 1.0, True, "asgi-rawws"),
+    ("FastAPI 64 B echo, 32 conns, rawws.asgi vs --ws wsproto", "asgi", "64 B x32",
+     "asgi-wsproto", 1.0, True, "asgi-rawws"),
+    ("FastAPI 64 KiB echo, 32 conns, rawws.asgi vs --ws websockets-sansio", "asgi", "64 KiB x32",
+     "asgi-websockets-sansio", 1.0, True, "asgi-rawws"),
+    ("FastAPI 64 KiB echo, 32 conns, rawws.asgi vs --ws wsproto", "asgi", "64 KiB x32",
+     "asgi-wsproto", 1.0, True, "asgi-rawws"),
 ]
 
-ORDER = ["null", "rawws", "rawws-chat", "websockets", "aiohttp", "picows", "floor", "floor-dr"]
+ORDER = ["null", "rawws", "rawws-chat", "websockets", "aiohttp", "picows", "floor", "floor-dr",
+         "asgi-rawws", "asgi-websockets-sansio", "asgi-wsproto"]
 
 
 # -- statistics ---------------------------------------------------------------------------------
@@ -174,7 +188,7 @@ def ceiling(data: dict[str, Any]) -> list[dict[str, Any]]:
     """Per configuration: the load generator against the null server; its capacity (rate per
     second of its own CPU, over every measurement of the configuration); the fastest server."""
     out = []
-    for scenario in ("echo", "deflate", "handshake", "fanout"):
+    for scenario in ("echo", "deflate", "handshake", "fanout", "asgi"):
         for key, config in (data.get("results", {}).get(scenario) or {}).items():
             null = stat(values(config.get("null", [])))
             capacity = stat(values(config.get("null", []), "lg_capacity"))
@@ -275,7 +289,7 @@ def render(data: dict[str, Any], charts_dir: Path, md_dir: Path) -> str:
         "the round-by-round ratios much less.",
     ]
     windows = retried = still = 0
-    for scenario in ("echo", "deflate", "handshake", "fanout"):
+    for scenario in ("echo", "deflate", "handshake", "fanout", "asgi"):
         for config in (results.get(scenario) or {}).values():
             for rows in config.values():
                 for r in rows:
@@ -317,10 +331,12 @@ def render(data: dict[str, Any], charts_dir: Path, md_dir: Path) -> str:
             for c in ceiling(data)]
     lines += _md_table(["scenario", "configuration", "null (measured)", "load generator capacity",
                         "fastest server", "headroom"], rows)
-    for scenario in ("echo", "deflate", "handshake", "fanout", "idle"):
+    run_subject = subject
+    for scenario in ("echo", "deflate", "handshake", "fanout", "idle", "asgi"):
         configs = results.get(scenario)
         if not configs:
             continue
+        subject = SCENARIO_SUBJECT.get(scenario, run_subject)
         unit, _higher = UNITS[scenario]
         lines += ["", f"## {TITLES[scenario]}", ""]
         lines += _scenario_notes(scenario, data)
@@ -338,7 +354,7 @@ def render(data: dict[str, Any], charts_dir: Path, md_dir: Path) -> str:
             rows.append(row)
         lines += [f"Median [min–max] of {unit}:", ""]
         lines += _md_table(header, rows)
-        if scenario == "echo":
+        if scenario in ("echo", "asgi"):
             rows = []
             for key, config in configs.items():
                 size = _size_of(key)
@@ -410,6 +426,12 @@ def _scenario_notes(scenario: str, data: dict[str, Any]) -> list[str]:
         "echo": f"Each window {plan.get('echo_duration')} s after {plan.get('echo_warmup')} s of "
                 "warm-up traffic; `floor-dr` is the floor reading through `data_received` (only "
                 "at 64 B).",
+        "asgi": "`uvicorn` with `--ws rawws.asgi:WebSocketProtocol`, `--ws websockets-sansio` "
+                "and `--ws wsproto` (benchmarks/servers/asgi_server.py): the same FastAPI "
+                "endpoint (`receive_bytes` / `send_bytes`), uvicorn's defaults otherwise "
+                "(uvloop, httptools, permessage-deflate offered, keepalive pings); the echo "
+                f"scenario's windows ({plan.get('echo_duration')} s after "
+                f"{plan.get('echo_warmup')} s of warm-up).",
         "deflate": "The client offers `permessage-deflate; client_max_window_bits`; every server "
                    "keeps its defaults. picows has no permessage-deflate and sits this out.",
         "handshake": f"{plan.get('handshake_concurrency')} clients in parallel, each looping; "

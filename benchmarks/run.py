@@ -59,6 +59,10 @@ SERVERS: dict[str, tuple[str, list[str]]] = {
     "picows": ("picows_server", []),
     "floor": ("floor", []),
     "floor-dr": ("floor", ["--data-received"]),
+    # A FastAPI echo endpoint under uvicorn, one per --ws choice (the "asgi" scenario).
+    "asgi-rawws": ("asgi_server", ["--ws", "rawws"]),
+    "asgi-websockets-sansio": ("asgi_server", ["--ws", "websockets-sansio"]),
+    "asgi-wsproto": ("asgi_server", ["--ws", "wsproto"]),
 }
 REFERENCE = "null"  # the load generator's ceiling, not a contender
 PEERS = ("websockets", "aiohttp", "picows", "floor")
@@ -247,13 +251,16 @@ def make_plan(mode: str) -> Plan:
     )
 
 
-SCENARIOS = ("micro", "echo", "deflate", "handshake", "fanout", "idle")
+SCENARIOS = ("micro", "echo", "deflate", "handshake", "fanout", "idle", "asgi")
+#: The asgi scenario: FastAPI echo under uvicorn, rawws.asgi against uvicorn's two classes.
+ASGI_CONFIGS = [(64, 32), (64 * KiB, 32)]
 SERVERS_FOR = {
     "echo": ["null", "rawws", "websockets", "aiohttp", "picows", "floor", "floor-dr"],
     "deflate": ["null", "rawws", "websockets", "aiohttp", "floor"],  # picows: no permessage-deflate
     "handshake": ["null", "rawws", "websockets", "aiohttp", "picows", "floor"],
     "fanout": ["null", "rawws", "rawws-chat", "websockets", "aiohttp", "picows", "floor"],
     "idle": ["rawws", "websockets", "aiohttp", "picows", "floor"],
+    "asgi": ["null", "asgi-rawws", "asgi-websockets-sansio", "asgi-wsproto"],
 }
 
 
@@ -340,6 +347,24 @@ class Runner:
                 )
 
             self.interleaved("echo", f"{_size(size)} x{conns}", these, measure, p.rounds)
+
+    def asgi(self) -> None:
+        """The echo scenario's measurement, for a FastAPI endpoint under uvicorn with each
+        WebSocket class (rawws.asgi, websockets-sansio, wsproto)."""
+        p = self.plan
+        for size, conns in ASGI_CONFIGS:
+            budget = 60 + size * conns / (20 * MiB)
+
+            def measure(server: Server, warm: bool, size: int = size, conns: int = conns,
+                        budget: float = budget) -> dict[str, Any]:
+                return self.loadgen.call(
+                    op="echo", port=server.port, server_pid=server.pid, size=size, conns=conns,
+                    warmup=p.echo_warmup, duration=0.05 if warm else p.echo_duration,
+                    timeout=budget,
+                )
+
+            self.interleaved("asgi", f"{_size(size)} x{conns}", self.among("asgi"), measure,
+                             p.rounds)
 
     def deflate(self) -> None:
         p = self.plan

@@ -524,7 +524,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             data = message.get("bytes")
             text = message.get("text")
             if data is None:
-                if type(text) is not str:
+                if not isinstance(text, str):
                     raise RuntimeError("websocket.send needs 'text' (str) or 'bytes'")
                 protocol.send_text(text)
             elif text is None and isinstance(data, bytes | bytearray | memoryview):

@@ -299,3 +299,22 @@ def test_the_classes_are_the_ones_uvicorn_names() -> None:
 
     assert uvicorn.config.WS_PROTOCOLS["wsproto"] == WS_CLASSES["wsproto"]
     assert uvicorn.config.WS_PROTOCOLS["websockets-sansio"] == WS_CLASSES["websockets-sansio"]
+
+
+#: A CR/LF in an accept header: rawws and websockets-sansio answer 500; wsproto drops TCP.
+INJECTION = {"rawws": 500, "websockets-sansio": 500, "wsproto": None}
+
+
+async def test_header_injection_in_accept_is_refused(ws: str) -> None:
+    async def app(scope: Any, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept",
+                    "headers": [(b"x-user", b"alice\r\nSet-Cookie: admin=1")]})
+
+    async with serve(app, ws) as served:
+        client = await RawClient.open(served.port)
+        client.write(upgrade_request()[0])
+        received = await client.read_eof()
+    status = int(received.split(b" ")[1]) if received else None
+    assert status == INJECTION[ws]
+    assert b"Set-Cookie" not in received
