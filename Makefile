@@ -41,6 +41,16 @@ bench: $(BENCH_STAMP)
 bench-full: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run --full $(ARGS)
 
+# The asgi scenario alone (FastAPI echo under uvicorn: rawws.asgi vs websockets-sansio vs wsproto,
+# docs/asgi.md) into results-asgi.json, then RESULTS.md re-rendered with it (about 2 minutes).
+.PHONY: bench-asgi
+bench-asgi: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.run --full --scenarios asgi \
+		--servers null,asgi-rawws,asgi-websockets-sansio,asgi-wsproto \
+		--results benchmarks/results-asgi.json --markdown benchmarks/.results/RESULTS-asgi.md \
+		--charts benchmarks/.results/charts-asgi $(ARGS)
+	$(BIN)/python -m benchmarks.report
+
 # Autobahn testsuite against rawws: server and client modes, and the server cases through uvicorn
 # (rawws.asgi; conformance/README.md). Installs wstest first when
 # missing (/opt/rawws-wstest). UNIMPLEMENTED (12.x/13.x) fails the gate once rawws ships

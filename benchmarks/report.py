@@ -260,8 +260,26 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
+def with_asgi_run(data: dict[str, Any], path: Path = HERE / "results-asgi.json") -> dict[str, Any]:
+    """``data`` with the asgi scenario of a separate run (``make bench-asgi`` writes
+    results-asgi.json) when ``data`` has none of its own; the other run is noted as such."""
+    if (data.get("results") or {}).get("asgi") or not path.exists():
+        return data
+    other = json.loads(path.read_text())
+    asgi = (other.get("results") or {}).get("asgi")
+    if not asgi:
+        return data
+    note = (f"The asgi scenario comes from a separate {other.get('mode')} run "
+            f"(`make bench-asgi`, results-asgi.json): {other.get('started')}, commit "
+            f"`{other.get('commit')}`, load average before {_load(other.get('load_before'))}, "
+            f"after {_load(other.get('load_after'))}.")
+    return {**data, "results": {**data.get("results", {}), "asgi": asgi},
+            "notes": [*data.get("notes", []), note]}
+
+
 def render(data: dict[str, Any], charts_dir: Path, md_dir: Path) -> str:
     """The whole of RESULTS.md; writes the charts as a side effect."""
+    data = with_asgi_run(data)
     subject = data.get("subject", "rawws")
     results = data.get("results", {})
     charts = draw_charts(data, charts_dir)
@@ -625,7 +643,7 @@ def main() -> int:
     path = HERE / "results.json"
     data = json.loads(path.read_text())
     (HERE / "RESULTS.md").write_text(render(data, HERE / "charts", HERE))
-    print(summary(data))
+    print(summary(with_asgi_run(data)))
     return 0
 
 
