@@ -265,7 +265,7 @@ def _client_frame(payload: bytes, key: bytes = b"\x11\x22\x33\x44") -> bytes:
 
 def _rawws_parser() -> Callable[[bytes], Any] | None:
     try:
-        from rawws.sansio.protocol import ServerProtocol
+        from rawws.sansio.server import ServerProtocol
     except ImportError:
         return None
     p = ServerProtocol(max_size=None)

@@ -36,11 +36,10 @@ def broadcast(
     shed them). Never raises for a closed connection.
     """
     prepared: dict[Hashable, bytes] = {}
-    size = len(message)
     sent = 0
     for ws in connections:
         protocol = ws.protocol
-        if protocol.state is not _OPEN or ws._closing_transport:
+        if protocol.state is not _OPEN or ws.transport_closing:
             continue
         key = protocol.broadcast_key
         try:
@@ -50,8 +49,7 @@ def broadcast(
                 data = prepared.get(key)
                 if data is None:
                     data = prepared[key] = protocol.prepare_message(message, compress=compress)
-                protocol.send_prepared(data)
-                ws._after_send(size)
+                ws.send_prepared(data)
         except (ConnectionClosed, InvalidState):
             continue
         sent += 1

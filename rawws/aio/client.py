@@ -41,7 +41,10 @@ from ..redact import redact_target
 from ..sansio.deflate import ClientPerMessageDeflateFactory
 from ..sansio.extensions import ClientExtensionFactory
 from ..sansio.http11 import Headers, Request, Response
-from ..sansio.protocol import ClientProtocol
+from ..sansio.client import ClientProtocol
+from ..sansio.options import DEFAULT_OPTIONS as _DEFAULTS
+from ..sansio.options import Options
+from ..sansio.reader import Tracer
 from .arguments import basic_authorization, check_close_timeout, high_water
 from .connection import Connection, Listener
 
@@ -88,9 +91,10 @@ class ClientConnection(Connection):
 
     protocol: ClientProtocol
 
-    def __init__(self, protocol: ClientProtocol, **kwargs: Any) -> None:
-        super().__init__(protocol, **kwargs)
-        self._opener = self.loop.create_future()  # connect() waits on it
+    def __init__(self, protocol: ClientProtocol, *, listener: Listener | None = None,
+                 options: Options = _DEFAULTS, logger: logging.Logger | None = None) -> None:
+        super().__init__(protocol, listener=listener, options=options, logger=logger)
+        self.wait_open()  # made now: the handshake may fail before connect() waits on it
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -166,23 +170,24 @@ class connect:
         origin: str | None = None,
         extensions: Sequence[ClientExtensionFactory] | None = None,
         subprotocols: Sequence[str] | None = None,
-        compression: str | None = "deflate",
+        compression: str | None = _DEFAULTS.compression,
         additional_headers: HeadersLike | None = None,
         extra_headers: HeadersLike | None = None,
         user_agent_header: str | None = "rawws",
         user_agent: str | None = None,
         proxy: str | bool | None = None,
         process_exception: Callable[[Exception], Exception | None] = process_exception,
-        open_timeout: float | None = 10.0,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float | None = 20.0,
-        close_timeout: float = 10.0,
+        open_timeout: float | None = _DEFAULTS.open_timeout,
+        ping_interval: float | None = _DEFAULTS.ping_interval,
+        ping_timeout: float | None = _DEFAULTS.ping_timeout,
+        close_timeout: float = _DEFAULTS.close_timeout,
         reconnect_delays: Callable[[], Iterator[float]] | None = None,
-        max_size: int | tuple[int | None, int | None] | None = 2**20,
-        max_frame_size: int | None = None,
-        max_queue: int | tuple[int | None, int | None] | None = 16,
-        write_limit: int | tuple[int, int | None] = 2**16,
+        max_size: int | tuple[int | None, int | None] | None = _DEFAULTS.max_size,
+        max_frame_size: int | None = _DEFAULTS.max_frame_size,
+        max_queue: int | tuple[int | None, int | None] | None = _DEFAULTS.max_queue,
+        write_limit: int | tuple[int, int | None] = _DEFAULTS.write_limit,
         logger: logging.Logger | None = None,
+        tracer: Tracer | None = None,
         create_connection: type[ClientConnection] | None = None,
         listener: Listener | None = None,
         ssl: ssl_module.SSLContext | bool | None = None,
@@ -211,15 +216,13 @@ class connect:
         self.extensions = (list(extensions) if extensions is not None
                            else default_extensions(compression))
         if isinstance(max_size, tuple):
-            max_size, max_frame_size = max_size
-        self.max_size = max_size
-        self.max_frame_size = max_frame_size
-        self.max_queue = high_water(max_queue)
-        self.write_limit = cast(int, high_water(write_limit))
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.open_timeout = open_timeout
-        self.close_timeout = check_close_timeout(close_timeout)
+            max_size, max_frame_size = max_size  # websockets' (message, frame)
+        #: The options of the connection (and of every reconnection), built once.
+        self.options = Options(
+            max_size=max_size, max_frame_size=max_frame_size, max_queue=high_water(max_queue),
+            write_limit=cast(int, high_water(write_limit)), open_timeout=open_timeout,
+            ping_interval=ping_interval, ping_timeout=ping_timeout,
+            close_timeout=check_close_timeout(close_timeout), compression=compression)
         self.user_agent = user_agent if user_agent is not None else user_agent_header
         self.process_exception = process_exception
         self.reconnect_delays = reconnect_delays
@@ -232,6 +235,7 @@ class connect:
         self.unix = False  # unix_connect() sets these
         self.unix_path: str | None = None
         self.logger = logger or _logger
+        self.tracer = tracer
         self.connection: ClientConnection | None = None
 
     def _set_uri(self, uri: str) -> None:
@@ -270,20 +274,12 @@ class connect:
             extensions=self.extensions,
             extra_headers=self.extra_headers,
             user_agent=self.user_agent,
-            max_size=self.max_size,
-            max_frame_size=self.max_frame_size,
+            options=self.options,
             logger=self.logger,
+            tracer=self.tracer,
         )
-        connection = self.create_connection(
-            protocol,
-            listener=self.listener,
-            max_queue=self.max_queue,
-            write_limit=self.write_limit,
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-            close_timeout=self.close_timeout,
-            logger=self.logger,
-        )
+        connection = self.create_connection(protocol, listener=self.listener,
+                                            options=self.options, logger=self.logger)
         loop = asyncio.get_running_loop()
         kwargs: dict[str, Any] = dict(self.create_connection_kwargs)
         context = self.ssl
@@ -300,8 +296,7 @@ class connect:
                 await loop.create_connection(
                     lambda: connection, self.host or self.uri_host,
                     self.port or self.uri_port, **kwargs)
-            assert connection._opener is not None
-            await asyncio.shield(connection._opener)
+            await asyncio.shield(connection.wait_open())
         except BaseException:
             if connection.transport is not None:
                 connection.transport.abort()
@@ -334,7 +329,7 @@ class connect:
 
     async def _connect(self) -> ClientConnection:
         try:
-            async with asyncio.timeout(self.open_timeout):
+            async with asyncio.timeout(self.options.open_timeout):
                 for _ in range(MAX_REDIRECTS + 1):
                     try:
                         connection = await self._open()
@@ -353,7 +348,7 @@ class connect:
             if exc.args:
                 raise
             raise TimeoutError("timed out during the opening handshake "
-                               f"({self.open_timeout} s)") from exc
+                               f"({self.options.open_timeout} s)") from exc
 
     def __await__(self) -> Generator[Any, None, ClientConnection]:
         return self._connect().__await__()

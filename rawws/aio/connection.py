@@ -58,6 +58,7 @@ from ..sansio.codes import CloseCode
 from ..sansio.extensions import Extension
 from ..sansio.frames import Close
 from ..sansio.http11 import Request, Response
+from ..sansio.options import DEFAULT_OPTIONS, Options
 from ..sansio.protocol import CloseReceived, Ping, Pong, Protocol, State
 
 __all__ = ["Connection", "Listener", "Message"]
@@ -69,10 +70,6 @@ _logger = logging.getLogger("rawws")
 #: 1005 is what a close frame without a body reports (§7.1.5): a browser's ``ws.close()``.
 _OK_CLOSE_CODES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY,
                              CloseCode.NO_STATUS_RCVD})
-
-#: How long the close frame owed to a peer waits for recv() handlers to answer the messages
-#: that arrived with it (see Connection.data_received).
-_ANSWER_GRACE = 0.1
 
 #: Size of the per-thread read buffer: asyncio's own read size for plain protocols.
 _READ_BUFFER_SIZE = 256 * 1024
@@ -112,6 +109,28 @@ class _ThreadState:
 
 
 _local = threading.local()
+
+
+#: Outbox items from this size on are written as they are, not joined with their neighbours:
+#: the sans-I/O writer queues a large payload apart from its header so that it is never copied
+#: on its way to the kernel (benchmarks/instructions.py, 64 KiB and 1 MiB echo).
+_JOIN_LIMIT = 16384
+
+
+def _write_all(transport: asyncio.Transport, out: list[bytes]) -> None:
+    """Write ``out`` in order, small items joined into one write (one send() for a batch of
+    small frames), large ones written apart (no copy of a large payload)."""
+    small: list[bytes] = []
+    for data in out:
+        if len(data) < _JOIN_LIMIT:
+            small.append(data)
+            continue
+        if small:
+            transport.write(small[0] if len(small) == 1 else b"".join(small))
+            small = []
+        transport.write(data)
+    if small:
+        transport.write(small[0] if len(small) == 1 else b"".join(small))
 
 
 def _thread_state() -> _ThreadState:
@@ -163,12 +182,9 @@ class Connection(asyncio.BufferedProtocol):
         # CPython 3.11 allocates the attribute values array with the object: 32 bytes per
         # idle connection (benchmarks/memory.py: 4217 -> 4249 bytes per connection, +0.8 %).
         "__dict__",
-        "_answer_deadline",
-        "_answer_timer",
         "_batched",
         "_close_timer",
         "_closed",
-        "_closing_transport",
         "_drain_waiters",
         "_fragmented_send",
         "_fragments_text",
@@ -182,22 +198,22 @@ class Connection(asyncio.BufferedProtocol):
         "_queued",
         "_reading_paused",
         "_recv_waiter",
+        "_release_timer",
         "_shared",
         "_user_data",
         "_was_opened",
         "_writing_paused",
-        "close_timeout",
         "latency",
         "listener",
         "local_address",
         "logger",
         "loop",
         "max_queue",
-        "ping_interval",
-        "ping_timeout",
+        "options",
         "protocol",
         "remote_address",
         "transport",
+        "transport_closing",
         "write_limit",
     )
 
@@ -208,20 +224,17 @@ class Connection(asyncio.BufferedProtocol):
         protocol: Protocol,
         *,
         listener: Listener | None = None,
-        max_queue: int | None = 16,
-        write_limit: int = 2**16,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float | None = 20.0,
-        close_timeout: float = 10.0,
+        options: Options = DEFAULT_OPTIONS,
         logger: logging.Logger | None = None,
     ) -> None:
         self.protocol = protocol
         self.listener = listener
-        self.max_queue = max_queue
-        self.write_limit = write_limit
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.close_timeout = close_timeout
+        #: The options this connection was made with (shared with its protocol and, on a
+        #: server, with every other connection).
+        self.options = options
+        # Read on every delivery and every send: kept at hand (the values of ``options``).
+        self.max_queue = options.max_queue
+        self.write_limit = options.write_limit
         self.logger = logger or _logger
         self.loop = asyncio.get_running_loop()
         #: Round-trip time of the last ping answered, in seconds (0.0 until one is).
@@ -244,10 +257,10 @@ class Connection(asyncio.BufferedProtocol):
         self._fragments_text = False  # type of the fragmented message being sent
         self._queued = False  # in the thread's write batch
         self._batched = 0  # bytes queued in the current batch and not yet written
-        self._closing_transport = False
+        #: True once this side closed or aborted the TCP connection: nothing more is written.
+        self.transport_closing = False
         self._close_timer: asyncio.TimerHandle | None = None
-        self._answer_timer: asyncio.TimerHandle | None = None  # see data_received
-        self._answer_deadline = 0.0
+        self._release_timer: asyncio.TimerHandle | None = None  # see _close_owed
         self._keepalive_timer: asyncio.TimerHandle | None = None
         self._keepalive_payload: bytes | None = None
         self._opener: asyncio.Future[None] | None = None  # made by whoever waits for the open
@@ -324,6 +337,16 @@ class Connection(asyncio.BufferedProtocol):
         Wait for it with :meth:`wait_closed`."""
         return self.protocol.state is State.CLOSED
 
+    def wait_open(self) -> asyncio.Future[None]:
+        """A future done when the opening handshake completes; it raises what failed it
+        (:class:`~rawws.errors.InvalidHandshake`, or InvalidMessage if the TCP connection was
+        lost first). :func:`~rawws.aio.client.connect` waits on it."""
+        if self._opener is None:
+            self._opener = self.loop.create_future()
+            if self._was_opened:
+                self._opener.set_result(None)
+        return self._opener
+
     def _closed_waiter(self) -> asyncio.Future[None]:
         """A future that completes when the TCP connection is closed."""
         if self._closed is None:
@@ -376,17 +399,8 @@ class Connection(asyncio.BufferedProtocol):
                 shared.batching = False
                 if shared.pending:
                     self._close_batch()
-        if self._messages and self.protocol.state is _OPEN and not self.protocol.receiving:
-            # Messages arrived together with a bad frame or the peer's close: the protocol
-            # holds its close frame until the next flush, so that answers to them go first.
-            # With recv() (not a listener) the handler answers in its own task, later: flushes
-            # hold the close while messages wait for recv(); recv() taking the last one
-            # schedules the flush that sends it; a short grace (renewed while the handler
-            # waits in drain(), up to close_timeout) bounds the wait for a handler that stalls.
-            if self._answer_timer is None:
-                self._answer_deadline = self.loop.time() + self.close_timeout
-                self._answer_timer = self.loop.call_later(_ANSWER_GRACE, self._answer_grace_over)
-            return
+        if self.protocol.close_pending is not None:
+            self._close_owed()
         self._flush()
 
     def eof_received(self) -> bool | None:
@@ -427,9 +441,12 @@ class Connection(asyncio.BufferedProtocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
+        self.protocol.pause_writing()  # pongs are owed, not queued, until the buffer drains
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        self.protocol.resume_writing()
+        self._flush()  # the pong owed, if any
         self._wake_drain_waiters()
         if self.listener is not None and self.protocol.state is State.OPEN:
             self._call(self.listener.on_writable, self)
@@ -468,7 +485,7 @@ class Connection(asyncio.BufferedProtocol):
         if self._batched >= self.write_limit:
             # Sending a lot in one batch: write now, so that writing_paused tells the truth
             # and the outbox never holds more than write_limit.
-            self._flush(hold=True)
+            self._flush()
 
     # --- hooks for server.py / client.py ---------------------------------------------------------
 
@@ -550,44 +567,48 @@ class Connection(asyncio.BufferedProtocol):
 
     # --- flushing and closing the transport ------------------------------------------------------
 
-    def _flush(self, hold: bool = False) -> None:
-        """Write what the protocol queued; close the transport when the protocol says so.
-
-        ``hold``: a flush in the middle of a batch (the batch reached ``write_limit``); a close
-        the protocol holds behind the batch's messages waits for the end of the batch.
-        """
+    def _flush(self) -> None:
+        """Write what the protocol queued; close the transport when the protocol says so."""
         protocol = self.protocol
         self._batched = 0
-        if self._answer_timer is not None and self._messages:
-            hold = True  # the close waits until recv() has handed over every message before it
-        out = protocol.data_to_send(hold=hold)
+        out = protocol.data_to_send()
         transport = self.transport
-        if out and transport is not None and not self._closing_transport:
+        if out and transport is not None and not self.transport_closing:
             if len(out) == 1:
                 transport.write(out[0])
             else:
-                transport.write(b"".join(out))
+                _write_all(transport, out)
         if protocol.state is _OPEN:
             return  # the protocol asks to close the transport only after OPEN
-        if protocol.close_transport and not self._closing_transport:
+        if protocol.close_transport and not self.transport_closing:
             self._close_transport()
         elif protocol.state is _CLOSING and self._close_timer is None:
             # We sent a close (or failed, as a client) and wait for the other side: bounded.
-            self._close_timer = self.loop.call_later(self.close_timeout, self._close_timed_out)
+            self._close_timer = self.loop.call_later(self.options.close_timeout,
+                                                     self._close_timed_out)
 
-    def _answer_grace_over(self) -> None:
-        self._answer_timer = None
-        if (self._messages and self._drain_waiters
-                and self.loop.time() < self._answer_deadline):
-            # The handler is still answering (waiting for the peer to read a big answer):
-            # keep the close behind its answers, up to close_timeout in all.
-            self._answer_timer = self.loop.call_later(_ANSWER_GRACE, self._answer_grace_over)
-            return
+    def _close_owed(self) -> None:
+        """The protocol holds the close frame it owes the peer behind messages that came before
+        it (``protocol.close_pending``). A listener answered them inside its callbacks: the
+        close goes now. A recv() handler answers in its own task: the close goes once recv()
+        has handed over the last of them (see recv()), or after ``close_timeout`` for a
+        handler that does not read them."""
+        if self.listener is not None or not self._messages:
+            self.protocol.release_close()
+        elif self._release_timer is None:
+            self._release_timer = self.loop.call_later(self.options.close_timeout,
+                                                       self._release_close)
+
+    def _release_close(self) -> None:
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+            self._release_timer = None
+        self.protocol.release_close()
         self._flush()
 
     def _close_transport(self) -> None:
         transport = self.transport
-        self._closing_transport = True
+        self.transport_closing = True
         if transport is None:
             return
         protocol = self.protocol
@@ -598,7 +619,7 @@ class Connection(asyncio.BufferedProtocol):
             # connection if the peer does not close its side within close_timeout.
             transport.write_eof()
             if self._close_timer is None:
-                self._close_timer = self.loop.call_later(self.close_timeout,
+                self._close_timer = self.loop.call_later(self.options.close_timeout,
                                                          self._close_timed_out)
             return
         transport.close()
@@ -611,10 +632,10 @@ class Connection(asyncio.BufferedProtocol):
             self.transport.abort()
 
     def _cancel_timers(self) -> None:
-        for timer in (self._close_timer, self._keepalive_timer, self._answer_timer):
+        for timer in (self._close_timer, self._keepalive_timer, self._release_timer):
             if timer is not None:
                 timer.cancel()
-        self._close_timer = self._keepalive_timer = self._answer_timer = None
+        self._close_timer = self._keepalive_timer = self._release_timer = None
 
     def _connection_closed_exc(self) -> ConnectionClosed:
         return closed_exception(self.protocol)
@@ -662,11 +683,10 @@ class Connection(asyncio.BufferedProtocol):
             finally:
                 self._recv_waiter = None
         message = self._messages.popleft()
-        if self._answer_timer is not None and not self._messages:
-            # The handler has every message that came with the peer's close or bad frame.
-            self._answer_timer.cancel()
-            self._answer_timer = None
-            self.loop.call_soon(self._flush)
+        if not self._messages and self.protocol.close_pending is not None:
+            # The handler has every message that came before the close the protocol holds: it
+            # answers this one in this step of its task; the close follows (see _close_owed).
+            self.loop.call_soon(self._release_close)
         if self._reading_paused and (self.max_queue is None
                                      or len(self._messages) <= self.max_queue // 4):
             self.resume_reading()
@@ -727,22 +747,22 @@ class Connection(asyncio.BufferedProtocol):
             self._check_sendable()
         # The reply path of every callback first: exact types, no keyword arguments.
         if compress is None and type(message) is bytes:
-            protocol.send_binary(message)
+            self._after_send(protocol.send_binary(message))
         elif compress is None and type(message) is str:
-            protocol.send_text(message)
+            self._after_send(protocol.send_text(message))
         elif isinstance(message, (bytes, bytearray, memoryview)):
-            protocol.send_binary(message, compress=compress)
+            self._after_send(protocol.send_binary(message, compress=compress))
         elif isinstance(message, str):  # a str subclass (StrEnum...) or compress given
-            protocol.send_text(str(message), compress=compress)
+            self._after_send(protocol.send_text(str(message), compress=compress))
         else:
             raise TypeError(f"message must be str or bytes-like, not {type(message).__name__}")
-        self._after_send(len(message))
 
     def send_prepared(self, frame_bytes: bytes) -> None:
         """Write a frame prepared once for many connections (see :func:`rawws.broadcast`)."""
-        self._check_sendable()
-        self.protocol.send_prepared(frame_bytes)
-        self._after_send(len(frame_bytes))
+        protocol = self.protocol
+        if protocol.state is not _OPEN:
+            self._check_sendable()
+        self._after_send(protocol.send_prepared(frame_bytes))
 
     async def send(
         self,
@@ -829,13 +849,13 @@ class Connection(asyncio.BufferedProtocol):
             raise TypeError("the fragments of a message must be all str or all bytes-like")
         data: str | bytes = fragment if isinstance(fragment, str) else bytes(fragment)
         if not first:
-            protocol.send_continuation(data, fin=fin, compress=compress)
+            queued = protocol.send_continuation(data, fin=fin, compress=compress)
         elif text if text is not None else is_str:
-            protocol.send_text(data, fin=fin, compress=compress)
+            queued = protocol.send_text(data, fin=fin, compress=compress)
         else:
-            protocol.send_binary(data.encode() if isinstance(data, str) else data, fin=fin,
-                                 compress=compress)
-        self._after_send(len(fragment))
+            queued = protocol.send_binary(data.encode() if isinstance(data, str) else data,
+                                          fin=fin, compress=compress)
+        self._after_send(queued)
 
     async def drain(self) -> None:
         """Wait until the write buffer is below the low-water mark (a quarter of
@@ -891,8 +911,7 @@ class Connection(asyncio.BufferedProtocol):
                 raise ConcurrencyError("a ping with the same payload is already waiting")
         future: asyncio.Future[float] = self.loop.create_future()
         pings[payload] = (future, self.loop.time())
-        self.protocol.send_ping(payload)
-        self._after_send(len(payload))
+        self._after_send(self.protocol.send_ping(payload))
         return future
 
     async def pong(self, data: DataLike = b"") -> None:
@@ -901,8 +920,7 @@ class Connection(asyncio.BufferedProtocol):
             raise TypeError(f"pong data must be str or bytes-like, not {type(data).__name__}")
         self._check_sendable()
         payload = data.encode() if isinstance(data, str) else bytes(data)
-        self.protocol.send_pong(payload)
-        self._after_send(len(payload))
+        self._after_send(self.protocol.send_pong(payload))
 
     def _pong_received(self, payload: bytes) -> None:
         pings = self._pings
@@ -923,8 +941,9 @@ class Connection(asyncio.BufferedProtocol):
     # --- keepalive -------------------------------------------------------------------------------
 
     def _schedule_keepalive(self) -> None:
-        if self.ping_interval is not None and self.protocol.state is State.OPEN:
-            self._keepalive_timer = self.loop.call_later(self.ping_interval, self._keepalive)
+        if self.options.ping_interval is not None and self.protocol.state is State.OPEN:
+            self._keepalive_timer = self.loop.call_later(self.options.ping_interval,
+                                                         self._keepalive)
 
     def _keepalive(self) -> None:
         """Send a ping; if no pong comes within ``ping_timeout``, close with 1011."""
@@ -938,10 +957,9 @@ class Connection(asyncio.BufferedProtocol):
         self._keepalive_payload = payload
         future: asyncio.Future[float] = self.loop.create_future()
         pings[payload] = (future, self.loop.time())
-        self.protocol.send_ping(payload)
-        self._after_send(len(payload))
-        if self.ping_timeout is not None:
-            self._keepalive_timer = self.loop.call_later(self.ping_timeout,
+        self._after_send(self.protocol.send_ping(payload))
+        if self.options.ping_timeout is not None:
+            self._keepalive_timer = self.loop.call_later(self.options.ping_timeout,
                                                          self._keepalive_timed_out, payload)
         else:
             self._schedule_keepalive()
@@ -950,19 +968,19 @@ class Connection(asyncio.BufferedProtocol):
         """The keepalive ping got its pong: the next one is due ``ping_interval`` after it
         was sent (not after ``ping_timeout`` expires)."""
         self._keepalive_payload = None
-        if self.ping_timeout is None or self.ping_interval is None:
+        if self.options.ping_timeout is None or self.options.ping_interval is None:
             return  # without a timeout, the next ping is already scheduled
         if self._keepalive_timer is not None:
             self._keepalive_timer.cancel()
         self._keepalive_timer = None
         if self.protocol.state is State.OPEN:
-            self._keepalive_timer = self.loop.call_at(sent_at + self.ping_interval,
+            self._keepalive_timer = self.loop.call_at(sent_at + self.options.ping_interval,
                                                       self._keepalive)
 
     def _keepalive_timed_out(self, payload: bytes) -> None:
         self._keepalive_timer = None
         if self._keepalive_payload == payload and self.protocol.state is State.OPEN:
-            self.logger.info("%s: no pong within %s s: closing", self, self.ping_timeout)
+            self.logger.info("%s: no pong within %s s: closing", self, self.options.ping_timeout)
             self.close_nowait(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
 
     # --- closing ---------------------------------------------------------------------------------
@@ -991,7 +1009,7 @@ class Connection(asyncio.BufferedProtocol):
         For a peer that stopped reading: a close frame would wait behind everything it has not
         read, so shedding it with :meth:`close_nowait` takes up to ``close_timeout``.
         """
-        self._closing_transport = True
+        self.transport_closing = True
         if self.transport is not None:
             self.transport.abort()
 

@@ -36,7 +36,11 @@ from ..sansio.codes import CloseCode
 from ..sansio.deflate import ServerPerMessageDeflateFactory
 from ..sansio.extensions import ServerExtensionFactory
 from ..sansio.http11 import Headers, Request, Response
-from ..sansio.protocol import ServerProtocol, State
+from ..sansio.options import DEFAULT_OPTIONS as _DEFAULTS
+from ..sansio.options import Options
+from ..sansio.protocol import State
+from ..sansio.reader import Tracer
+from ..sansio.server import ServerProtocol
 from .arguments import (
     Origins,
     check_close_timeout,
@@ -81,8 +85,10 @@ class ServerConnection(Connection):
     #: Set by :func:`~rawws.aio.auth.basic_auth` when the credentials are valid.
     username: str
 
-    def __init__(self, server: Server, protocol: ServerProtocol, **kwargs: Any) -> None:
-        super().__init__(protocol, **kwargs)
+    def __init__(self, server: Server, protocol: ServerProtocol, *,
+                 listener: Listener | None = None, options: Options = _DEFAULTS,
+                 logger: logging.Logger | None = None) -> None:
+        super().__init__(protocol, listener=listener, options=options, logger=logger)
         self.server = server
         self._open_timer: asyncio.TimerHandle | None = None
         self._handshake_task: asyncio.Task[None] | None = None
@@ -99,8 +105,8 @@ class ServerConnection(Connection):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.server._register(self)
-        if self.server.open_timeout is not None:
-            self._open_timer = self.loop.call_later(self.server.open_timeout,
+        if self.options.open_timeout is not None:
+            self._open_timer = self.loop.call_later(self.options.open_timeout,
                                                     self._open_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -330,25 +336,26 @@ class Server:
         select_subprotocol: SelectSubprotocol | None = None,
         origins: Origins | None = None,
         extra_headers: Headers | Sequence[tuple[str, str]] | None = None,
-        compression: str | None = "deflate",
+        compression: str | None = _DEFAULTS.compression,
         extensions: Sequence[ServerExtensionFactory] | None = None,
-        max_size: int | tuple[int | None, int | None] | None = 2**20,
-        max_frame_size: int | None = None,
-        max_queue: int | tuple[int | None, int | None] | None = 16,
-        write_limit: int | tuple[int, int | None] = 2**16,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float | None = 20.0,
-        open_timeout: float | None = 10.0,
-        close_timeout: float = 10.0,
+        max_size: int | tuple[int | None, int | None] | None = _DEFAULTS.max_size,
+        max_frame_size: int | None = _DEFAULTS.max_frame_size,
+        max_queue: int | tuple[int | None, int | None] | None = _DEFAULTS.max_queue,
+        write_limit: int | tuple[int, int | None] = _DEFAULTS.write_limit,
+        ping_interval: float | None = _DEFAULTS.ping_interval,
+        ping_timeout: float | None = _DEFAULTS.ping_timeout,
+        open_timeout: float | None = _DEFAULTS.open_timeout,
+        close_timeout: float = _DEFAULTS.close_timeout,
         shutdown_timeout: float | None = None,
         create_connection: type[ServerConnection] | None = None,
         process_request: ProcessRequest | None = None,
         process_response: ProcessResponse | None = None,
         http_handler: HTTPHandler | None = None,
-        max_body_size: int = 2**20,
+        max_body_size: int = _DEFAULTS.max_body_size,
         max_connections: int | None = None,
         server_header: str | None = "rawws",
         logger: logging.Logger | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         if isinstance(handler, type) and issubclass(handler, Listener):
             handler = handler()
@@ -369,14 +376,12 @@ class Server:
         if isinstance(max_size, tuple):
             # websockets' (max_message_size, max_fragment_size).
             max_size, max_frame_size = max_size
-        self.max_size = max_size
-        self.max_frame_size = max_frame_size
-        self.max_queue = high_water(max_queue)
-        self.write_limit = cast(int, high_water(write_limit))
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.open_timeout = open_timeout
-        self.close_timeout = check_close_timeout(close_timeout)
+        #: The options of every connection, built once (a ValueError for a bad one).
+        self.options = Options(
+            max_size=max_size, max_frame_size=max_frame_size, max_body_size=max_body_size,
+            max_queue=high_water(max_queue), write_limit=cast(int, high_water(write_limit)),
+            open_timeout=open_timeout, ping_interval=ping_interval, ping_timeout=ping_timeout,
+            close_timeout=check_close_timeout(close_timeout), compression=compression)
         if create_connection is not None and not issubclass(create_connection,
                                                             ServerConnection):
             raise TypeError("create_connection must be a subclass of ServerConnection")
@@ -389,10 +394,12 @@ class Server:
         self.process_request = process_request
         self.process_response = process_response
         self.http_handler = http_handler
-        self.max_body_size = max_body_size
         self.max_connections = max_connections
         self.server_header = server_header
         self.logger = logger or _logger
+        #: Called with a :class:`~rawws.sansio.reader.FrameRecord` for every frame of every
+        #: connection (tools; ``None``: no tracing, no cost).
+        self.tracer = tracer
 
         #: Every TCP connection, open or in the handshake.
         self.connections: set[ServerConnection] = set()
@@ -419,29 +426,20 @@ class Server:
             extensions=self.extensions,
             extra_headers=self.extra_headers,
             server_header=self.server_header,
-            max_body_size=self.max_body_size,
-            max_size=self.max_size,
-            max_frame_size=self.max_frame_size,
+            options=self.options,
             logger=self.logger,
+            tracer=self.tracer,
         )
-        return self.create_connection(
-            self,
-            protocol,
-            listener=self.listener,
-            max_queue=self.max_queue,
-            write_limit=self.write_limit,
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-            close_timeout=self.close_timeout,
-            logger=self.logger,
-        )
+        return self.create_connection(self, protocol, listener=self.listener,
+                                      options=self.options, logger=self.logger)
 
     async def start(self, host: str | Sequence[str] | None = None, port: int | None = None,
                     **kwargs: Any) -> Server:
         loop = asyncio.get_running_loop()
-        if self.ssl is not None and self.open_timeout is not None:
+        open_timeout = self.options.open_timeout
+        if self.ssl is not None and open_timeout is not None:
             # open_timeout bounds the TLS handshake too (connection_made comes after it).
-            kwargs.setdefault("ssl_handshake_timeout", self.open_timeout)
+            kwargs.setdefault("ssl_handshake_timeout", open_timeout)
         if kwargs.pop("unix", False):
             self._server = await loop.create_unix_server(self._make_connection, ssl=self.ssl,
                                                          **kwargs)
@@ -539,7 +537,7 @@ class Server:
             if not self._closing_connections:
                 await asyncio.wait(tasks)
             else:
-                timeout = self.close_timeout
+                timeout = self.options.close_timeout
                 if self._shutdown_deadline is not None:
                     left = self._shutdown_deadline - asyncio.get_running_loop().time()
                     timeout = max(0.0, min(timeout, left))

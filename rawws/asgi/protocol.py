@@ -55,7 +55,9 @@ from ..redact import redact_target, redact_text
 from ..sansio.codes import CloseCode
 from ..sansio.deflate import ServerPerMessageDeflateFactory
 from ..sansio.http11 import Headers, Request, Response
-from ..sansio.protocol import CloseReceived, Pong, ServerProtocol, State
+from ..sansio.options import Options
+from ..sansio.protocol import CloseReceived, Pong, State
+from ..sansio.server import ServerProtocol
 from .denial import Denial, internal_error
 from .keepalive import Keepalive
 from .scope import build_scope, client_label, log_target, response_headers
@@ -140,7 +142,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
 
         self.protocol = ServerProtocol(
             extensions=_deflate() if config.ws_per_message_deflate else (),
-            max_size=config.ws_max_size,
+            options=Options(max_size=config.ws_max_size),
             server_header=None,  # uvicorn's default headers carry it (and may leave it out)
             logger=self.logger,
         )
@@ -532,7 +534,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             else:
                 raise RuntimeError("websocket.send needs exactly one of 'text' (str) and "
                                    "'bytes' (bytes)")
-            out = protocol.data_to_send(hold=self._hold)
+            out = protocol.data_to_send()
             if out:
                 self.transport.write(out[0] if len(out) == 1 else b"".join(out))
             return
@@ -631,13 +633,15 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         """Write what the core queued; hold a close behind waiting messages; close TCP when the
         core says so."""
         protocol = self.protocol
-        if (not self._hold and protocol.state is _OPEN and not protocol.receiving
-                and self._disconnect is not None and not self._disconnect_delivered
-                and self._phase == _ACCEPTED):
-            # A close frame waits behind messages that arrived with it (theory, item 4).
-            self._hold = True
-            self._hold_timer = self.loop.call_later(HOLD_TIMEOUT, self._release)
-        out = protocol.data_to_send(hold=self._hold)
+        if protocol.close_pending is not None and not self._hold:
+            if (self._disconnect is not None and not self._disconnect_delivered
+                    and self._phase == _ACCEPTED):
+                # A close frame waits behind messages that arrived with it (theory, item 4).
+                self._hold = True
+                self._hold_timer = self.loop.call_later(HOLD_TIMEOUT, self._release)
+            else:
+                protocol.release_close()  # nothing waits for the application
+        out = protocol.data_to_send()
         if out and not self._closing:
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
         if protocol.close_transport and not self._closing and self._phase != _DENYING:
@@ -649,6 +653,7 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
             self._hold_timer.cancel()
             self._hold_timer = None
         self._hold = False
+        self.protocol.release_close()
         self._flush()
         if self._fill_disconnect and self.protocol.close_sent is not None:
             assert self._disconnect is not None

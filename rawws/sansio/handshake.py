@@ -47,13 +47,15 @@ from .extensions import (
     ExtensionParams,
     ServerExtensionFactory,
 )
-from .http11 import Headers, Request
+from .http11 import Headers, Request, Response
 
 __all__ = [
     "GUID",
     "OriginPolicy",
     "accept_key",
+    "build_accept_response",
     "build_extension_header",
+    "build_request",
     "check_request",
     "check_response_headers",
     "generate_key",
@@ -305,3 +307,52 @@ def check_response_headers(
     if len(protocols) > 1 or not subprotocols or protocols[0] not in subprotocols:
         raise NegotiationError(f"server selected unexpected subprotocol {protocols!r}")
     return protocols[0]
+
+
+# --- building the two messages -------------------------------------------------------------------
+
+
+def build_request(*, host: str, port: int, resource: str, secure: bool, key: str,
+                  origin: str | None = None, subprotocols: Sequence[str] | None = None,
+                  extension_factories: Sequence[ClientExtensionFactory] = (),
+                  extra_headers: Headers | Sequence[tuple[str, str]] | None = None,
+                  user_agent: str | None = None) -> Request:
+    """The client's upgrade request (RFC 6455 §4.1, items 1-12 of the client requirements)."""
+    default_port = 443 if secure else 80
+    bracketed = f"[{host}]" if ":" in host else host  # an IPv6 literal (RFC 3986 §3.2.2)
+    headers = Headers([
+        ("Host", bracketed if port == default_port else f"{bracketed}:{port}"),
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", key),
+        ("Sec-WebSocket-Version", "13"),
+    ])
+    if origin is not None:
+        headers["Origin"] = origin
+    if subprotocols:
+        headers["Sec-WebSocket-Protocol"] = ", ".join(subprotocols)
+    if extension_factories:
+        headers["Sec-WebSocket-Extensions"] = build_extension_header(
+            [(f.name, f.get_request_params()) for f in extension_factories]
+        )
+    if extra_headers is not None:
+        headers.extend(extra_headers)
+    if user_agent and "User-Agent" not in headers:
+        headers["User-Agent"] = user_agent
+    return Request("GET", resource, headers)
+
+
+def build_accept_response(key: str, *, subprotocol: str | None,
+                          extensions_header: str | None) -> Response:
+    """The server's 101 for a request that passed :func:`check_request` (RFC 6455 §4.2.2
+    item 5)."""
+    headers = Headers([
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Accept", accept_key(key)),
+    ])
+    if subprotocol is not None:
+        headers["Sec-WebSocket-Protocol"] = subprotocol
+    if extensions_header is not None:
+        headers["Sec-WebSocket-Extensions"] = extensions_header
+    return Response(101, headers)

@@ -1,8 +1,9 @@
 """HTTP/1.1 messages for the opening handshake and for plain requests on the same port.
 
 Owns: :class:`Headers` (case-insensitive, multi-valued), :class:`Request`, :class:`Response`,
-and :class:`HeadParser`, which reads a request or response head incrementally with hard limits,
-so a peer can never make rawws buffer an unbounded head (RFC 9112 §2-§5, RFC 6585 §5).
+:class:`HeadParser`, which reads a request or response head incrementally with hard limits,
+so a peer can never make rawws buffer an unbounded head (RFC 9112 §2-§5, RFC 6585 §5), and
+:class:`BodyReader`, which reads the body of a plain request (RFC 9112 §6), bounded too.
 
 Does not own: WebSocket rules about particular headers (see :mod:`rawws.sansio.handshake`).
 
@@ -13,7 +14,10 @@ Limits and the status each one answers with (requests; for responses the client 
 3. more than ``max_headers`` header lines → 431;
 4. the whole head longer than ``max_head`` → 431;
 5. a malformed line (no colon, space before the colon, bad method or target, obs-fold,
-   a control character in a value, bare LF) → 400 (RFC 9112 §2.2, §5.1).
+   a control character in a value, bare LF) → 400 (RFC 9112 §2.2, §5.1);
+6. a body: ``Transfer-Encoding`` → 411 Length Required (rawws reads ``Content-Length`` bodies
+   only, RFC 9112 §6.3); a malformed or contradictory ``Content-Length`` → 400 (RFC 9110
+   §8.6); more than ``max_body_size`` bytes → 413 Content Too Large (RFC 9110 §15.5.14).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from ..errors import (
     HeaderLineTooLong,
     HeadTooLarge,
+    InvalidHandshake,
+    InvalidHeader,
     InvalidMessage,
     MultipleValuesError,
     RequestLineTooLong,
@@ -36,10 +42,12 @@ __all__ = [
     "MAX_HEAD",
     "MAX_HEADERS",
     "MAX_LINE",
+    "BodyReader",
     "HeadParser",
     "Headers",
     "Request",
     "Response",
+    "content_length",
     "reason_phrase",
 ]
 
@@ -454,3 +462,54 @@ def parse_status_line(line: bytes) -> tuple[str, int, str]:
     if not version.startswith(b"HTTP/") or len(status) != 3 or not status.isdigit():
         raise InvalidMessage(f"invalid status line: {line[:64]!r}")
     return version.decode("ascii"), int(status), reason.decode("latin-1")
+
+
+# --- bodies (RFC 9112 §6) ------------------------------------------------------------------------
+
+
+def content_length(headers: Headers) -> int:
+    """The ``Content-Length`` of a message, 0 when absent (RFC 9110 §8.6: digits only;
+    several values are allowed when they are equal). Raises
+    :class:`~rawws.errors.InvalidHeader` (400) otherwise."""
+    values = headers.get_all("Content-Length")
+    lengths = set()
+    for value in values:
+        for item in value.split(","):
+            item = item.strip()
+            if not item.isdigit() or not item.isascii() or len(item) > 18:
+                raise InvalidHeader("Content-Length", value)
+            lengths.add(int(item))
+    if len(lengths) > 1:
+        raise InvalidHeader("Content-Length", ", ".join(values))
+    return lengths.pop() if lengths else 0
+
+
+class BodyReader:
+    """Read the body of a plain request, at most ``max_body_size`` bytes (rules 6 above).
+
+    :meth:`feed` returns the whole body once it has arrived, ``None`` until then. Bytes after
+    it (a pipelined request) are ignored: rawws answers one plain request per connection, with
+    ``Connection: close``.
+    """
+
+    __slots__ = ("_left", "_parts")
+
+    def __init__(self, headers: Headers, *, max_body_size: int) -> None:
+        if "Transfer-Encoding" in headers:
+            # RFC 9112 §6.3: a server MAY reject a body without Content-Length with 411.
+            raise InvalidHandshake("chunked request bodies are not supported: "
+                                   "send Content-Length", 411)
+        length = content_length(headers)
+        if length > max_body_size:
+            raise InvalidHandshake(f"request body of {length} bytes over {max_body_size}", 413)
+        self._left = length
+        self._parts: list[bytes] = []
+
+    def feed(self, data: bytes) -> bytes | None:
+        if self._left:
+            chunk = data[: self._left]
+            self._parts.append(chunk)
+            self._left -= len(chunk)
+        if self._left:
+            return None
+        return b"".join(self._parts)

@@ -45,14 +45,23 @@ Frame layout, RFC 6455 §5.2: see :mod:`rawws.sansio.frames`.
 from __future__ import annotations
 
 import dataclasses
+import typing
+from collections.abc import Callable
+from typing import NoReturn
 
 from ..errors import InvalidUTF8, PayloadTooBig, ProtocolError
+from .assembler import MessageAssembler
 from .codes import CloseCode, Opcode, is_valid_close_code
 from .frames import FIN, MASK_BIT, RSV1, RSV2, RSV3
+from .mask import apply_mask
 
 __all__ = [
     "KNOWN_OPCODES",
+    "ControlHandler",
+    "FrameReader",
+    "FrameRecord",
     "Header",
+    "Tracer",
     "Violation",
     "check_close_payload",
     "check_continuation",
@@ -326,3 +335,266 @@ def parse_close_payload(payload: bytes | bytearray | memoryview) -> tuple[int, s
     except UnicodeDecodeError:
         raise InvalidUTF8("close reason is not valid UTF-8", section="8.1") from None
     return code, reason
+
+
+# --- 3. the strict reader ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FrameRecord:
+    """One frame as a tracer sees it (see :class:`FrameReader` and the protocol's ``tracer``).
+
+    ``direction`` is ``"received"`` or ``"sent"``; ``payload`` is unmasked, as the frame carried
+    it (compressed, for a compressed frame); ``inflated`` is the payload after the extensions
+    (received) or before them (sent), when an extension changed it. A received frame that
+    breaks a rule is recorded with its ``violation`` (and, when the rule is about the header,
+    an empty payload: the reader reads no further).
+    """
+
+    direction: str
+    header: Header
+    payload: bytes
+    inflated: bytes | None = None
+    violation: Violation | None = None
+
+
+#: What a tracer is: called once per frame, in order, never for a frame that is not there.
+Tracer = Callable[[FrameRecord], None]
+
+
+class ControlHandler(typing.Protocol):
+    """Who receives the control frames (the connection's state machine)."""
+
+    def control_frame(self, opcode: int, payload: bytes) -> None: ...
+
+_FAST_PATH_MAX = 65535  # the fast path takes 7- and 16-bit lengths
+
+
+class FrameReader:
+    """The strict reader: bytes in (:meth:`feed`), frames out, the first broken rule raised.
+
+    Complete data frames go to ``assembler`` (a
+    :class:`~rawws.sansio.assembler.MessageAssembler`), control frames to
+    ``handler.control_frame(opcode, payload)``. :meth:`stop` ends reading for good (a close
+    frame arrived, or the connection failed: §5.5.1, §7.1.7).
+
+    How bytes become frames:
+
+    1. **Fast path** (``fast_path``; written for speed, benchmarks/instructions.py, echo): a
+       whole TEXT or BINARY frame with FIN, no RSV bit, the mask bit this side expects, a 7- or
+       16-bit length under every limit and outside a fragmented message is cut out, unmasked and
+       handed to :meth:`MessageAssembler.message` with no object built for it. Every header
+       rule holds for such a frame by construction, and the completion is the general path's.
+       Off when an extension or a tracer needs the general path.
+    2. **General path**: :func:`decode_header`, :func:`check_header`, :func:`check_size` on the
+       declared length (before a byte of payload is kept), then the payload.
+    3. **A payload that arrives over several reads** is consumed as it arrives. A text frame
+       (no extension) is unmasked piece by piece and streamed into the assembler, whose
+       UTF-8 check then fails on the first bad byte, not at the end of the frame. Any other
+       frame is collected in one ``bytearray`` and unmasked once, when complete.
+    4. Bytes of an incomplete header are kept for the next :meth:`feed`.
+    """
+
+    __slots__ = ("_buf", "_fast_limit", "_filled", "_header", "_left", "_offset", "_payload",
+                 "_traced", "assembler", "expect_mask", "fast_path", "handler",
+                 "max_frame_size", "reading", "rsv_allowed", "tracer")
+
+    def __init__(self, assembler: MessageAssembler, handler: ControlHandler, *,
+                 expect_mask: bool, max_frame_size: int | None = None,
+                 tracer: Tracer | None = None) -> None:
+        self.assembler = assembler
+        self.handler = handler
+        #: §5.1: a server reads masked frames, a client unmasked ones.
+        self.expect_mask = expect_mask
+        self.max_frame_size = max_frame_size
+        #: RSV bits owned by the negotiated extensions (§5.2).
+        self.rsv_allowed = 0
+        self.tracer = tracer
+        #: Whether the fast path may be taken (tests turn it off to compare both paths).
+        self.fast_path = True
+        self.reading = True
+        self._buf = b""  # bytes of an incomplete header
+        self._header: Header | None = None  # the frame whose payload is arriving
+        self._left = 0  # bytes of that payload still to come
+        self._offset = 0  # bytes of it already streamed (the masking key rotates with it)
+        self._payload: bytearray | None = None  # the payload being collected, if not streamed
+        self._filled = 0
+        self._traced: list[bytes] | None = None  # a streamed payload, kept for the tracer
+        self._fast_limit = -1
+        self.configure()
+
+    def configure(self) -> None:
+        """Recompute what the fast path may take, after a limit, the extensions or the tracer
+        changed: frames up to this length cross no limit; -1 turns it off."""
+        limit = _FAST_PATH_MAX
+        for bound in (self.assembler.max_size, self.max_frame_size):
+            if bound is not None:
+                limit = min(limit, bound)
+        off = not self.fast_path or self.assembler.extensions or self.tracer is not None
+        self._fast_limit = -1 if off else limit
+
+    def stop(self) -> None:
+        """Read nothing more: drop the partial frame and the partial message."""
+        self.reading = False
+        self._buf = b""
+        self._header = None
+        self._left = 0
+        self._payload = None
+        self._traced = None
+        self.assembler.reset()
+
+    def feed(self, data: bytes) -> None:
+        """Read every frame in ``data`` (after what an earlier call left). Raises
+        :class:`~rawws.errors.ProtocolError` for the first rule broken; what was read before
+        it has been delivered."""
+        if self._buf:
+            data = self._buf + data
+            self._buf = b""
+        pos = 0
+        end = len(data)
+        assembler = self.assembler
+        message = assembler.message
+        small = self._fast_limit
+        expect_mask = self.expect_mask
+        while pos < end and self.reading:
+            if self._left:
+                pos = self._more(data, pos, end)
+                continue
+            if end - pos < 2:
+                break
+            b0 = data[pos]
+            b1 = data[pos + 1]
+            # 1. The fast path (see the class docstring): b0 is 0x81 or 0x82 (FIN, no RSV,
+            # TEXT or BINARY) and the mask bit is as expected.
+            if (b0 == 0x82 or b0 == 0x81) and (b1 >= 0x80) is expect_mask and not assembler.opcode:
+                n = b1 & 0x7F
+                if n < 126:
+                    start = pos + 2
+                else:  # 16-bit length when the header is here; 64-bit: never fast
+                    n = (data[pos + 2] << 8) | data[pos + 3] if (
+                        n == 126 and end - pos >= 4) else _FAST_PATH_MAX + 1
+                    start = pos + 4
+                if n <= small:
+                    if expect_mask:
+                        start += 4  # after the masking key
+                    stop = start + n
+                    if stop <= end:
+                        pos = stop
+                        message(b0 & 0x0F, apply_mask(data[start:stop], data[start - 4 : start])
+                                if expect_mask else data[start:stop])
+                        continue
+            # 2. The general path.
+            after = self._header_and_payload(data, pos, end)
+            if after < 0:
+                break  # incomplete header
+            pos = after
+        if pos < end and self.reading:
+            self._buf = data[pos:]
+
+    def _header_and_payload(self, data: bytes, pos: int, end: int) -> int:
+        """Read the frame at ``pos``: return where the next one starts, -1 if its header is
+        incomplete."""
+        header = decode_header(data, pos)
+        if header is None:
+            return -1
+        assembler = self.assembler
+        opcode = header.opcode
+        violation = check_header(header, expect_mask=self.expect_mask,
+                                 rsv_allowed=self.rsv_allowed, in_message=assembler.opcode != 0)
+        if violation is None and opcode < 8:
+            violation = check_size(header.length, max_size=assembler.max_size,
+                                   received=assembler.size if opcode == 0 else 0,
+                                   max_frame_size=self.max_frame_size)
+        if violation is not None:
+            self._violation(header, b"", violation)
+        pos += header.header_length
+        length = header.length
+        if end - pos >= length:  # the common case: the whole frame is here
+            payload = data[pos : pos + length]
+            if header.mask_key is not None:
+                payload = apply_mask(payload, header.mask_key)
+            self._complete(header, payload)
+            return pos + length
+        # 3. The payload is still arriving.
+        self._header = header
+        self._left = length
+        self._offset = 0
+        self._filled = 0
+        if opcode < 8 and not assembler.extensions and (
+                opcode == 1 or (opcode == 0 and assembler.opcode == 1)):
+            self._payload = None  # a text frame: streamed (fail-fast UTF-8)
+            if opcode:
+                assembler.start(opcode)
+            if self.tracer is not None:
+                self._traced = []
+        else:
+            self._payload = bytearray()
+        return pos
+
+    def _more(self, data: bytes, pos: int, end: int) -> int:
+        """Consume what is here of the payload being received; return where it ends."""
+        header = self._header
+        assert header is not None
+        take = min(self._left, end - pos)
+        self._left -= take
+        done = not self._left
+        if self._payload is None:
+            chunk = data[pos : pos + take]
+            key = header.mask_key
+            if key is not None:
+                shift = self._offset & 3
+                chunk = apply_mask(chunk, key[shift:] + key[:shift] if shift else key)
+            self._offset += take
+            if self._traced is not None:
+                self._traced.append(chunk)
+            self.assembler.data(chunk, done and header.fin)
+            if done:
+                self._header = None
+                if self._traced is not None:
+                    payload, self._traced = b"".join(self._traced), None
+                    self._trace(header, payload, None)
+        else:
+            filled = self._filled
+            self._payload[filled : filled + take] = memoryview(data)[pos : pos + take]
+            self._filled = filled + take
+            if done:
+                buffer, self._payload, self._header = self._payload, None, None
+                payload = (apply_mask(buffer, header.mask_key) if header.mask_key is not None
+                           else bytes(buffer))
+                self._complete(header, payload)
+        return pos + take
+
+    def _complete(self, header: Header, payload: bytes) -> None:
+        """A frame and its whole (unmasked) payload."""
+        opcode = header.opcode
+        if opcode >= 8:
+            if opcode == 8 and self.tracer is not None:
+                violation = check_close_payload(payload)
+                if violation is not None:
+                    self._violation(header, payload, violation)
+            self.handler.control_frame(opcode, payload)
+            if self.tracer is not None:
+                self._trace(header, payload, None)
+            return
+        if self.tracer is None:
+            self.assembler.frame(header.fin, header.rsv, opcode, payload)
+            return
+        try:
+            decoded = self.assembler.frame(header.fin, header.rsv, opcode, payload)
+        except ProtocolError as exc:
+            self._violation(header, payload, Violation(exc.close_code, exc.section or "", str(exc)),
+                            exc)
+        self._trace(header, payload, decoded if decoded is not payload else None)
+
+    def _trace(self, header: Header, payload: bytes, inflated: bytes | None) -> None:
+        if self.tracer is not None:
+            self.tracer(FrameRecord("received", header, payload, inflated))
+
+    def _violation(self, header: Header, payload: bytes, violation: Violation,
+                   exc: ProtocolError | None = None) -> NoReturn:
+        """Record the frame with what it broke, then raise."""
+        if self.tracer is not None:
+            self.tracer(FrameRecord("received", header, payload, None, violation))
+        if exc is not None:
+            raise exc
+        raise violation.error()

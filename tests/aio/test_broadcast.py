@@ -10,7 +10,7 @@ import pytest
 import rawws
 from rawws import Connection, Listener, Message, ServerConnection
 from rawws.sansio.codes import Opcode
-from rawws.sansio.protocol import ServerProtocol
+from rawws.sansio.server import ServerProtocol
 
 from .peers import HOST, RawClient, until
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from rawws.sansio.protocol import ClientProtocol, CloseReceived, Protocol, ServerProtocol, State
+from rawws.sansio.client import ClientProtocol
+from rawws.sansio.options import DEFAULT_OPTIONS, Options
+from rawws.sansio.protocol import CloseReceived, Protocol, State
+from rawws.sansio.server import ServerProtocol
 
 #: The masking key of the RFC 6455 §5.7 examples.
 RFC_KEY = bytes.fromhex("37fa213d")
 
 
-def fixed_random(pattern: bytes = RFC_KEY) -> object:
+def fixed_random(pattern: bytes = RFC_KEY) -> Callable[[int], bytes]:
     """A deterministic ``random`` that repeats ``pattern`` (so every masking key is the same)."""
 
     def random(n: int) -> bytes:
@@ -19,14 +22,26 @@ def fixed_random(pattern: bytes = RFC_KEY) -> object:
     return random
 
 
-def open_server(**kwargs: object) -> ServerProtocol:
-    return ServerProtocol(state=State.OPEN, **kwargs)  # type: ignore[arg-type]
+def open_server(*, max_size: int | None = DEFAULT_OPTIONS.max_size,
+                max_frame_size: int | None = None, fast_path: bool = True,
+                random: Callable[[int], bytes] | None = None) -> ServerProtocol:
+    """A server protocol already OPEN (no handshake), with the limits given."""
+    options = Options(max_size=max_size, max_frame_size=max_frame_size)
+    server = ServerProtocol(state=State.OPEN, options=options,
+                            random=random if random is not None else fixed_random())
+    server.fast_path = fast_path
+    return server
 
 
-def open_client(**kwargs: object) -> ClientProtocol:
-    kwargs.setdefault("random", fixed_random())
-    return ClientProtocol(host="example.com", port=80, state=State.OPEN,
-                          **kwargs)  # type: ignore[arg-type]
+def open_client(*, max_size: int | None = DEFAULT_OPTIONS.max_size,
+                max_frame_size: int | None = None, fast_path: bool = True,
+                random: Callable[[int], bytes] | None = None) -> ClientProtocol:
+    """A client protocol already OPEN; its masking keys are all :data:`RFC_KEY` by default."""
+    options = Options(max_size=max_size, max_frame_size=max_frame_size)
+    client = ClientProtocol(host="example.com", port=80, state=State.OPEN, options=options,
+                            random=random if random is not None else fixed_random())
+    client.fast_path = fast_path
+    return client
 
 
 def splits(data: bytes) -> Iterator[list[bytes]]:

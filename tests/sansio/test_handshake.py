@@ -15,8 +15,10 @@ from rawws.errors import (
     InvalidStatus,
     NegotiationError,
 )
+from rawws.sansio.client import ClientProtocol
 from rawws.sansio.frames import serialize_frame
 from rawws.sansio.handshake import (
+    OriginPolicy,
     accept_key,
     build_extension_header,
     check_request,
@@ -24,7 +26,9 @@ from rawws.sansio.handshake import (
     parse_extension_header,
 )
 from rawws.sansio.http11 import Headers, HeadParser, Request, Response
-from rawws.sansio.protocol import ClientProtocol, ServerProtocol, State
+from rawws.sansio.options import DEFAULT_OPTIONS, Options
+from rawws.sansio.protocol import State
+from rawws.sansio.server import ServerProtocol
 
 from .helpers import RFC_KEY, feed, fixed_random, splits
 
@@ -45,9 +49,10 @@ GOOD_REQUEST = (
 )
 
 
-def status_of(raw: bytes, **kwargs: object) -> int:
+def status_of(raw: bytes, *, origins: OriginPolicy | None = None,
+              options: Options = DEFAULT_OPTIONS) -> int:
     """Feed a raw request to a server and return the status it answers with."""
-    server = ServerProtocol(**kwargs)  # type: ignore[arg-type]
+    server = ServerProtocol(origins=origins, options=options)
     server.receive_data(raw)
     for event in server.events_received():
         if isinstance(event, Request):
@@ -278,7 +283,7 @@ class TestPlainHTTP:
 
     def test_body_too_large_is_413(self) -> None:
         raw = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n"
-        assert status_of(raw, max_body_size=1000) == 413
+        assert status_of(raw, options=Options(max_body_size=1000)) == 413
 
     def test_chunked_is_411(self) -> None:
         raw = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"

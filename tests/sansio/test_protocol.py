@@ -8,20 +8,26 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from rawws.errors import InvalidState
+from rawws.sansio.client import ClientProtocol
 from rawws.sansio.codes import Opcode
+from rawws.sansio.deflate import PerMessageDeflate
 from rawws.sansio.frames import RSV1, RSV2, RSV3, serialize_frame
 from rawws.sansio.protocol import (
     TRANSITIONS,
-    ClientProtocol,
     CloseReceived,
     Ping,
     Pong,
     Protocol,
-    ServerProtocol,
     State,
+    Trigger,
 )
+from rawws.sansio.server import ServerProtocol
 
 from .helpers import RFC_KEY, close_code_sent, feed, open_client, open_server, splits
+
+
+def successors(state: State) -> set[State]:
+    return {after for (before, _), after in TRANSITIONS.items() if before is state}
 
 
 def masked(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0) -> bytes:
@@ -85,7 +91,7 @@ class TestProtocolErrors1002:
 
     def test_rsv1_on_control_frame_even_with_extension(self) -> None:
         server = open_server()
-        server._rsv_allowed = RSV1  # as if an extension owned RSV1
+        server._use_extensions([PerMessageDeflate()])  # RSV1 is owned, for data frames only
         assert failed_with(server, masked(Opcode.PING, b"", rsv=RSV1)) == 1002
 
 
@@ -308,16 +314,25 @@ class TestClosing:
 
 class TestStateMachine:
     def test_transition_table(self) -> None:
-        assert TRANSITIONS[State.CONNECTING] == {State.OPEN, State.CLOSED}
-        assert TRANSITIONS[State.OPEN] == {State.CLOSING, State.CLOSED}
-        assert TRANSITIONS[State.CLOSING] == {State.CLOSED}
-        assert TRANSITIONS[State.CLOSED] == set()
+        assert TRANSITIONS == {
+            (State.CONNECTING, Trigger.HANDSHAKE_DONE): State.OPEN,
+            (State.CONNECTING, Trigger.HANDSHAKE_FAILED): State.CLOSED,
+            (State.CONNECTING, Trigger.TCP_CLOSED): State.CLOSED,
+            (State.OPEN, Trigger.CLOSE_SENT): State.CLOSING,
+            (State.OPEN, Trigger.TCP_CLOSED): State.CLOSED,
+            (State.CLOSING, Trigger.TCP_CLOSED): State.CLOSED,
+        }
+        assert successors(State.CLOSED) == set()
 
     def test_illegal_transition_raises(self) -> None:
         server = open_server()
         server.receive_eof()
         with pytest.raises(InvalidState):
-            server._set_state(State.OPEN)
+            server._transition(Trigger.HANDSHAKE_DONE)
+        server = open_server()
+        server.send_close()
+        with pytest.raises(InvalidState):
+            server._transition(Trigger.CLOSE_SENT)  # one close frame per connection
 
     def test_client_masking_keys_come_from_random(self) -> None:
         calls = []
@@ -432,6 +447,8 @@ class Conversation(RuleBasedStateMachine):
         for event in receiver.events_received():
             if isinstance(event, (str, bytes)):
                 self.received[direction].append(event)
+        # The application has handled the messages: a close held behind them may go.
+        receiver.release_close()
         # Whatever the receiver must answer (pong, close echo) goes back.
         back = "to_client" if direction == "to_server" else "to_server"
         self._send(receiver, back)
@@ -445,7 +462,7 @@ class Conversation(RuleBasedStateMachine):
     @invariant()
     def transitions_follow_the_table(self) -> None:
         for before, after in self.history:
-            assert after in TRANSITIONS[before]
+            assert after in successors(before)
 
     @invariant()
     def no_failure(self) -> None:
@@ -479,11 +496,14 @@ class TestFailureAfterValidMessages:
         server.receive_data(masked(Opcode.TEXT, b"Hello") + masked(Opcode.TEXT, b"x", rsv=RSV2)
                             + masked(Opcode.PING, b""))
         assert server.events_received() == ["Hello"]
+        assert server.close_pending == (1002, "reserved bits set: 010")
+        assert server.state is State.OPEN and not server.close_transport
         server.send_text("Hello")  # the application echoes what it got
-        out = server.data_to_send()
-        assert out[0] == serialize_frame(Opcode.TEXT, b"Hello")
+        assert server.data_to_send() == [serialize_frame(Opcode.TEXT, b"Hello")]
+        server.release_close()
+        assert server.close_pending is None
         client = open_client()
-        for data in out[1:]:
+        for data in server.data_to_send():
             client.receive_data(data)
         assert client.events_received() == [CloseReceived(1002, "reserved bits set: 010")]
         assert server.state is State.CLOSING
@@ -495,6 +515,7 @@ class TestFailureAfterValidMessages:
                                                                               b"b"))
         assert server.events_received() == ["a"]
         assert not server.receiving
+        server.release_close()
         server.data_to_send()
         server.receive_data(masked(Opcode.TEXT, b"c"))
         assert server.events_received() == []
@@ -512,10 +533,12 @@ class TestCloseAfterValidMessages:
                                                                        b"\x03\xe8"))
         assert server.events_received() == ["last line", CloseReceived(1000, "")]
         assert server.state is State.OPEN  # the application may still answer
+        assert server.close_pending == (1000, "")
         assert not server.close_transport
         server.send_text("last line")
-        assert server.data_to_send() == [serialize_frame(Opcode.TEXT, b"last line"),
-                                         serialize_frame(Opcode.CLOSE, b"\x03\xe8")]
+        assert server.data_to_send() == [serialize_frame(Opcode.TEXT, b"last line")]
+        server.release_close()
+        assert server.data_to_send() == [serialize_frame(Opcode.CLOSE, b"\x03\xe8")]
         assert server.state is State.CLOSING
         assert server.close_transport
 
@@ -547,9 +570,10 @@ def test_limits_changed_after_construction_apply_to_small_frames() -> None:
     assert failed_with(server, masked(Opcode.TEXT, b"123456")) == 1009
 
 
-def test_hold_keeps_the_close_echo_behind_the_answers() -> None:
+def test_the_close_echo_stays_behind_every_answer() -> None:
     """Autobahn 7.1.6: a big message, a small one and a close in one read; the answer to the
-    big one is written while the small one is still being handled (a flush with hold)."""
+    big one is written while the small one is still being handled: the close waits for
+    release_close(), however many times the outbox is emptied meanwhile."""
     server = open_server(max_size=None)
     big = bytes(300_000)
     server.receive_data(masked(Opcode.BINARY, big) + masked(Opcode.TEXT, b"Hello World!")
@@ -557,8 +581,11 @@ def test_hold_keeps_the_close_echo_behind_the_answers() -> None:
     events = server.events_received()
     assert events[:2] == [big, "Hello World!"]
     server.send_binary(big)
-    assert server.data_to_send(hold=True) == [serialize_frame(Opcode.BINARY, big)]
+    assert b"".join(server.data_to_send()) == serialize_frame(Opcode.BINARY, big)
     assert server.state is State.OPEN
     server.send_text("Hello World!")
-    assert server.data_to_send() == [serialize_frame(Opcode.TEXT, b"Hello World!"),
-                                     serialize_frame(Opcode.CLOSE, b"\x03\xe8")]
+    assert server.data_to_send() == [serialize_frame(Opcode.TEXT, b"Hello World!")]
+    server.release_close()
+    assert server.data_to_send() == [serialize_frame(Opcode.CLOSE, b"\x03\xe8")]
+    server.release_close()  # nothing more is held
+    assert server.data_to_send() == []
