@@ -568,13 +568,12 @@ class FrameReader:
         """A frame and its whole (unmasked) payload."""
         opcode = header.opcode
         if opcode >= 8:
-            if opcode == 8 and self.tracer is not None:
-                violation = check_close_payload(payload)
+            if self.tracer is not None:  # recorded before what it causes (a pong, a close)
+                violation = check_close_payload(payload) if opcode == 8 else None
                 if violation is not None:
                     self._violation(header, payload, violation)
-            self.handler.control_frame(opcode, payload)
-            if self.tracer is not None:
                 self._trace(header, payload, None)
+            self.handler.control_frame(opcode, payload)
             return
         if self.tracer is None:
             self.assembler.frame(header.fin, header.rsv, opcode, payload)
