@@ -20,6 +20,11 @@ the HTTP status:
    → else 400.
 8. ``Origin``, when an origin policy is set, is allowed (§10.2) → else 403.
 
+One rule is checked earlier, when the request has been read and before any hook sees it
+(:func:`check_no_body`): an upgrade request carries no body (§4.1 defines none), so
+``Content-Length`` other than 0, or any ``Transfer-Encoding``, is refused with 400. The bytes
+after such a head would otherwise be read as WebSocket frames: request smuggling.
+
 Then subprotocols and extensions are negotiated; neither can fail the handshake on the server:
 an unsupported offer is declined by leaving it out of the response.
 """
@@ -33,6 +38,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from ..errors import (
+    InvalidHandshake,
     InvalidHeader,
     InvalidMethod,
     InvalidOrigin,
@@ -47,7 +53,7 @@ from .extensions import (
     ExtensionParams,
     ServerExtensionFactory,
 )
-from .http11 import Headers, Request, Response
+from .http11 import Headers, Request, Response, content_length
 
 __all__ = [
     "GUID",
@@ -56,6 +62,7 @@ __all__ = [
     "build_accept_response",
     "build_extension_header",
     "build_request",
+    "check_no_body",
     "check_request",
     "check_response_headers",
     "generate_key",
@@ -145,6 +152,16 @@ def check_request(request: Request, *, origins: OriginPolicy | None = None,
         if not allowed:
             raise InvalidOrigin("Origin", origin)
     return key
+
+
+def check_no_body(headers: Headers) -> None:
+    """An upgrade request has no body: any ``Transfer-Encoding``, or a ``Content-Length``
+    other than 0 (or not a number), is refused with 400 (see the module docstring)."""
+    if "Transfer-Encoding" in headers:
+        raise InvalidHeader("Transfer-Encoding", headers.get("Transfer-Encoding"), 400)
+    length = content_length(headers)  # 400 for a malformed value
+    if length:
+        raise InvalidHandshake(f"an upgrade request has no body (Content-Length: {length})")
 
 
 def negotiate_subprotocol(

@@ -31,6 +31,13 @@ from .reader import Tracer
 
 __all__ = ["ServerProtocol"]
 
+#: The headers of every error response the protocol layer builds (see ServerProtocol.reject).
+_REJECTION_HEADERS = (
+    ("Content-Type", "text/plain; charset=utf-8"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Cache-Control", "no-store"),
+)
+
 
 class ServerProtocol(Protocol):
     """The server side: reads the upgrade request (or a plain HTTP request), then frames.
@@ -120,6 +127,7 @@ class ServerProtocol(Protocol):
             method, target, version = parse_request_line(start)
             request = Request(method, target, Headers(header_items), version=version)
             if request.is_upgrade:
+                handshake.check_no_body(request.headers)  # before any hook sees it
                 self.request = request
                 self._early = rest
                 self._events.append(request)
@@ -174,11 +182,18 @@ class ServerProtocol(Protocol):
 
     def reject(self, status: int, text: str = "",
                headers: Sequence[tuple[str, str]] | Headers = ()) -> Response:
-        """Build an error response with a plain-text body."""
+        """Build an error response with a plain-text body.
+
+        Every answer the protocol layer makes on its own (400, 403, 405, 408, 411, 413, 414,
+        426, 431, 503...) is built here, and carries ``X-Content-Type-Options: nosniff`` (the
+        body is text, never to be sniffed as HTML: the text may quote the request) and
+        ``Cache-Control: no-store`` (a refusal is about this request, not a resource).
+        """
         body = (text + "\n").encode() if text else b""
         hdrs = Headers(headers)
-        if "Content-Type" not in hdrs:
-            hdrs["Content-Type"] = "text/plain; charset=utf-8"
+        for name, value in _REJECTION_HEADERS:
+            if name not in hdrs:
+                hdrs[name] = value
         return Response(status, hdrs, body)
 
     def _add_common_headers(self, headers: Headers) -> None:

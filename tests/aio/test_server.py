@@ -719,3 +719,25 @@ async def test_max_connections_holds_with_concurrent_async_handshakes() -> None:
         async with rawws.connect(f"ws://{HOST}:{server.port}/") as ws:
             await ws.send("in")
             assert await ws.recv() == "in"
+
+
+@pytest.mark.parametrize(("options", "request_bytes", "status"), [
+    ({}, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 426),  # plain HTTP, no http_handler
+    ({"max_connections": 0}, upgrade_request()[0], 503),
+    ({}, upgrade_request(extra=[("Content-Length", "3")])[0] + b"abc", 400),
+])
+async def test_the_servers_own_refusals_are_nosniff_and_no_store(
+        options: dict[str, int], request_bytes: bytes, status: int) -> None:
+    """Issue 11 items 14 and 15, over a real socket."""
+    async def never(ws: rawws.ServerConnection) -> None:
+        raise AssertionError("no handler runs for a refused request")
+
+    async with rawws.serve(never, HOST, 0, **options) as server:  # type: ignore[arg-type]
+        reader, writer = await asyncio.open_connection(HOST, server.port)
+        writer.write(request_bytes)
+        response = await asyncio.wait_for(reader.read(), 30)
+        writer.close()
+    head = response.split(b"\r\n\r\n")[0].split(b"\r\n")
+    assert head[0].startswith(b"HTTP/1.1 %d " % status)
+    assert b"X-Content-Type-Options: nosniff" in head
+    assert b"Cache-Control: no-store" in head
