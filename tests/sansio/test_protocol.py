@@ -589,3 +589,45 @@ def test_the_close_echo_stays_behind_every_answer() -> None:
     assert server.data_to_send() == [serialize_frame(Opcode.CLOSE, b"\x03\xe8")]
     server.release_close()  # nothing more is held
     assert server.data_to_send() == []
+
+
+class TestPongsOwed:
+    """Issue 11 item 12: a peer that pings and never reads cannot make the connection queue
+    pongs without bound (RFC 6455 §5.5.3: answering only the most recent ping is allowed)."""
+
+    def test_every_ping_is_answered_while_writing_flows(self) -> None:
+        server = open_server()
+        server.receive_data(masked(Opcode.PING, b"1") + masked(Opcode.PING, b"2"))
+        assert server.events_received() == [Ping(b"1"), Ping(b"2")]
+        assert server.data_to_send() == [b"\x8a\x011", b"\x8a\x012"]
+
+    def test_while_paused_one_pong_is_owed_for_the_latest_ping(self) -> None:
+        server = open_server()
+        server.pause_writing()
+        for n in range(1000):
+            server.receive_data(masked(Opcode.PING, str(n).encode()))
+        assert len(server.events_received()) == 1000
+        assert server.data_to_send() == []
+        server.resume_writing()
+        assert server.data_to_send() == [b"\x8a\x03999"]
+        server.resume_writing()  # nothing more is owed
+        assert server.data_to_send() == []
+
+    def test_the_pong_owed_goes_before_the_close(self) -> None:
+        server = open_server()
+        server.pause_writing()
+        server.receive_data(masked(Opcode.PING, b"late") + masked(Opcode.PING, b"last"))
+        server.events_received()
+        server.send_close(1001)
+        assert server.data_to_send() == [b"\x8a\x04last", b"\x88\x02\x03\xe9"]
+        server.resume_writing()
+        assert server.data_to_send() == []
+
+    def test_a_client_owes_a_masked_pong(self) -> None:
+        client = open_client()
+        client.pause_writing()
+        client.receive_data(serialize_frame(Opcode.PING, b"a") + serialize_frame(Opcode.PING,
+                                                                              b"b"))
+        client.resume_writing()
+        assert client.data_to_send() == [serialize_frame(Opcode.PONG, b"b",
+                                                         masking_key=RFC_KEY)]
