@@ -38,10 +38,10 @@ from ..errors import (
     SecurityError,
 )
 from ..redact import redact_target
+from ..sansio.client import ClientProtocol
 from ..sansio.deflate import ClientPerMessageDeflateFactory
 from ..sansio.extensions import ClientExtensionFactory
 from ..sansio.http11 import Headers, Request, Response
-from ..sansio.client import ClientProtocol
 from ..sansio.options import DEFAULT_OPTIONS as _DEFAULTS
 from ..sansio.options import Options
 from ..sansio.reader import Tracer

@@ -41,7 +41,7 @@ from ..errors import PayloadTooBig
 from .codes import Opcode
 from .extensions import Extension
 from .frames import RSV1, RSV2, RSV3, Frame
-from .utf8 import Utf8Decoder, decode_text
+from .utf8 import Utf8Decoder, decode_text, invalid
 
 __all__ = ["MessageAssembler"]
 
@@ -133,7 +133,10 @@ class MessageAssembler:
         self.size += len(piece)
         decoder = self._decoder
         if decoder is not None:
-            text = decoder.decode(piece, final)  # fails fast (§8.1)
+            try:
+                text = decoder.decode(piece, final)  # fails fast (§8.1)
+            except UnicodeDecodeError as exc:
+                raise invalid(exc) from None
             texts = self._text
             assert texts is not None  # start() made it
             if text:

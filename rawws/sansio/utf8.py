@@ -1,8 +1,10 @@
 """UTF-8 text that fails at the first invalid byte (RFC 6455 §8.1).
 
-Owns: turning text messages into ``str``, whole (:func:`decode_text`) or in pieces while they
-arrive (:class:`Utf8Decoder`), and deciding as early as possible that the bytes can never become
-valid UTF-8. Both raise the same :class:`~rawws.errors.InvalidUTF8` (1007).
+Owns: turning text messages into ``str``, whole (:func:`decode_text`, which raises
+:class:`~rawws.errors.InvalidUTF8`, 1007) or in pieces while they arrive (:class:`Utf8Decoder`,
+which raises :class:`UnicodeDecodeError`, as a codec does: :func:`invalid` turns it into the
+same InvalidUTF8), and deciding as early as possible that the bytes can never become valid
+UTF-8.
 
 RFC 6455 §8.1: "When an endpoint is to interpret a byte stream as UTF-8 but finds that the byte
 stream is not, in fact, a valid UTF-8 stream, that endpoint MUST _Fail the WebSocket
@@ -22,13 +24,14 @@ import codecs
 
 from ..errors import InvalidUTF8
 
-__all__ = ["Utf8Decoder", "decode_text"]
+__all__ = ["Utf8Decoder", "decode_text", "invalid"]
 
 _IncrementalDecoder = codecs.getincrementaldecoder("utf-8")
 
 
-def _invalid(reason: str) -> InvalidUTF8:
-    return InvalidUTF8(f"text message is not valid UTF-8: {reason}", section="8.1")
+def invalid(exc: UnicodeDecodeError) -> InvalidUTF8:
+    """The peer error (1007, §8.1) for a decoding error."""
+    return InvalidUTF8(f"text message is not valid UTF-8: {exc.reason}", section="8.1")
 
 
 def decode_text(data: bytes | bytearray) -> str:
@@ -36,12 +39,12 @@ def decode_text(data: bytes | bytearray) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _invalid(exc.reason) from None
+        raise invalid(exc) from None
 
 
 class Utf8Decoder:
-    """Decode UTF-8 in pieces; raise :class:`~rawws.errors.InvalidUTF8` as soon as the input
-    cannot become valid."""
+    """Decode UTF-8 in pieces; raise :class:`UnicodeDecodeError` as soon as the input cannot
+    become valid."""
 
     __slots__ = ("_decoder",)
 
@@ -51,13 +54,11 @@ class Utf8Decoder:
     def decode(self, data: bytes | bytearray | memoryview, final: bool = False) -> str:
         """Return the text decoded from ``data`` (bytes of an incomplete character are held;
         with ``final``, an incomplete character is an error)."""
-        try:
-            text: str = self._decoder.decode(data, final)
-        except UnicodeDecodeError as exc:
-            raise _invalid(exc.reason) from None
+        text: str = self._decoder.decode(data, final)
         if not final:
             pending = self._decoder.getstate()[0]
             # A surrogate (U+D800-U+DFFF) encoded as ED A0..BF xx: invalid from its second byte.
             if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
-                raise _invalid("encoded surrogate (invalid in UTF-8)")
+                raise UnicodeDecodeError(
+                    "utf-8", pending, 0, 2, "encoded surrogate (invalid in UTF-8)")
         return text

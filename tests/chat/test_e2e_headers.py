@@ -118,8 +118,6 @@ async def test_every_chat_response_carries_nosniff_and_no_store(name: str) -> No
     await check(name, CHAT)
 
 
-@pytest.mark.xfail(strict=True, reason="core: issue 11 item 14 adds the two headers to the "
-                   "protocol layer's own error responses; remove this mark when it lands")
 @pytest.mark.parametrize("name", sorted(PROTOCOL))
 async def test_every_protocol_layer_response_carries_nosniff_and_no_store(name: str) -> None:
     await check(name, PROTOCOL)
