@@ -28,9 +28,11 @@ from ..aio.arguments import basic_authorization, check_close_timeout, high_water
 from ..aio.client import HeadersLike, default_extensions, parse_uri, process_exception
 from ..aio.client import connect as _async_connect
 from ..errors import InvalidMessage, InvalidURI
+from ..sansio.client import ClientProtocol
 from ..sansio.extensions import ClientExtensionFactory
 from ..sansio.http11 import Headers, Response
-from ..sansio.protocol import ClientProtocol, State
+from ..sansio.options import Options
+from ..sansio.protocol import State
 from .connection import Connection
 
 __all__ = ["ClientConnection", "connect", "reconnect", "unix_connect", "unix_reconnect"]
@@ -102,7 +104,7 @@ def connect(
         extensions=list(extensions) if extensions is not None
         else default_extensions(compression),
         extra_headers=headers if len(headers) else None, user_agent=user_agent_header,
-        max_size=max_size, max_frame_size=max_frame_size, logger=logger)
+        options=Options(max_size=max_size, max_frame_size=max_frame_size), logger=logger)
     deadline = None if open_timeout is None else time.monotonic() + open_timeout
 
     def left() -> float | None:

@@ -408,6 +408,9 @@ class Connection:
                         self.protocol.receive_eof()
                     events = self.protocol.events_received()
                     self._handle(events)
+                    # A close held behind these messages (protocol.close_pending) goes now,
+                    # as data_to_send() used to send it (the asyncio layer waits for recv()).
+                    self.protocol.release_close()
                     self._write_out()
                 if not data:
                     return

@@ -50,7 +50,9 @@ from ..redact import redact_target, redact_text
 from ..sansio.codes import CloseCode
 from ..sansio.extensions import ServerExtensionFactory
 from ..sansio.http11 import Headers, Request, Response
-from ..sansio.protocol import ServerProtocol, State
+from ..sansio.options import Options
+from ..sansio.protocol import State
+from ..sansio.server import ServerProtocol
 from .connection import Connection, broadcast
 
 __all__ = ["Server", "ServerConnection", "basic_auth", "broadcast", "serve", "unix_serve"]
@@ -383,8 +385,8 @@ def serve(
             select_subprotocol=None if takes_connection else select_subprotocol,
             extensions=list(extensions) if extensions is not None
             else default_extensions(compression),
-            server_header=server_header, max_size=max_size, max_frame_size=max_frame_size,
-            logger=logger),
+            server_header=server_header,
+            options=Options(max_size=max_size, max_frame_size=max_frame_size), logger=logger),
         "connection": dict(ping_interval=ping_interval, ping_timeout=ping_timeout,
                            close_timeout=check_close_timeout(close_timeout),
                            max_queue=high_water(max_queue), logger=logger),

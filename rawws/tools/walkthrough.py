@@ -30,11 +30,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ..sansio.client import ClientProtocol
 from ..sansio.deflate import ClientPerMessageDeflateFactory, ServerPerMessageDeflateFactory
 from ..sansio.handshake import accept_key
 from ..sansio.mask import apply_mask
-from ..sansio.protocol import ClientProtocol, Protocol, ServerProtocol
+from ..sansio.protocol import Protocol
 from ..sansio.reader import decode_header
+from ..sansio.server import ServerProtocol
 from .wirelog import OPCODE_NAMES
 
 __all__ = ["DOCUMENT", "SEED", "Step", "conversation", "render", "update"]
