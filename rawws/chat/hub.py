@@ -141,6 +141,10 @@ class ChatHub(rawws.Listener):
         metrics.gauge("rooms", "Rooms alive (with members or history).",
                       lambda: len(router.store.room_names()))
         metrics.gauge("topics", "Distinct topic patterns subscribed.", router.topic_count)
+        metrics.gauge("subscriptions", "Topic subscriptions (pattern, connection).",
+                      lambda: len(router.index))
+        metrics.gauge("pattern_shapes", "Distinct shapes of wildcard patterns (each costs "
+                      "every publish one lookup).", lambda: router.index.wildcard_shapes)
         metrics.gauge("queued_messages", "Outbound messages waiting on slow readers.",
                       lambda: self.queued_messages)
         metrics.gauge("inbox_items", "Offline items waiting in inboxes.",

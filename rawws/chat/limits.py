@@ -106,6 +106,8 @@ class Limits:
     rate_strike_refill: float = 1.0  # ... refilled at this many per second
     max_rooms_per_connection: int = 50  # join beyond: forbidden
     max_topics_per_connection: int = 100  # subscribe beyond: forbidden
+    max_pattern_depth: int = 16  # segments in a subscription pattern: too_large
+    max_pattern_wildcards: int = 4  # "*" and "#" in one pattern: too_large
     max_queue: int = 256  # outbound messages waiting on a slow reader: close 1013
     max_queue_bytes: int = 1024 * 1024  # same, in bytes (UTF-8): replies count too
     # a joined/history reply (and at most max_queue_bytes); the rest: "more": true
@@ -132,6 +134,8 @@ class Limits:
     max_idempotency_keys: int = 100_000  # idempotency records kept (oldest forgotten first)
     idempotency_max_bytes: int = 16 * 1024 * 1024  # memory for them (oldest forgotten first)
     max_acks_per_request: int = 1000  # message_ids in one `ack`: too_large beyond
+    max_patterns: int = 100_000  # (pattern, connection) subscriptions in all: forbidden
+    max_pattern_shapes: int = 256  # distinct shapes of patterns with a "*": forbidden
     max_body_size: int = 64 * 1024  # HTTP API request body: 413
     # --- HTTP API, per client address (None: no limit)
     http_rate: float | None = 20.0  # /api/* requests per second, sustained: 429
@@ -199,6 +203,12 @@ _FLAGS: Final[tuple[tuple[str, bool | str, str], ...]] = (
                               "before it is closed with 1013"),
     ("max_reply_bytes", True, "a joined or history reply at most (the rest is marked "
                               "\"more\" and read page by page)"),
+    ("max_topics_per_connection", False, "topic patterns one connection may subscribe to"),
+    ("max_pattern_depth", False, "segments in one subscription pattern"),
+    ("max_pattern_wildcards", False, "'*' and '#' in one subscription pattern"),
+    ("max_patterns", False, "subscriptions (pattern, connection) on the whole server"),
+    ("max_pattern_shapes", False, "distinct wildcard pattern shapes on the whole server (each "
+                                  "costs every publish one lookup)"),
     ("max_rooms_per_ip", False, "rooms one client address may have created that still exist"),
     ("max_rooms_per_user", False, "rooms one user may have created that still exist"),
     ("history_max_age", "seconds", "seconds a room message is kept, besides the per-room "

@@ -41,7 +41,7 @@ from .limits import Limits, TokenBucket
 from .metrics import Metrics
 from .store import MemoryStore, RoomLimitReached, Store, Stored
 from .tickets import StoreUnavailable, Ticket
-from .topics import TopicIndex, split_pattern, split_topic
+from .topics import TopicIndex, split_pattern, split_topic, wildcards_in
 from .wire import (
     CLOSE_AUTH_EXPIRED,
     ErrorCode,
@@ -845,14 +845,34 @@ class Router:
                    out: list[Action]) -> None:
         self._forbid_on_notifications(session, "subscribe")
         topics = self._topic_list(msg)
+        limits = self.limits
         for pattern in topics:
+            # What one pattern may cost a publish (topics.py, rule 3): its depth and wildcards.
+            depth = pattern.count(".") + 1
+            if depth > limits.max_pattern_depth:
+                raise WireError(ErrorCode.TOO_LARGE, f"topic pattern {pattern[:80]!r} has "
+                                f"{depth} segments (max {limits.max_pattern_depth})")
+            wild = wildcards_in(pattern)
+            if wild > limits.max_pattern_wildcards:
+                raise WireError(ErrorCode.TOO_LARGE, f"topic pattern {pattern[:80]!r} has "
+                                f"{wild} wildcards (max {limits.max_pattern_wildcards})")
             if not session.grants.may_subscribe(pattern):
                 raise WireError(ErrorCode.FORBIDDEN,
                                 f"your token does not allow topic {pattern!r}")
         new = [p for p in topics if p not in session.patterns]
-        if len(session.patterns) + len(new) > self.limits.max_topics_per_connection:
+        if len(session.patterns) + len(new) > limits.max_topics_per_connection:
             raise WireError(ErrorCode.FORBIDDEN, "too many topics on this connection "
-                            f"(max {self.limits.max_topics_per_connection})")
+                            f"(max {limits.max_topics_per_connection})")
+        index = self.index
+        if len(index) + len(new) > limits.max_patterns:
+            raise WireError(ErrorCode.FORBIDDEN, "the server's subscription budget is full "
+                            f"(max {limits.max_patterns} subscriptions)")
+        shapes = index.new_wildcard_shapes(new) if new else 0
+        if shapes and index.wildcard_shapes + shapes > limits.max_pattern_shapes:
+            raise WireError(ErrorCode.FORBIDDEN, "too many distinct wildcard pattern shapes on "
+                            f"this server (max {limits.max_pattern_shapes}; a shape is the "
+                            "number of segments and where the '*' are): subscribe to a literal "
+                            "topic or to a pattern of a shape in use")
         for pattern in new:
             session.patterns.add(pattern)
             self.index.add(pattern, session)

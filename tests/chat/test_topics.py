@@ -1,4 +1,4 @@
-"""rawws.chat.topics: syntax, matching, covering, and the trie index against brute force."""
+"""rawws.chat.topics: syntax, matching, covering, and the shape index against brute force."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from rawws.chat.topics import (
     is_valid_pattern,
     is_valid_topic,
     matches,
+    shape_of,
     split_pattern,
     split_topic,
+    wildcards_in,
 )
 
 
@@ -108,7 +110,8 @@ def test_index_prunes_empty_branches() -> None:
         assert index.remove(f"a.b{i}.c.#", i)
     assert len(index) == 0
     assert index.patterns() == []
-    assert index._root.empty()
+    assert index._buckets == {} and index._exact == {} and index._rest == []
+    assert index.wildcard_shapes == 0
 
 
 def test_index_with_thousands_of_subscriptions() -> None:
@@ -121,16 +124,16 @@ def test_index_with_thousands_of_subscriptions() -> None:
 
 
 segment = st.sampled_from(["a", "b", "c"])
-topic_st = st.lists(segment, min_size=1, max_size=4).map(".".join)
+topic_st = st.lists(segment, min_size=1, max_size=6).map(".".join)
 pattern_st = st.tuples(
-    st.lists(st.sampled_from(["a", "b", "*"]), min_size=0, max_size=4),
+    st.lists(st.sampled_from(["a", "b", "*"]), min_size=0, max_size=6),
     st.booleans(),
 ).filter(lambda t: t[0] or t[1]).map(lambda t: ".".join([*t[0], "#"] if t[1] else t[0]))
 
 
-@settings(max_examples=200)
-@given(st.lists(st.tuples(pattern_st, st.integers(0, 5)), max_size=30),
-       st.lists(st.tuples(pattern_st, st.integers(0, 5)), max_size=10), topic_st)
+@settings(max_examples=400)
+@given(st.lists(st.tuples(pattern_st, st.integers(0, 5)), max_size=40),
+       st.lists(st.tuples(pattern_st, st.integers(0, 5)), max_size=20), topic_st)
 def test_index_agrees_with_brute_force(adds: list[tuple[str, int]],
                                        removes: list[tuple[str, int]], topic: str) -> None:
     index: TopicIndex[int] = TopicIndex()
@@ -151,3 +154,42 @@ def test_covers_is_sound(grant: str, pattern: str, topic: str) -> None:
     # If the grant covers the pattern, no topic matches the pattern without matching the grant.
     if covers(grant, pattern) and matches(pattern, topic):
         assert matches(grant, topic)
+
+
+def test_a_publish_costs_one_lookup_per_shape_not_per_pattern() -> None:
+    """The attack of issue 11 (item 9): every pattern {a,*}.{a,*}....b of 15 levels and more
+    matches a.a....a.b; a trie explored both branches at every level (32,768 nodes). Grouped
+    by shape, a publish costs one lookup per shape that fits the topic's length."""
+    index: TopicIndex[int] = TopicIndex()
+    patterns = [".".join("*" if bits >> i & 1 else "a" for i in range(15)) + ".b"
+                for bits in range(2**15)]
+    for n, pattern in enumerate(patterns):
+        index.add(pattern, n % 50)
+    topic = ".".join(["a"] * 15) + ".b"
+    before = index.probes
+    assert index.match(topic) == set(range(50))
+    assert index.probes - before == 2**15  # every pattern its own shape: the shapes are the cost
+    assert index.wildcard_shapes == 2**15 - 1
+    # A thousand literal patterns, and prefixes with "#", are a handful of shapes.
+    literal: TopicIndex[int] = TopicIndex()
+    for n in range(1000):
+        literal.add(f"stock.S{n}", n)
+        literal.add(f"news.n{n}.#", n)
+        literal.add(f"user.{n}.*", n)
+    before = literal.probes
+    assert literal.match("stock.S7") == {7}
+    assert literal.match("user.8.x") == {8}
+    assert literal.match("news.n9.a.b.c") == {9}
+    # Three shapes in all; each topic probes those that fit its length (the "#" shape fits
+    # any topic of 2 segments or more): 2 + 2 + 1.
+    assert literal.probes - before == 5
+    assert literal.wildcard_shapes == 1
+    assert literal.new_wildcard_shapes(["user.1.*", "a.*.c", "b.*.d", "x.y"]) == 1
+
+
+def test_shapes() -> None:
+    assert shape_of("a.*.c") == shape_of("x.*.z") == (3, (1,), False)
+    assert shape_of("a.b.#") == (2, (), True)
+    assert shape_of("#") == (0, (), True)
+    assert shape_of("*.*.#") == (2, (0, 1), True)
+    assert wildcards_in("*.a.*.#") == 3 and wildcards_in("a.b") == 0
