@@ -6,10 +6,13 @@ STAMP := $(VENV)/.installed-dev
 
 .PHONY: serve test lint venv clean bench bench-full
 
-# The main job: the chat/notify server on the in-memory store. Standard library only:
-# it runs with the system Python, no virtualenv needed.
+# The main job: the chat/notify server. History, offline inboxes and idempotency keys live
+# in ./var/chat.db (SQLite, git-ignored): a restart or a crash loses nothing acknowledged
+# (docs/chat.md, "Durability"). Standard library only: it runs with the system Python, no
+# virtualenv needed. ARGS="--store memory" for the in-memory store.
 serve:
-	$(PY) -m rawws serve $(ARGS)
+	@mkdir -p var
+	$(PY) -m rawws serve --store sqlite:var/chat.db $(ARGS)
 
 # Dev tools live in a virtualenv the Makefile creates (idempotent; rebuilt when pyproject.toml changes).
 $(STAMP): pyproject.toml

@@ -89,6 +89,8 @@ APPLICATION_ID: Final = 0x72777773
 FREE_PAGES_KEPT: Final = 1024
 #: Pages returned per maintenance step (so one step is short: a few ms of writer time).
 VACUUM_STEP: Final = 256
+#: Seconds a commit waits for a write lock held by another process.
+BUSY_TIMEOUT: Final = 30.0
 #: Bytes the WAL file is truncated to after a checkpoint.
 WAL_SIZE_LIMIT: Final = 16 * 1024 * 1024
 
@@ -560,7 +562,11 @@ def _unlock(handle: IO[str] | None) -> None:
 def _open(path: Path, synchronous: str,
           migrations: Sequence[Sequence[str]]) -> sqlite3.Connection:
     try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # timeout: how long a commit waits for another process's write lock before it fails
+        # (and the store with it). Nothing else should write the file; readers, such as an
+        # online backup, never block the writer in WAL mode.
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                               timeout=BUSY_TIMEOUT)
     except sqlite3.Error as exc:
         raise StoreConfigError(f"cannot open {path}: {exc}") from None
     try:
