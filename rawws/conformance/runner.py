@@ -140,7 +140,10 @@ class Results:
 
 class Progress:
     """``[n/N] case id ... OK a, FAILED b``: one line rewritten on a terminal, otherwise a line
-    per group of cases and one per case that is not OK."""
+    per group of cases (and every 30 s) and one per case that is not OK."""
+
+    #: Without a terminal, a line at least this often (seconds) besides one per case group.
+    EVERY = 30.0
 
     def __init__(self, total: int, stream: TextIO | None = None, *, label: str = "") -> None:
         self.total, self.label = total, label
@@ -150,7 +153,7 @@ class Progress:
         self.counts: dict[str, int] = {}
         self.running: list[str] = []
         self.group: str | None = None
-        self.started = time.monotonic()
+        self.started = self.last_line = time.monotonic()
 
     def _summary(self) -> str:
         order = ["OK", "NON-STRICT", "FAILED", "INFORMATIONAL", "UNIMPLEMENTED"]
@@ -171,8 +174,9 @@ class Progress:
     def start(self, case_id: str) -> None:
         self.running.append(case_id)
         group = case_id.split(".")[0]
-        if self.tty or group != self.group:
-            self.group = group
+        now = time.monotonic()
+        if self.tty or group != self.group or now - self.last_line >= self.EVERY:
+            self.group, self.last_line = group, now
             self._emit(self._line())
 
     def finish(self, case_id: str, behavior: str, behavior_close: str) -> None:
