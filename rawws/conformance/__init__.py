@@ -13,7 +13,8 @@ Same case ids, same steps and the same verdict rules as the testsuite (autobahnt
 25.10.1); standard library only, no Python 2, no Docker. ``docs/conformance.md`` has the
 details and the differences; ``conformance/README.md`` the comparison with wstest, case by case.
 
-Modules: :mod:`.endpoint` (the fuzzer's end of a connection), :mod:`.case` (verdict rules),
+Modules: :mod:`.endpoint` (the fuzzer's end of a connection), :mod:`.opening` (its opening
+handshake, both sides), :mod:`.records` (what reports are made of), :mod:`.case` (verdict rules),
 :mod:`.cases` (the catalogue, one module per family), :mod:`.pmce` (permessage-deflate),
 :mod:`.runner` (running cases, the fuzzing server), :mod:`.report` (reports). Frames are built
 and decoded by :mod:`rawws.tools.wire`, like ``rawws craft``'s.

@@ -32,15 +32,10 @@ from urllib.parse import urlsplit
 
 from . import cases as catalogue
 from .case import FAILED, INFORMATIONAL, OK, Case, Event
-from .endpoint import (
-    ClientEndpoint,
-    Endpoint,
-    HandshakeRejected,
-    ServerEndpoint,
-    UpgradeRequest,
-    text_log,
-)
+from .endpoint import Endpoint
+from .opening import ClientEndpoint, HandshakeRejected, ServerEndpoint, UpgradeRequest
 from .pmce import Deflate, DeflateOffer, parse_extensions
+from .records import text_log
 from .report import write_reports
 
 __all__ = ["FuzzingServer", "Progress", "Results", "run_fuzzing_client"]
