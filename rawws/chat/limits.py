@@ -247,5 +247,8 @@ def limit_arguments(args: argparse.Namespace) -> dict[str, Any]:
             else:
                 values[name] = parse_size(raw) if kind is True else int(raw)
         except ValueError as exc:
-            raise ValueError(f"{_flag(name)}: {exc}") from None
+            detail = str(exc) if kind is True else (
+                f"not {'a number of seconds' if kind == 'seconds' else 'a whole number'}: "
+                f"{raw!r}")
+            raise ValueError(f"{_flag(name)}: {detail}") from None
     return values

@@ -1,10 +1,13 @@
-"""rawws.chat.limits: the token bucket, driven by explicit times."""
+"""rawws.chat.limits: the token bucket, driven by explicit times; limits that fail closed."""
 
 from __future__ import annotations
 
 import pytest
 
-from rawws.chat.limits import BucketTable, Limits, TokenBucket
+from rawws.chat.cli import main_serve
+from rawws.chat.limits import BucketTable, Limits, TokenBucket, format_size, parse_size
+
+from ..processes import run
 
 
 def test_burst_then_refill() -> None:
@@ -73,3 +76,42 @@ def test_bucket_table_is_bounded_and_forgets_the_least_recently_seen() -> None:
         BucketTable(rate=0.0, capacity=1.0, max_size=3)
     with pytest.raises(ValueError):
         BucketTable(rate=1.0, capacity=1.0, max_size=0)
+
+
+# --- fail closed: a limit that cannot mean a limit is a startup error ---------------------------
+
+MY_FLAGS = ["--history-max-bytes", "--inbox-max-bytes", "--max-queue-bytes", "--max-reply-bytes",
+            "--max-topics-per-connection", "--max-pattern-depth", "--max-pattern-wildcards",
+            "--max-patterns", "--max-pattern-shapes", "--max-rooms-per-ip", "--max-rooms-per-user"]
+
+
+@pytest.mark.parametrize("flag", MY_FLAGS)
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "1.5", ""])
+def test_every_budget_flag_refuses_what_cannot_be_a_limit(
+        flag: str, value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main_serve([flag, value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"rawws serve: {flag}") and err.count("\n") == 1, err
+
+
+def test_sizes_take_binary_units() -> None:
+    assert parse_size("65536") == 65536
+    assert parse_size("512KiB") == parse_size("512k") == parse_size("512 KB") == 512 * 1024
+    assert parse_size("64MiB") == 64 * 2**20 and parse_size("1GiB") == 2**30
+    for bad in ["", "1.5MiB", "-1", "12QB", "MiB", "1e6"]:
+        with pytest.raises(ValueError, match="not a size"):
+            parse_size(bad)
+    assert format_size(64 * 2**20) == "64MiB" and format_size(1000) == "1000"
+
+
+@pytest.mark.parametrize("field", ["max_rooms", "history_max_bytes", "max_pattern_shapes"])
+def test_limits_refuse_nonsense_when_made(field: str) -> None:
+    for value in (0, -3, 2.5, True, "10"):
+        with pytest.raises(ValueError, match=f"--{field.replace('_', '-')} must be"):
+            Limits(**{field: value})
+
+
+async def test_a_bad_budget_stops_a_real_server_with_one_line() -> None:
+    status, output = await run("serve", "--port", "0", "--max-pattern-shapes", "0")
+    assert status == 2
+    assert output == "rawws serve: --max-pattern-shapes must be a whole number >= 1, not 0"
