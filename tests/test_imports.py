@@ -51,7 +51,8 @@ MODULES = sorted(ROOT.rglob("*.py"))
 SANSIO_FORBIDDEN = {"asyncio", "socket", "ssl", "time", "select", "selectors", "threading",
                     "concurrent", "subprocess", "signal"}
 #: What rawws/chat may import from rawws (besides rawws.chat itself).
-CHAT_ALLOWED = {"rawws", "rawws.errors", "rawws.sansio.codes", "rawws.redact", "rawws.tls"}
+CHAT_ALLOWED = {"rawws", "rawws.errors", "rawws.sansio.codes", "rawws.redact", "rawws.tls",
+                "rawws.commands"}
 #: websockets' import paths: re-export shells over the layers (see the module docstring).
 SHELLS = {"rawws.exceptions", "rawws.datastructures", "rawws.http11", "rawws.frames"}
 #: The one module allowed a standard-library name, and why: websockets' import path.

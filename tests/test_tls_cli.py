@@ -177,13 +177,15 @@ async def test_echo_and_client_over_wss(pki: PKI) -> None:
         port = await proc.port()
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "rawws", "client", f"wss://localhost:{port}/",
-            "--ca-certs", str(pki.ca), cwd=ROOT, stdin=asyncio.subprocess.PIPE,
+            "--ca-certs", str(pki.ca), "--show-close", cwd=ROOT, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         async with asyncio.timeout(WAIT):
-            out, _ = await process.communicate(b"over tls\n/ping\n/close 1000 bye\n")
+            # stdin a pipe: each line is a message, echoes print as they are, the close
+            # (after the input ends) with --show-close.
+            out, _ = await process.communicate(b"over tls\n")
         text = out.decode()
         assert process.returncode == 0, text
-        assert "< over tls" in text and "x closed: 1000" in text
+        assert text.splitlines() == ["over tls", "closed: 1000 (normal closure)"], text
         assert await proc.stop() == 0
     finally:
         proc.kill()

@@ -138,7 +138,7 @@ class ServerConnection(Connection):
         peer = format_address(self.remote_address)
         if status == 101:
             subprotocol = self.protocol.subprotocol
-            self.logger.info("%s %s: connected%s", peer, path,
+            self.logger.info("%s: accepted GET %s%s", peer, path,
                              f" (subprotocol {subprotocol})" if subprotocol else "")
             return
         if failure is not None:
@@ -146,7 +146,7 @@ class ServerConnection(Connection):
         else:
             text = response.body[:200].decode("utf-8", "replace").strip().splitlines()
             reason = text[0] if text else response.reason
-        self.logger.info("%s %s: refused with HTTP %d: %s", peer, path, status,
+        self.logger.info("%s: refused %s with HTTP %d: %s", peer, path, status,
                          redact_text(reason))
 
     def _refuse_while_closing(self) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from ssl import SSLContext
 from typing import Any
 
+from rawws.commands import DefaultsHelpFormatter, OneLineParser
 from rawws.redact import RedactingFilter
 from rawws.tls import TLSConfigError, add_client_flags, add_server_flags, client_context
 
@@ -36,8 +37,8 @@ __all__ = ["format_event", "main_chat", "main_serve"]
 def _serve_parser() -> argparse.ArgumentParser:
     config = ChatConfig()
     defaults = config.limits
-    p = argparse.ArgumentParser(
-        prog="python -m rawws serve",
+    p = OneLineParser(
+        prog="python -m rawws serve", formatter_class=DefaultsHelpFormatter,
         description="The rawws chat-and-notify server: WebSocket chat, topics and personal "
                     "notifications, an HTTP API and the demo page, on one port.")
     p.add_argument("--host", default=config.host,
@@ -57,7 +58,7 @@ def _serve_parser() -> argparse.ArgumentParser:
                            "closed (401)")
     auth.add_argument("--open-api", action="store_true",
                       help="with auth on and no --api-key, open /api/* to anyone anyway "
-                           "(logged as a warning; see docs/security.md)")
+                           "(logged as a warning)")
     web = p.add_argument_group("browsers")
     web.add_argument("--allow-origin", action="append", metavar="ORIGIN",
                      help="origin allowed to open WebSockets (repeatable; '*' for any; "
@@ -321,8 +322,9 @@ class ChatView:
         if kind == "unsubscribed":
             return [f"= unsubscribed from {', '.join(map(str, event.get('topics') or []))}"]
         if kind == "published":
-            return [f"= published to {event.get('topic')} ({event.get('recipients')} "
-                    "recipients)"]
+            count = event.get("recipients")
+            return [f"= published to {event.get('topic')} ({count} "
+                    f"recipient{'' if count == 1 else 's'})"]
         if kind == "private_ack":
             status = event.get("status")
             return [f"= to {event.get('target')}: {status}"
@@ -431,15 +433,22 @@ class _Session:
 
 
 async def _chat(url: str, *, user: str | None, room: str | None, token: str | None,
-                reconnect: bool, ssl: SSLContext | None = None) -> int:
+                reconnect: bool, ssl: SSLContext | None = None, retry: bool = False) -> int:
     client = ChatClient(url, token=token, user_id=user, reconnect=reconnect, ssl=ssl)
     view = ChatView()
-    print(f"= connecting to {client.url.split('?')[0]}", flush=True)
+    print(f"= connecting to {client.url.split('?')[0]}"
+          + (" (retrying until it answers; Ctrl+C stops)" if retry else ""), flush=True)
+    # The first connection fails at once (within the open timeout) unless --retry; after it,
+    # reconnecting follows --no-reconnect.
+    client.reconnect = retry
     try:
         await client.connect()
     except ChatError as exc:
-        print(f"! could not connect: {exc}", file=sys.stderr, flush=True)
+        detail = exc.message if exc.message.startswith("could not connect") else (
+            f"could not connect: {exc}")
+        print(f"! {detail}", file=sys.stderr, flush=True)
         return 1
+    client.reconnect = reconnect
 
     async def printer() -> None:
         async for event in client:
@@ -478,8 +487,8 @@ async def _chat(url: str, *, user: str | None, room: str | None, token: str | No
 
 
 def main_chat(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m rawws chat",
+    p = OneLineParser(
+        prog="python -m rawws chat", formatter_class=DefaultsHelpFormatter,
         description="An interactive terminal chat on a rawws chat server. Type /help inside.")
     p.add_argument("url", nargs="?", default="ws://127.0.0.1:8765/ws",
                    help="server URL (default ws://127.0.0.1:8765/ws)")
@@ -489,8 +498,17 @@ def main_chat(argv: list[str]) -> int:
     p.add_argument("--token", default=os.environ.get("RAWWS_TOKEN"),
                    help="JWT or static token (default: $RAWWS_TOKEN); sent in a header")
     p.add_argument("--no-reconnect", action="store_true", help="exit when the connection drops")
+    p.add_argument("--retry", action="store_true",
+                   help="keep trying until the server answers (default: fail after the open "
+                        "timeout, 10 s)")
+    p.add_argument("--debug", action="store_true", help="log every frame (< received, > sent)")
     add_client_flags(p)
     args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    if args.debug:
+        logging.getLogger("rawws").setLevel(logging.DEBUG)
+    elif args.retry:  # say that it is retrying, and why
+        logging.getLogger("rawws.chat.client").setLevel(logging.INFO)
     try:
         context = client_context(ca_certs=args.ca_certs, certfile=args.certfile,
                                  keyfile=args.keyfile)
@@ -503,6 +521,6 @@ def main_chat(argv: list[str]) -> int:
     try:
         return asyncio.run(_chat(args.url, user=args.user, room=args.room or None,
                                  token=args.token, reconnect=not args.no_reconnect,
-                                 ssl=context))
+                                 ssl=context, retry=args.retry))
     except KeyboardInterrupt:
         return 0

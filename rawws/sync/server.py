@@ -323,7 +323,7 @@ class Server:
         peer = format_address(connection.remote_address)
         if response.status == 101:
             subprotocol = connection.protocol.subprotocol
-            self.logger.info("%s %s: connected%s", peer, path,
+            self.logger.info("%s: accepted GET %s%s", peer, path,
                              f" (subprotocol {subprotocol})" if subprotocol else "")
             return
         if failure is not None:
@@ -331,7 +331,7 @@ class Server:
         else:
             lines = response.body[:200].decode("utf-8", "replace").strip().splitlines()
             reason = lines[0] if lines else response.reason
-        self.logger.info("%s %s: refused with HTTP %d: %s", peer, path, response.status,
+        self.logger.info("%s: refused %s with HTTP %d: %s", peer, path, response.status,
                          redact_text(reason))
 
 

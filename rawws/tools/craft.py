@@ -123,7 +123,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "craft", help="a scriptable misbehaving peer (hand-made handshakes and frames)",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="script language: python -m pydoc rawws.tools.craftscript; docs/craft.md")
+        epilog="script language: python -m pydoc rawws.tools.craftscript")
     parser.add_argument("url", nargs="?", help="the server to attack, ws://HOST:PORT[/PATH]")
     parser.add_argument("script", nargs="?", help="a script file ('-' for stdin)")
     parser.add_argument("-e", "--execute", metavar="STEPS",

@@ -286,7 +286,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "replay", help="replay the client side of a capture against a server and compare",
         description="Replay the client frames of a rawws trace capture (JSON lines) against a "
                     "server and compare its frames with the capture: exit 0 when they match, "
-                    "1 with the first difference (docs/tools.md).")
+                    "1 with the first difference (python -m pydoc rawws.tools.replay).")
     parser.add_argument("capture", metavar="WIRELOG.jsonl")
     parser.add_argument("--target", required=True, metavar="ws://HOST:PORT/PATH")
     parser.add_argument("--conn", type=int, help="the connection to replay (default: first)")

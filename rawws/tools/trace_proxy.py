@@ -229,7 +229,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "trace", help="a tracing proxy: decode every frame between a client and a server",
         description="Forward WebSocket connections to UPSTREAM_URL and print one line per "
-                    "handshake head, frame, protocol violation and TCP event (docs/tools.md).")
+                    "handshake head, frame, protocol violation and TCP event (python -m pydoc "
+                    "rawws.tools.wirelog for the log format).")
     parser.add_argument("upstream", metavar="UPSTREAM_URL",
                         help="ws://HOST:PORT (or wss://) of the server; its path is not used")
     parser.add_argument("--listen", required=True, metavar="HOST:PORT",

@@ -73,13 +73,13 @@ async def test_one_log_line_per_connection_and_per_refusal(
         with pytest.raises(rawws.InvalidStatus):
             await rawws.connect(f"ws://{HOST}:{server.port}/room")  # no subprotocol
     lines = [r.getMessage() for r in caplog.records if r.name == "rawws.server"]
-    connected = [line for line in lines if "connected" in line]
+    connected = [line for line in lines if "accepted" in line]
     refused = [line for line in lines if "refused" in line]
-    assert len(connected) == 1 and "/room?token=***" in connected[0]
+    assert len(connected) == 1 and "accepted GET /room?token=*** " in connected[0]
     assert "(subprotocol chat)" in connected[0] and "secret" not in connected[0]
     assert len(refused) == 2
-    assert "/private/x: refused with HTTP 403: members only" in refused[0]
-    assert "/room: refused with HTTP 400: no subprotocol offered" in refused[1]
+    assert ": refused /private/x with HTTP 403: members only" in refused[0]
+    assert ": refused /room with HTTP 400: no subprotocol offered" in refused[1]
     assert any(line.startswith("server listening on ws://127.0.0.1:") for line in lines)
 
 
