@@ -12,10 +12,13 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-from rawws.asgi import ClientDisconnected, WebSocketProtocol
+import pytest
+
+from rawws.asgi import HOLD_TIMEOUT, ClientDisconnected, WebSocketProtocol
 from rawws.sansio.codes import Opcode
 from rawws.sansio.frames import serialize_frame
 from rawws.sansio.handshake import accept_key
+from rawws.testing import idle
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 MASK = b"\x01\x02\x03\x04"
@@ -287,3 +290,76 @@ async def test_scope_of_a_replayed_lowercase_request() -> None:
     assert scope["path"] == "/r/chat" and scope["query_string"] == b"room=1"
     assert scope["client"] == ("127.0.0.1", 50000) and scope["server"] == ("127.0.0.1", 8000)
     assert scope["headers"][0] == (b"host", b"example.com")
+
+
+@pytest.mark.virtual_clock
+async def test_a_held_close_waits_for_the_app_at_most_hold_timeout() -> None:
+    """A message and the client's close in one read, and an application that never asks for
+    the next event: the echo of the close goes out HOLD_TIMEOUT later, not never."""
+    loop = asyncio.get_running_loop()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await receive()  # the message; then the application does something else forever
+        await asyncio.Event().wait()
+
+    protocol, transport, _ = make(app)
+    protocol.data_received(REQUEST)
+    await idle()
+    transport.take()
+    protocol.data_received(frame(Opcode.TEXT, b"m") + frame(Opcode.CLOSE, b"\x03\xe8"))
+    start = loop.time()
+    await idle()
+    assert transport.take() == b""  # held behind the message the application has
+    assert not transport.closed
+    await asyncio.sleep(HOLD_TIMEOUT)
+    assert loop.time() - start == pytest.approx(HOLD_TIMEOUT)
+    assert transport.take() == b"\x88\x02\x03\xe8"
+    assert transport.closed
+
+
+@pytest.mark.virtual_clock
+async def test_close_timeout_drops_a_peer_that_never_answers() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 1001})
+
+    protocol, transport, _ = make(app)
+    protocol.data_received(REQUEST)
+    await idle()
+    assert transport.take().endswith(b"\x88\x02\x03\xe9")
+    await asyncio.sleep(protocol.close_timeout - 0.001)
+    assert not transport.closed
+    await asyncio.sleep(0.002)
+    assert transport.closed  # no abort() on this transport: close()
+
+
+@pytest.mark.parametrize("then", ["returns", "shutdown"])
+async def test_a_held_close_goes_out_when_the_app_returns_or_the_server_stops(then: str) -> None:
+    taken = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await receive()
+        await send({"type": "websocket.send", "text": "answer"})
+        taken.set()
+        if then == "shutdown":
+            await stop.wait()
+
+    protocol, transport, _ = make(app)
+    protocol.data_received(REQUEST)
+    await settle()
+    transport.take()
+    protocol.data_received(frame(Opcode.TEXT, b"m") + frame(Opcode.CLOSE, b"\x03\xe8"))
+    await taken.wait()
+    if then == "shutdown":
+        protocol.shutdown()
+    await settle()
+    # The answer first, then the echo of the client's close (not a 1012 of our own).
+    assert transport.take() == b"\x81\x06answer\x88\x02\x03\xe8"
+    assert transport.closed
+    stop.set()
