@@ -37,6 +37,24 @@ Rules:
    it yields ``{"type": "gap", "room": R, "reason": "trimmed", "epoch": E, "last_seq": N,
    "next_seq": M}``: seqs N+1 .. M-1 are gone. The gap event comes before the messages that
    follow it.
+6. Offline items (``"offline": true``, with a ``message_id``) are delivered by the server at
+   least once: again on every connection until acknowledged. With ``auto_ack=True`` (the
+   default) the client acknowledges an item once the application is done with it: when the
+   application asks for the next event (the body of its ``async for`` loop, or the code after
+   ``next_event()``, returned) the items yielded before are acknowledged, in one ``ack``
+   request per batch, sent again after a reconnect if the connection was lost first. An item
+   the server delivers again (its ack had not arrived before a disconnect or a restart) is not
+   yielded twice: the client remembers the last 10,000 message_ids it received, and
+   acknowledges such an item at once if the application was done with it. With
+   ``auto_ack=False`` the application calls :meth:`ChatClient.ack` itself (after it has stored
+   the item, say): until it does, the server delivers the item again to every new connection
+   (this client ignores those copies; a new client gets it again). The server's ``acked``
+   replies to the automatic acknowledgements are not events.
+7. ``send``, ``private`` and ``publish`` carry an ``idempotency_key`` (a fresh random one
+   unless given): when the connection is lost before the reply, they are sent again with the
+   same key once the client has reconnected (until ``request_timeout``), and the server
+   answers the retry with the first reply instead of posting twice. So a message is posted
+   once even across a server restart, with the seq it was first given.
 """
 
 from __future__ import annotations
@@ -48,6 +66,7 @@ import itertools
 import json
 import logging
 import random
+import secrets
 import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
@@ -101,6 +120,7 @@ class ChatClient:
         jitter: Callable[[], float] = random.random,
         compression: str | None = "deflate",
         ssl: SSLContext | None = None,
+        auto_ack: bool = True,
     ) -> None:
         parts = urllib.parse.urlsplit(url)
         path = parts.path if parts.path not in ("", "/") else "/ws"
@@ -138,6 +158,16 @@ class ChatClient:
         self.user_id: str | None = None
         self.connection_id: str | None = None
         self.connections = 0  # how many times a connection was established
+        #: Acknowledge offline items once the application is done with them (rule 6).
+        self.auto_ack = auto_ack
+        self._consumed: list[str] = []  # yielded offline items the application is done with
+        self._unacked: list[str] = []  # acknowledgements not yet sent (or lost in a reconnect)
+        self._ack_ids: set[str] = set()  # request ids of the client's own ack requests
+        self._ack_scheduled = False
+        self._last_yielded: str | None = None  # message_id of the offline item just yielded
+        #: message_ids of offline items received (rule 6: a redelivery is not yielded again).
+        self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._queued: set[str] = set()  # received, not yet yielded (nor acknowledged)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -189,53 +219,125 @@ class ChatClient:
 
     async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
         while True:
+            self._done_with_last()  # the loop body returned: the application is done with it
             event = await self._events.get()
             if event is _END:
                 self._events.put_nowait(_END)  # later iterations end too
                 if self._failure is not None and not self._closing:
                     raise self._failure
                 return
+            self._yielding(event)
             yield event
 
     async def next_event(self, timeout: float | None = None) -> dict[str, Any]:
-        """The next event (``ChatError`` once the client has stopped)."""
+        """The next event (``ChatError`` once the client has stopped). Calling it again
+        says the application is done with the previous one (rule 6)."""
+        self._done_with_last()
         async with asyncio.timeout(timeout):
             event = await self._events.get()
         if event is _END:
             self._events.put_nowait(_END)
             raise self._failure or ChatError("closed", "the client is closed")
         result: dict[str, Any] = event
+        self._yielding(result)
         return result
+
+    # --- acknowledgements (rule 6) -------------------------------------------------------------
+
+    def _yielding(self, event: dict[str, Any]) -> None:
+        message_id = _offline_id(event)
+        if message_id is not None:
+            self._queued.discard(message_id)
+            self._last_yielded = message_id
+
+    def _done_with_last(self) -> None:
+        message_id, self._last_yielded = self._last_yielded, None
+        if message_id is not None and self.auto_ack:
+            self._queue_ack([message_id])
+
+    def _remember_seen(self, message_id: str) -> None:
+        seen = self._seen
+        seen[message_id] = None
+        seen.move_to_end(message_id)
+        while len(seen) > 10_000:
+            seen.popitem(last=False)
+
+    def _queue_ack(self, message_ids: list[str]) -> None:
+        self._unacked.extend(message_ids)
+        if not self._ack_scheduled:
+            self._ack_scheduled = True
+            # One ack request for what the application finished in this loop turn.
+            asyncio.get_running_loop().call_soon(self._send_acks)
+
+    def _send_acks(self) -> None:
+        self._ack_scheduled = False
+        ws = self._ws
+        if not self._unacked or ws is None or not self._connected.is_set():
+            return  # sent after the next welcome
+        ids, self._unacked = self._unacked[:1000], self._unacked[1000:]
+        rid = f"k{next(self._ids)}"
+        self._ack_ids.add(rid)
+        try:
+            ws.send_nowait(json.dumps({"type": "ack", "message_ids": ids, "id": rid}))
+        except (rawws.ConnectionClosed, rawws.InvalidState):
+            self._unacked[:0] = ids  # lost with the connection: again after the welcome
+            self._ack_ids.discard(rid)
+            return
+        if self._unacked:
+            self._queue_ack([])
+
+    async def ack(self, *items: dict[str, Any] | str) -> int:
+        """Acknowledge offline items (events or their ``message_id``): the server forgets
+        them, they are never delivered again. Returns how many were still waiting."""
+        ids = [item if isinstance(item, str) else str(item.get("message_id")) for item in items]
+        for message_id in ids:
+            self._remember_seen(message_id)
+        reply = await self.request({"type": "ack", "message_ids": ids})
+        count: int = reply.get("count", 0)
+        return count
 
     # --- requests ----------------------------------------------------------------------------
 
     async def request(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """Send a request with a fresh ``id`` and return its reply (``ChatError`` on error)."""
+        """Send a request with a fresh ``id`` and return its reply (``ChatError`` on error).
+        A request that carries an ``idempotency_key`` is sent again after a reconnect when
+        its connection was lost before the reply (rule 7)."""
+        retry = "idempotency_key" in payload
+        async with asyncio.timeout(self.request_timeout):
+            while True:
+                try:
+                    reply = await self._request_once(payload)
+                except ChatError as exc:
+                    if retry and exc.code == "disconnected" and exc.reply is None:
+                        continue  # the same key again, on the next connection
+                    raise
+                break
+        if reply.get("type") == "error":
+            raise ChatError(str(reply.get("code")), str(reply.get("message")), reply)
+        return reply
+
+    async def _request_once(self, payload: dict[str, Any]) -> dict[str, Any]:
         rid = f"c{next(self._ids)}"
         message = {**payload, "id": rid}
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = future
         try:
-            async with asyncio.timeout(self.request_timeout):
-                while True:
-                    if self._failure is not None:
-                        raise self._failure
-                    await self._connected.wait()
-                    ws = self._ws
-                    if ws is None:
-                        continue
-                    try:
-                        await ws.send(json.dumps(message))
-                    except rawws.ConnectionClosed:
-                        self._connected.clear()
-                        continue
-                    break
-                reply = await future
+            while True:
+                if self._failure is not None:
+                    raise self._failure
+                await self._connected.wait()
+                ws = self._ws
+                if ws is None:
+                    continue
+                try:
+                    await ws.send(json.dumps(message))
+                except rawws.ConnectionClosed:
+                    self._connected.clear()
+                    continue
+                break
+            return await future
         finally:
             self._pending.pop(rid, None)
-        if reply.get("type") == "error":
-            raise ChatError(str(reply.get("code")), str(reply.get("message")), reply)
-        return reply
 
     async def join(self, room: str, *, since: int | None = None) -> dict[str, Any]:
         payload: dict[str, Any] = {"type": "join", "room": room}
@@ -257,12 +359,17 @@ class ChatClient:
     async def leave(self, room: str) -> dict[str, Any]:
         return await self.request({"type": "leave", "room": room})
 
-    async def send(self, room: str, content: Any) -> dict[str, Any]:
-        """Post to a room; returns the message as delivered (with its ``seq``)."""
-        return await self.request({"type": "message", "room": room, "content": content})
+    async def send(self, room: str, content: Any, *,
+                   idempotency_key: str | None = None) -> dict[str, Any]:
+        """Post to a room; returns the message as delivered (with its ``seq``). Posted once,
+        also when the connection is lost before the reply (rule 7)."""
+        return await self.request({"type": "message", "room": room, "content": content,
+                                   "idempotency_key": idempotency_key or _new_key()})
 
-    async def private(self, target: str, content: Any) -> dict[str, Any]:
-        return await self.request({"type": "private", "target": target, "content": content})
+    async def private(self, target: str, content: Any, *,
+                      idempotency_key: str | None = None) -> dict[str, Any]:
+        return await self.request({"type": "private", "target": target, "content": content,
+                                   "idempotency_key": idempotency_key or _new_key()})
 
     async def subscribe(self, *topics: str) -> dict[str, Any]:
         reply = await self.request({"type": "subscribe", "topics": list(topics)})
@@ -276,8 +383,10 @@ class ChatClient:
         self.topics = [t for t in self.topics if t not in topics]
         return reply
 
-    async def publish(self, topic: str, message: Any) -> dict[str, Any]:
-        return await self.request({"type": "publish", "topic": topic, "message": message})
+    async def publish(self, topic: str, message: Any, *,
+                      idempotency_key: str | None = None) -> dict[str, Any]:
+        return await self.request({"type": "publish", "topic": topic, "message": message,
+                                   "idempotency_key": idempotency_key or _new_key()})
 
     async def ping(self) -> dict[str, Any]:
         return await self.request({"type": "ping"})
@@ -371,11 +480,32 @@ class ChatClient:
                     recovery = _Recovery(list(self.rooms))
                     await self._restore(ws, recovery)
                     self._connected.set()
+                    self._ack_ids.clear()  # replies of the old connection never come
+                    if self._unacked:
+                        self._queue_ack([])  # what could not be sent before
                     continue
                 rid = event.get("id")
                 if type(rid) is str and rid in recovery.requests:
                     await self._recovered(ws, recovery, *recovery.requests.pop(rid), event)
                     continue
+                if type(rid) is str:
+                    if rid in self._ack_ids:
+                        self._ack_ids.discard(rid)
+                        continue  # the answer to the client's own ack: not an event
+                    future = self._pending.get(rid)
+                    if future is not None and not future.done():
+                        # Resolved even when the event is not yielded (a retried send's
+                        # reply whose message was already recovered from history).
+                        future.set_result(event)
+                message_id = _offline_id(event)
+                if message_id is not None:
+                    if message_id in self._seen:
+                        if (self.auto_ack and message_id not in self._queued
+                                and message_id != self._last_yielded):
+                            self._queue_ack([message_id])  # had come before: its ack was lost
+                        continue
+                    self._remember_seen(message_id)
+                    self._queued.add(message_id)
                 if kind == "message":
                     held = recovery.held.get(str(event.get("room")))
                     if held is not None:
@@ -391,10 +521,6 @@ class ChatClient:
                     self.rooms.pop(room, None)
                     self.epochs.pop(room, None)
                 await self._events.put(event)
-                if type(rid) is str:
-                    future = self._pending.get(rid)
-                    if future is not None and not future.done():
-                        future.set_result(event)
         except rawws.ConnectionClosed:
             pass
         return welcomed
@@ -547,6 +673,18 @@ def _trimmed_gap(room: str, epoch: str | None, since: int,
     return {"type": "gap", "room": room, "reason": "trimmed", "epoch": epoch, "last_seq": since,
             "next_seq": first if type(first) is int else (
                 seq + 1 if type(seq) is int else None)}
+
+
+def _offline_id(event: dict[str, Any]) -> str | None:
+    """The message_id of an item delivered from the offline inbox, else None."""
+    message_id = event.get("message_id")
+    if event.get("offline") is True and isinstance(message_id, str):
+        return message_id
+    return None
+
+
+def _new_key() -> str:
+    return secrets.token_hex(16)
 
 
 def _parse(raw: str | bytes) -> dict[str, Any] | None:

@@ -208,6 +208,7 @@ async def test_kill_9_mid_traffic_loses_nothing_acknowledged(tmp_path: Path) -> 
             await asyncio.gather(*tasks)
     finally:
         proc.kill()
+        await proc.wait()
 
     acked = {k: v for s in senders for k, v in s.acked.items()}
     sent = {k: v for s in senders for k, v in s.sent.items()}
@@ -274,6 +275,7 @@ async def test_kill_9_mid_traffic_loses_nothing_acknowledged(tmp_path: Path) -> 
         assert await proc.stop() == 0  # a clean restart this time
     finally:
         proc.kill()
+        await proc.wait()
 
     proc, port = await serve(*server_args(db))
     try:
@@ -308,9 +310,10 @@ async def burst_and_kill(db: Path, after_acks: int) -> tuple[dict[int, int], int
                 acked[event["id"]] = event["seq"]  # (also those read after the kill)
                 if len(acked) >= after_acks and proc.process.returncode is None:
                     proc.process.kill()
-                    await proc.process.wait()
+                    await proc.wait()
     finally:
         proc.kill()
+        await proc.wait()
     return acked, len(frames)
 
 
