@@ -15,7 +15,9 @@ serve:
 	$(PY) -m rawws serve --store sqlite:var/chat.db $(ARGS)
 
 # Dev tools live in a virtualenv the Makefile creates (idempotent; rebuilt when pyproject.toml changes).
-$(STAMP): pyproject.toml
+# The editable install also builds the optional C accelerator in place when a compiler is there
+# (setup.py: masking only, never required; RAWWS_PURE_PYTHON=1 leaves it out).
+$(STAMP): pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
@@ -25,6 +27,17 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(ARGS)
+
+# The same suite with the C accelerator switched off at import: the pure-Python path is the
+# reference, and CI runs both (.ci/run).
+.PHONY: test-pure speedups
+test-pure: $(STAMP)
+	RAWWS_PURE_PYTHON=1 $(BIN)/python -m pytest -q $(ARGS)
+
+# (Re)build the optional C accelerator in place (rawws/sansio/_speedups.c).
+speedups: $(STAMP)
+	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -c 'import rawws.sansio.mask as m; print("accelerated masking:", m.ACCELERATED)'
 
 lint: $(STAMP)
 	$(BIN)/ruff check rawws tests conformance benchmarks

@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 from rawws.errors import InvalidUTF8, ProtocolError
 from rawws.sansio.codes import Opcode
 from rawws.sansio.frames import RSV1, Frame, serialize_close_payload, serialize_frame
-from rawws.sansio.mask import apply_mask
 from rawws.sansio.protocol import Ping, Pong
 from rawws.sansio.reader import parse_close_payload
 
@@ -98,29 +97,6 @@ class TestRFCExamplesParse:
         data = HELLO_UNMASKED + PING_UNMASKED + HEL_LO_FRAGMENTS + BINARY_256
         assert feed(open_client(), [data]) == ["Hello", Ping(b"Hello"), "Hello",
                                                bytes(range(256))]
-
-
-class TestMask:
-    def test_rfc_example(self) -> None:
-        assert apply_mask(b"Hello", RFC_KEY) == bytes.fromhex("7f9f4d5158")
-
-    @given(st.binary(max_size=10000), st.binary(min_size=4, max_size=4))
-    def test_matches_definition(self, data: bytes, key: bytes) -> None:
-        # §5.3: j = i MOD 4; transformed-octet-i = original-octet-i XOR masking-key-octet-j
-        assert apply_mask(data, key) == bytes(b ^ key[i % 4] for i, b in enumerate(data))
-
-    def test_both_strategies_around_the_threshold(self) -> None:
-        key = b"\x01\x80\xff\x55"
-        for n in (4095, 4096, 4097, 70000):
-            data = bytes(range(256)) * (n // 256 + 1)
-            data = data[:n]
-            assert apply_mask(apply_mask(data, key), key) == data
-            assert apply_mask(data, key) == bytes(b ^ key[i % 4] for i, b in enumerate(data))
-
-    def test_accepts_bytearray_and_memoryview(self) -> None:
-        data = bytes(range(200)) * 30
-        assert apply_mask(bytearray(data), RFC_KEY) == apply_mask(data, RFC_KEY)
-        assert apply_mask(memoryview(data), RFC_KEY) == apply_mask(data, RFC_KEY)
 
 
 class TestClosePayload:

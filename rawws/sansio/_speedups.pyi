@@ -1,0 +1,3 @@
+"""Types of the optional C accelerator (_speedups.c)."""
+
+def apply_mask(data: bytes | bytearray | memoryview, masking_key: bytes, /) -> bytes: ...
