@@ -28,6 +28,16 @@ from .aio import (
     unix_connect,
     unix_serve,
 )
+from .aio.client import HeadersLike
+from .data import (
+    Data,
+    ExtensionName,
+    ExtensionParameter,
+    LoggerLike,
+    Origin,
+    StatusLike,
+    Subprotocol,
+)
 from .errors import (
     ConcurrencyError,
     ConnectionClosed,
@@ -76,7 +86,7 @@ from .sansio.deflate import (
 )
 from .sansio.frames import Close, Frame
 from .sansio.http11 import Headers, Request, Response
-from .sansio.protocol import State
+from .sansio.protocol import Side, State
 
 __version__ = "0.1.0"
 
@@ -90,11 +100,15 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
+    "Data",
     "DuplicateParameter",
+    "ExtensionName",
+    "ExtensionParameter",
     "Frame",
     "HeadTooLarge",
     "HeaderLineTooLong",
     "Headers",
+    "HeadersLike",
     "InvalidHandshake",
     "InvalidHeader",
     "InvalidHeaderFormat",
@@ -114,10 +128,12 @@ __all__ = [
     "InvalidUTF8",
     "InvalidUpgrade",
     "Listener",
+    "LoggerLike",
     "Message",
     "MultipleValuesError",
     "NegotiationError",
     "Opcode",
+    "Origin",
     "PayloadTooBig",
     "PerMessageDeflate",
     "ProtocolError",
@@ -130,8 +146,11 @@ __all__ = [
     "Server",
     "ServerConnection",
     "ServerPerMessageDeflateFactory",
+    "Side",
     "State",
+    "StatusLike",
     "StatusLineTooLong",
+    "Subprotocol",
     "TooManyFragments",
     "TooManyHeaders",
     "UsageError",

@@ -8,15 +8,28 @@ else is a ``TypeError`` before a byte is sent. Imports nothing from rawws.
 
 from __future__ import annotations
 
+import http
+import logging
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["DataLike", "Message", "check_fragment", "check_fragments", "not_a_message"]
+__all__ = ["Data", "DataLike", "ExtensionName", "ExtensionParameter", "LoggerLike", "Message",
+           "Origin", "StatusLike", "Subprotocol", "check_fragment", "check_fragments",
+           "not_a_message"]
 
 #: A received message: ``str`` for text, ``bytes`` for binary.
 Message = str | bytes
 #: What send() takes as a message or a fragment.
 DataLike = str | bytes | bytearray | memoryview
+
+# websockets' typing names (websockets.typing), for annotations written against it.
+Data = Message
+LoggerLike = logging.Logger | logging.LoggerAdapter[Any]
+StatusLike = http.HTTPStatus | int
+Origin = str
+Subprotocol = str
+ExtensionName = str
+ExtensionParameter = tuple[str, str | None]
 
 
 def check_fragment(fragment: object) -> None:

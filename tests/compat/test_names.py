@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from pathlib import Path
 
 import pytest
 import websockets
@@ -152,3 +153,27 @@ def test_http11_constructors_follow_websockets() -> None:
     assert isinstance(request, rawws.Request)
     assert (request.path, request.method, request.query) == ("/chat?token=abc", "GET",
                                                              {"token": "abc"})
+
+
+#: websockets' top-level names that rawws does not have, each explained in the compat doc.
+NOT_AT_TOP_LEVEL = {"route", "unix_route", "Router", "Protocol", "ClientProtocol",
+                    "ServerProtocol"}
+DOC = Path(__file__).resolve().parents[2] / "docs" / "websockets-compat.md"
+
+
+def test_every_top_level_name_exists_or_is_explained() -> None:
+    missing = [name for name in websockets.__all__
+               if name not in NOT_AT_TOP_LEVEL and not hasattr(rawws, name)]
+    assert missing == []
+    assert not any(hasattr(rawws, name) for name in NOT_AT_TOP_LEVEL)
+
+
+@pytest.mark.parametrize("module", ["websockets", *sorted(MODULES)])
+def test_the_compat_doc_has_a_row_for_every_name(module: str) -> None:
+    """docs/websockets-compat.md: one row per public name, with its status."""
+    rows = [line for line in DOC.read_text(encoding="utf-8").splitlines()
+            if line.startswith("| ")]
+    for name in importlib.import_module(module).__all__:
+        row = next((r for r in rows if f"`{name}`" in r.split("|")[1]), None)
+        assert row is not None, f"{module}.{name} has no row"
+        assert row.split("|")[2].strip() in ("supported", "differs", "not supported"), row
