@@ -529,15 +529,18 @@ class Router:
         except WireError as exc:
             fail(exc.code, exc.message, out)
 
-    def _idempotent(self, scope: str, key: str | None, print_: str, out: list[Action],
-                    fail: Fail, proceed: Callable[[Idem | None, list[Action]], None],
+    def _idempotent(self, scope: str, key: str | None, request: tuple[Any, ...],
+                    out: list[Action], fail: Fail,
+                    proceed: Callable[[Idem | None, list[Action]], None],
                     replay: Callable[[Recalled, list[Action]], None]) -> None:
         """Run a request once per idempotency key (rawws.chat.idempotency, rules 2-4):
         ``proceed(idem)`` the first time (its write carries ``idem``), ``replay(record)``
-        for the same request again, ``conflict`` for another request under the key."""
+        for the same request again (``request``: the operation and its arguments, whose
+        fingerprint tells), ``conflict`` for another request under the key."""
         if key is None:
             self._guarded(lambda into: proceed(None, into), out, fail)
             return
+        print_ = fingerprint(*request)
         ticket = self.store.recall(scope, key, self._wall())
 
         def decide(into: list[Action]) -> None:
@@ -754,7 +757,7 @@ class Router:
             into.append(Send([session], text if rid is None else _with_id(text, rid)))
 
         fail = self._ws_fail(session, rid)
-        self._idempotent(f"user:{session.user}", key, fingerprint("message", room, content),
+        self._idempotent(f"user:{session.user}", key, ("message", room, content),
                          out, fail, proceed, replay)
 
     def _append(self, room: str, user: str, content: Any, idem: Idem | None) -> Ticket[Stored]:
@@ -790,7 +793,7 @@ class Router:
                      "timestamp": iso_timestamp(self._wall())}
             self._deliver_personal(target, event, False, idem, into, fail, answer)
 
-        self._idempotent(f"user:{session.user}", key, fingerprint("private", target, content),
+        self._idempotent(f"user:{session.user}", key, ("private", target, content),
                          out, fail, proceed, lambda record, into: answer(_personal(record), into))
 
     def _deliver_personal(self, user: str, event: dict[str, Any], droppable: bool,
@@ -913,7 +916,7 @@ class Router:
                                   "recipients": recipients}, rid, into)
 
         self._idempotent(
-            f"user:{session.user}", key, fingerprint("publish", topic, message), out, fail,
+            f"user:{session.user}", key, ("publish", topic, message), out, fail,
             lambda idem, into: self._fan_out_topic(topic, message, idem, into, fail, answer),
             lambda record, into: answer(record.extra.get("recipients", 0), into))
 
@@ -986,7 +989,7 @@ class Router:
             self._deliver_personal(user, event, True, idem, into, answer.fail,
                                    lambda reply, _: answer.ok(reply))
 
-        self._idempotent(HTTP_SCOPE, key, fingerprint("notify", user, message), out,
+        self._idempotent(HTTP_SCOPE, key, ("notify", user, message), out,
                          answer.fail, proceed, self._replayed(answer, _personal))
         return out
 
@@ -1002,7 +1005,7 @@ class Router:
             self._live(targets, event, idem, into, answer.fail,
                        lambda n, _: answer.ok({"status": "sent", "recipients": n}))
 
-        self._idempotent(HTTP_SCOPE, key, fingerprint("broadcast", message), out, answer.fail,
+        self._idempotent(HTTP_SCOPE, key, ("broadcast", message), out, answer.fail,
                          proceed, self._replayed(answer, lambda r: {
                              "status": "sent", "recipients": r.extra.get("recipients", 0)}))
         return out
@@ -1016,7 +1019,7 @@ class Router:
             return {"status": "sent", "topic": topic, "recipients": recipients}
 
         self._idempotent(
-            scope, key, fingerprint("publish", topic, message), out, answer.fail,
+            scope, key, ("publish", topic, message), out, answer.fail,
             lambda idem, into: self._fan_out_topic(topic, message, idem, into, answer.fail,
                                                    lambda n, _: answer.ok(reply(n))),
             self._replayed(answer, lambda r: reply(r.extra.get("recipients", 0))))
@@ -1054,7 +1057,7 @@ class Router:
                     "message_id": event["message_id"],
                     "recipients": record.extra.get("recipients", 0)}
 
-        self._idempotent(scope, key, fingerprint("post", room, user, content), out,
+        self._idempotent(scope, key, ("post", room, user, content), out,
                          answer.fail, proceed, self._replayed(answer, replayed))
         return out
 
