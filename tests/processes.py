@@ -27,12 +27,13 @@ class ServerProcess:
         self._reader: asyncio.Task[None] | None = None
 
     @classmethod
-    async def start(cls, *args: str, env: dict[str, str] | None = None) -> ServerProcess:
+    async def start(cls, *args: str, env: dict[str, str] | None = None,
+                    cwd: Path | None = None) -> ServerProcess:
         environment = dict(os.environ)
         environment.update(env or {})
         environment.setdefault("PYTHONUNBUFFERED", "1")
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "rawws", *args, cwd=ROOT, env=environment,
+            sys.executable, "-m", "rawws", *args, cwd=cwd or ROOT, env=environment,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT)
         return cls(process)
@@ -122,11 +123,13 @@ def rss_of(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-async def serve(*args: str) -> tuple[ServerProcess, int]:
+async def serve(*args: str, cwd: Path | None = None) -> tuple[ServerProcess, int]:
     """``python -m rawws serve --port 0 --log-level warning ARGS``, started and listening:
     the process (its output kept in the background) and its port. ``--port P`` in ``args``
-    overrides the 0 (a restart on the same port)."""
-    proc = await ServerProcess.start("serve", "--port", "0", "--log-level", "warning", *args)
+    overrides the 0 (a restart on the same port). ``cwd``: another checkout of rawws to run
+    (``python -m`` imports the package from there: a benchmark's "before" figures)."""
+    proc = await ServerProcess.start("serve", "--port", "0", "--log-level", "warning", *args,
+                                     cwd=cwd)
     try:
         port = await proc.port()
     except BaseException:
