@@ -13,6 +13,8 @@ import asyncio
 import os
 import socket
 import sys
+import threading
+import time
 from typing import Any
 
 import uvicorn
@@ -34,6 +36,15 @@ async def never_accepts(scope: dict[str, Any], receive: Any, send: Any) -> None:
 APPS = {"never-reads": never_reads, "never-accepts": never_accepts}
 
 
+def _exit_with_parent() -> None:
+    """Never outlive the test that started us (its applications never return)."""
+    parent = os.getppid()
+    deadline = time.monotonic() + 600
+    while os.getppid() == parent and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os._exit(0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ws", choices=sorted(WS_CLASSES), required=True)
@@ -46,6 +57,7 @@ def main() -> None:
                             loop="asyncio", lifespan="off", log_level="warning",
                             ws_max_size=1 << 20, ws_per_message_deflate=False,
                             ws_ping_interval=None)
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
     sys.stdout.write(f"READY {sock.getsockname()[1]} {os.getpid()}\n")
     sys.stdout.flush()
     uvicorn.Server(config).run(sockets=[sock])
