@@ -459,7 +459,9 @@ class Router:
         store = self.store
         seq = store.room_seq(room)
         current = store.room_epoch(room)
-        if since is not None and (since > seq or (epoch is not None and epoch != current)):
+        other_stream = since is not None and (since > seq
+                                              or (epoch is not None and epoch != current))
+        if other_stream:
             # Another stream than the one the client counted in (the room was re-created, or
             # the server lost its history): everything we have of this one is new to it.
             since = 0
@@ -479,6 +481,9 @@ class Router:
             # Some messages after `since` are no longer kept: the client cannot fully recover.
             oldest = page.entries[0][0] if page.entries else seq + 1
             event["complete"] = oldest <= since + 1
+            # Whether the client's own position was recovered: its stream still exists and
+            # nothing after its `since` is missing.
+            event["recovered"] = event["complete"] and not other_stream
         # The stored messages are already encoded: spliced in as they are, never re-encoded.
         head = encode(event)
         history = b",".join([data for _, data in page.entries]).decode()

@@ -183,19 +183,20 @@ def test_history_and_since() -> None:
     h.send(c, {"type": "join", "room": "r", "since": 8})
     joined = h.take_one(c)
     assert [m["seq"] for m in joined["history"]] == [9, 10, 11, 12]
-    assert joined["complete"] is True
+    assert joined["complete"] is True and joined["recovered"] is True
     d = h.welcomed("dave")
     h.send(d, {"type": "join", "room": "r", "since": 1})  # 2 is gone (ring of 10 keeps 3..12)
     joined = h.take_one(d)
     assert [m["seq"] for m in joined["history"]] == list(range(3, 13))
-    assert joined["complete"] is False
+    assert joined["complete"] is False and joined["recovered"] is False
     e = h.welcomed("erin")
     h.send(e, {"type": "join", "room": "r", "since": 12})
     joined = h.take_one(e)
     assert joined["history"] == [] and joined["complete"] is True
     f = h.welcomed("frank")
     h.send(f, {"type": "join", "room": "r", "since": 500})  # the room restarted: send all kept
-    assert len(h.take_one(f)["history"]) == 10
+    joined = h.take_one(f)
+    assert len(joined["history"]) == 10 and joined["recovered"] is False
 
 
 def test_every_room_message_carries_the_stream_epoch_and_a_join_names_its_stream() -> None:
@@ -219,6 +220,7 @@ def test_every_room_message_carries_the_stream_epoch_and_a_join_names_its_stream
     joined = h.take_one(c)
     assert [m["seq"] for m in joined["history"]] == [1, 2, 3, 4, 5]
     assert joined["epoch"] == EPOCH and joined["complete"] is True
+    assert joined["recovered"] is False  # all of this stream, but not the client's position
     h.send(c, {"type": "join", "room": "r", "epoch": 7, "id": 1})
     assert h.take_one(c) == {"type": "error", "code": "bad_request",
                              "message": "epoch must be a string", "id": 1}
