@@ -229,6 +229,13 @@ async def test_kill_9_mid_traffic_loses_nothing_acknowledged(tmp_path: Path) -> 
             kept = by_content[key]
             assert (kept["seq"], kept["message_id"], kept["epoch"]) == (seq, message_id, epoch)
         kept_unacked = len(history) - len(acked)
+        # since= recovery across the restart: exactly the missed messages, recovered.
+        ws, _ = await connect(port, "late")
+        joined = await ask(ws, {"type": "join", "room": ROOM, "since": seqs[-5], "epoch": epoch,
+                                "id": "j"})
+        assert joined["recovered"] is True and joined["seq"] == seqs[-1]
+        assert [m["seq"] for m in joined["history"]] == seqs[-4:]
+        await ws.close()
 
         # Retry everything with its key (keys are per user: each sender retries its own):
         # each message exactly once, an acknowledged one at the seq it was acknowledged with.
