@@ -30,7 +30,7 @@ from typing import Any
 
 import rawws
 
-from ..processes import WAIT, ServerProcess, serve
+from ..processes import WAIT, ServerProcess, run, serve
 
 ROOM = "r"
 
@@ -426,3 +426,28 @@ async def test_make_serve_keeps_its_state_in_var_from_a_clean_tree(tmp_path: Pat
         assert status == 200 and body["seq"] == 2  # the first run's message is still there
     finally:
         await stop(process)
+
+
+async def test_bad_store_paths_exit_2_with_one_line(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database\n" * 200)
+    newer = tmp_path / "newer.db"
+    conn = sqlite3.connect(newer)
+    conn.execute("PRAGMA application_id = 0x72777773")
+    conn.execute("PRAGMA user_version = 999")
+    conn.commit()
+    conn.close()
+    cases = {
+        f"sqlite:{tmp_path}/missing/chat.db": "does not exist",
+        f"sqlite:{notes}": "is not a SQLite database",
+        f"sqlite:{newer}": "schema version 999, newer than this rawws knows",
+        f"sqlite:{tmp_path}": "is a directory",
+        "sqlite:": "--store must be",
+        "postgres://db": "--store must be",
+    }
+    for spec, expected in cases.items():
+        status, output = await run("serve", "--port", "0", "--store", spec)
+        lines = [line for line in output.splitlines() if line.strip()]
+        assert status == 2, (spec, output)
+        assert len(lines) == 1 and expected in lines[0], (spec, output)
+        assert lines[0].startswith("rawws serve: ") and "Traceback" not in output

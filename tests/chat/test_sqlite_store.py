@@ -13,7 +13,7 @@ import pytest
 from rawws.chat.idempotency import Idem, Recalled
 from rawws.chat.limits import Limits
 from rawws.chat.server import ChatConfig, ChatServer
-from rawws.chat.sqlite_db import StoreConfigError
+from rawws.chat.sqlite_db import WAL_SIZE_LIMIT, StoreConfigError
 from rawws.chat.sqlite_store import SqliteStore, parse_store_spec
 from rawws.chat.store import MessageIds
 from rawws.chat.tickets import StoreUnavailable
@@ -287,3 +287,30 @@ async def test_metrics_report_the_file(tmp_path: Path) -> None:
         assert int(metrics["rawws_store_commits"]) >= 1
         assert metrics["rawws_store_failed"] == "0"
         assert metrics["rawws_store_backlog"] == "0"
+
+
+async def test_the_file_stays_bounded_by_what_is_retained(tmp_path: Path) -> None:
+    path = tmp_path / "chat.db"
+    store = SqliteStore(path, Limits(history_size=20, inbox_size=5))
+    store.start()
+    try:
+        files, wals = [], []
+        for _ in range(12):
+            for n in range(500):  # 1 KB messages in 5 rooms, 5 inboxes: 100 + 25 kept
+                store.append(f"r{n % 5}", message_event(f"r{n % 5}", "x" * 1000), 0.0)
+                ticket = store.inbox_push(f"u{n % 5}", {"n": "y" * 1000}, 0.0)
+            await done(ticket)
+            files.append(path.stat().st_size)
+            wals.append((tmp_path / "chat.db-wal").stat().st_size)
+            assert rows(path, "SELECT count(*) FROM messages") == [(100,)]
+            assert rows(path, "SELECT count(*) FROM inbox") == [(25,)]
+        # 6,000 messages and 6,000 items written, 125 KB retained: the file stops growing
+        # (free pages are reused); the WAL is reused after each checkpoint (every 1000 pages)
+        # and truncated to WAL_SIZE_LIMIT.
+        assert max(files) < 2 * 1024 * 1024, files
+        assert len(set(files[-6:])) == 1, files  # the last half: not a byte more
+        assert max(wals) <= max(WAL_SIZE_LIMIT, 1100 * store.db.page_size), wals
+        await store.db.maintain()
+        assert store.db.free_pages * store.db.page_size < 8 * 1024 * 1024
+    finally:
+        await store.close()
