@@ -60,6 +60,7 @@ from ..sansio.frames import Close
 from ..sansio.http11 import Request, Response
 from ..sansio.options import DEFAULT_OPTIONS, Options
 from ..sansio.protocol import CloseReceived, Ping, Pong, Protocol, State
+from ..sansio.reader import Tracer
 
 __all__ = ["Connection", "Listener", "Message"]
 
@@ -1025,6 +1026,12 @@ class Connection(asyncio.BufferedProtocol):
     async def wait_closed(self) -> None:
         """Wait until the closing handshake is over and the TCP connection is closed."""
         await asyncio.shield(self._closed_waiter())
+
+    def set_tracer(self, tracer: Tracer | None) -> None:
+        """Give this connection a tracer (``None``: none): called with a
+        :class:`~rawws.sansio.reader.FrameRecord` for every frame received and sent from now
+        on (the tools' ``--trace``, the chat inspector). Without one, tracing costs nothing."""
+        self.protocol.set_tracer(tracer)
 
     def pause_reading(self) -> None:
         """Stop reading from the socket (back-pressure: the callback API's, and recv()'s above

@@ -322,6 +322,16 @@ class Protocol:
         self._reader.fast_path = value
         self._use_extensions(self.extensions)
 
+    def set_tracer(self, tracer: Tracer | None) -> None:
+        """Trace this connection's frames from now on with ``tracer`` (``None``: stop, and the
+        fast paths are back). A frame already half read when the tracer is set is not
+        recorded; set it before frames flow (a server: in its handshake hooks)."""
+        self.tracer = tracer
+        frames = _both(tracer, _Transcript(self.logger) if self.debug else None)
+        self._reader.tracer = frames
+        self._writer.tracer = frames
+        self._use_extensions(self.extensions)  # recomputes the fast paths
+
     def _use_extensions(self, extensions: list[Extension]) -> None:
         """Set the negotiated extensions and everything derived from them."""
         self.extensions = extensions
