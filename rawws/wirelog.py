@@ -58,6 +58,7 @@ __all__ = [
     "TcpEvent",
     "Tracing",
     "ViolationEvent",
+    "add_trace_flags",
     "dumps",
     "event_from_json",
     "format_event",
@@ -551,6 +552,30 @@ class Tracing:
         self._clock = clock
         self._start = clock()
         self._ids = itertools.count(1)
+        self._files: list[IO[str]] = []
+
+    @classmethod
+    def from_flags(cls, trace: bool, trace_jsonl: str | None, *,
+                   text: IO[str] | None = None) -> Tracing | None:
+        """The ``--trace`` (text lines on ``text``, stderr by default) and ``--trace-jsonl
+        FILE`` flags of ``rawws echo``, ``rawws client`` and ``rawws serve``; ``None`` when
+        neither is given (no tracer anywhere: no cost). Raises ``OSError`` for a file that
+        cannot be written. Redacted, like every log (rawws.redact)."""
+        if not trace and not trace_jsonl:
+            return None
+        jsonl = open(trace_jsonl, "w", encoding="utf-8") if trace_jsonl else None  # noqa: SIM115
+        if text is None and trace:
+            import sys
+            text = sys.stderr
+        tracing = cls(EventWriter(text if trace else None, jsonl))
+        if jsonl is not None:
+            tracing._files.append(jsonl)
+        return tracing
+
+    def close(self) -> None:
+        for file in self._files:
+            file.close()
+        self._files.clear()
 
     def clock(self) -> float:
         return self._clock() - self._start
@@ -602,3 +627,12 @@ class Tracing:
             events.append(HandshakeEvent(now, tracer.conn, "s2c", line, headers))
         self.sink(events)
         tracer.release()
+
+
+def add_trace_flags(parser: Any) -> None:
+    """``--trace`` and ``--trace-jsonl FILE`` on an ``argparse`` parser."""
+    parser.add_argument("--trace", action="store_true",
+                        help="print every frame of every connection on stderr, one line each "
+                             "(as rawws trace does)")
+    parser.add_argument("--trace-jsonl", metavar="FILE",
+                        help="write the same events as JSON lines to FILE")

@@ -11,6 +11,7 @@
   ``rawws.sansio``, ``rawws.errors``, ``rawws.redact`` and ``rawws.aio`` helpers, never
   ``rawws.chat``, and nothing outside the standard library (uvicorn is duck-typed, never
   imported).
+* ``rawws/wirelog.py`` (the wire log) imports only ``rawws.redact``; chat may use it.
 * ``rawws/testing.py`` (the virtual clock) imports nothing from rawws: rawws runs on it unpatched.
 * ``rawws/tools`` and ``rawws/testing.py`` sit on top: sansio, aio and chat never import them.
 * ``rawws/conformance`` sits on top too, and does not use the connection code it judges
@@ -52,7 +53,7 @@ SANSIO_FORBIDDEN = {"asyncio", "socket", "ssl", "time", "select", "selectors", "
                     "concurrent", "subprocess", "signal"}
 #: What rawws/chat may import from rawws (besides rawws.chat itself).
 CHAT_ALLOWED = {"rawws", "rawws.errors", "rawws.sansio.codes", "rawws.redact", "rawws.tls",
-                "rawws.commands"}
+                "rawws.commands", "rawws.wirelog"}
 #: websockets' import paths: re-export shells over the layers (see the module docstring).
 SHELLS = {"rawws.exceptions", "rawws.datastructures", "rawws.http11", "rawws.frames"}
 #: The one module allowed a standard-library name, and why: websockets' import path.
@@ -195,6 +196,14 @@ def test_asgi_sits_on_the_core_and_the_standard_library(path: Path) -> None:
 
 def test_errors_imports_nothing_from_rawws() -> None:
     assert not rawws_modules_in(imports_of(ROOT / "errors.py"))
+
+
+def test_wirelog_is_a_leaf_like_redact() -> None:
+    """The wire log (events, their lines and JSON) is shared by the tools, the command line
+    and the chat inspector: it imports nothing from rawws but the redaction."""
+    assert rawws_modules_in(imports_of(ROOT / "wirelog.py")) <= {"rawws.redact"}
+    assert not {top_level(n) for n in imports_of(ROOT / "wirelog.py")} & (
+        SANSIO_FORBIDDEN - {"time"})
 
 
 def test_redact_imports_nothing_from_rawws() -> None:

@@ -22,6 +22,7 @@ from typing import Any
 from rawws.commands import DefaultsHelpFormatter, OneLineParser
 from rawws.redact import RedactingFilter
 from rawws.tls import TLSConfigError, add_client_flags, add_server_flags, client_context
+from rawws.wirelog import Tracing, add_trace_flags
 
 from .auth import ALGORITHMS
 from .client import ChatClient, ChatError
@@ -124,6 +125,7 @@ def _serve_parser() -> argparse.ArgumentParser:
                         "keys and Authorization headers are redacted at every level")
     p.add_argument("--debug", action="store_true",
                    help="log a transcript of every frame (= --log-level debug)")
+    add_trace_flags(p)
     return p
 
 
@@ -201,9 +203,10 @@ def main_serve(argv: list[str]) -> int:
     install_redaction()
     try:
         config = config_from_args(args)
+        tracing = Tracing.from_flags(args.trace, args.trace_jsonl)
         # Built before binding: the configuration (tokens file, secret) is checked and the
         # store opened (a bad store path is refused here, with one line).
-        server = ChatServer(config)
+        server = ChatServer(config, tracing=tracing)
     except (OSError, ValueError) as exc:
         print(f"rawws serve: {exc}", file=sys.stderr)
         return 2
@@ -239,6 +242,9 @@ def main_serve(argv: list[str]) -> int:
         return 1
     except KeyboardInterrupt:
         pass
+    finally:
+        if tracing is not None:
+            tracing.close()
     return 0
 
 

@@ -282,6 +282,9 @@ class HttpApi:
             case [""]:
                 self._allow(method, "GET")
                 return self._index(headers)
+            case ["inspect"]:  # the live frame inspector (rawws/chat/inspector.py)
+                self._allow(method, "GET")
+                return self._page("inspect.html", headers)
             case ["static", *names] if names:
                 self._allow(method, "GET")
                 return self._static(names, headers)
@@ -514,6 +517,12 @@ class HttpApi:
                     200, self._page_headers(headers, _CONTENT_TYPES[".html"]), page)
         return rawws.Response(200, self._page_headers(headers, "text/plain; charset=utf-8"),
                               INDEX_FALLBACK)
+
+    def _page(self, name: str, headers: HeaderLookup) -> rawws.Response:
+        page = self._read_static([name]) if self.static_dir is not None else None
+        if page is None:
+            raise _Fail(404, "not_found", "no such page")
+        return rawws.Response(200, self._page_headers(headers, _CONTENT_TYPES[".html"]), page)
 
     def _static(self, names: list[str], headers: HeaderLookup) -> rawws.Response:
         data = self._read_static(names) if self.static_dir is not None else None

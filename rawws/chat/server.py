@@ -28,11 +28,13 @@ from typing import Final, TypeVar
 import rawws
 from rawws.redact import RedactingFilter
 from rawws.tls import server_context
+from rawws.wirelog import Tracing
 
 from .auth import Authenticator, JWTVerifier, StaticTokens
 from .hosts import HostPolicy, ProxyPolicy, parse_host
 from .httpapi import COMMON_HEADERS, HttpApi, json_response
 from .hub import ChatHub, SlowConsumerPolicy, ip_of
+from .inspector import Inspector
 from .limits import Limits
 from .metrics import Metrics
 from .router import Router
@@ -122,8 +124,13 @@ class ChatServer:
         store: Store | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        tracing: Tracing | None = None,
     ) -> None:
         self.config = config = config or ChatConfig()
+        #: ``rawws serve --trace``: every connection's frames to a wire log (rawws.wirelog).
+        self.tracing = tracing
+        #: The live frame inspector: connections opened with ?inspect=1 see their own frames.
+        self.inspector = Inspector()
         limits = config.limits
         self.metrics = Metrics()
         self._wall = wall
@@ -194,8 +201,9 @@ class ChatServer:
             config.host,
             config.port,
             ssl=self.ssl,
-            process_request=self._process_request,
-            process_response=lambda ws, request, response: _secured(response),
+            process_request=self.inspector.wrap(self._process_request),
+            process_response=(self.tracing.wrap(_secure_response) if self.tracing is not None
+                              else _secure_response),
             http_handler=self._http,
             max_size=limits.max_message_size,
             max_body_size=limits.max_body_size,
@@ -339,6 +347,12 @@ def _secured(response: _R) -> _R:
             if response.headers.get_all(name) != [value]:
                 response.headers.replace(name, value)
     return response
+
+
+def _secure_response(ws: rawws.ServerConnection, request: rawws.Request,
+                     response: rawws.Response) -> rawws.Response:
+    """The ``process_response`` hook: the handshake's answer, secured as every other."""
+    return _secured(response)
 
 
 async def _secured_later(pending: Awaitable[rawws.Response]) -> rawws.Response:

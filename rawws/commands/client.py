@@ -33,6 +33,7 @@ from ..redact import redact_text
 from ..sansio.codes import CLOSE_CODE_MEANINGS
 from ..sansio.frames import Close
 from ..tls import TLSConfigError, add_client_flags, client_context
+from ..wirelog import Tracing, add_trace_flags
 from . import USAGE, DefaultsHelpFormatter, describe_connect_error
 
 __all__ = ["add_parser", "run"]
@@ -75,6 +76,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="log a transcript of every frame (< received, > sent)")
     add_client_flags(parser)
+    add_trace_flags(parser)
     parser.set_defaults(run=run)
 
 
@@ -104,11 +106,12 @@ def run(args: argparse.Namespace) -> int:
                                  keyfile=args.keyfile)
         if context is not None and not args.uri.startswith("wss://"):
             raise ValueError("--ca-certs / --certfile need a wss:// URI")
-    except (ValueError, TLSConfigError) as exc:
+        tracing = Tracing.from_flags(args.trace, args.trace_jsonl)
+    except (ValueError, TLSConfigError, OSError) as exc:
         return _fail(str(exc), USAGE)
     interactive = not args.execute and not args.binary and sys.stdin.isatty()
     try:
-        return asyncio.run(_client(args, headers, context, interactive))
+        return asyncio.run(_client(args, headers, context, interactive, tracing))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -116,22 +119,29 @@ def run(args: argparse.Namespace) -> int:
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        if tracing is not None:
+            tracing.close()
 
 
 async def _client(args: argparse.Namespace, headers: list[tuple[str, str]],
-                  context: SSLContext | None, interactive: bool) -> int:
+                  context: SSLContext | None, interactive: bool,
+                  tracing: Tracing | None = None) -> int:
+    tracer = tracing.client_tracer() if tracing is not None else None
     try:
         ws = await connect(args.uri, additional_headers=headers,
                            subprotocols=args.subprotocol or None, origin=args.origin,
                            compression=None if args.no_compression else "deflate",
                            ping_interval=args.ping_interval or None,
-                           open_timeout=args.open_timeout, ssl=context)
+                           open_timeout=args.open_timeout, ssl=context, tracer=tracer)
     except InvalidURI as exc:
         return _fail(str(exc), USAGE)
     except (OSError, TimeoutError, RawwsError) as exc:
         if getattr(args, "debug", False):
             logging.getLogger("rawws").debug("connect failed", exc_info=exc)
         return _fail(describe_connect_error(exc, args.uri, args.open_timeout))
+    if tracing is not None and tracer is not None:
+        tracing.client_opened(tracer, ws)
     if interactive:
         extensions = ", ".join(e.name for e in ws.extensions)
         print(f"= connected to {redact_text(args.uri)}"

@@ -18,6 +18,7 @@ from typing import Any
 from ..aio.connection import Connection, Listener, Message
 from ..aio.server import serve
 from ..tls import TLSConfigError, add_server_flags, server_context
+from ..wirelog import Tracing, add_trace_flags
 from . import USAGE, DefaultsHelpFormatter, listen_error
 
 __all__ = ["EchoListener", "add_parser", "run"]
@@ -56,6 +57,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="log a transcript of every frame (< received, > sent)")
     add_server_flags(parser)
+    add_trace_flags(parser)
     parser.set_defaults(run=run)
 
 
@@ -84,11 +86,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         context = server_context(certfile=args.certfile, keyfile=args.keyfile,
                                  ca_certs=args.ca_certs)
+        tracing = Tracing.from_flags(args.trace, args.trace_jsonl)
         server = serve(EchoListener(), args.host, args.port, max_size=max_size,
                        compression=None if args.no_compression else "deflate",
                        ping_interval=None, shutdown_timeout=args.shutdown_timeout,
-                       ssl=context)
-    except (ValueError, TLSConfigError) as exc:
+                       ssl=context,
+                       process_response=tracing.process_response if tracing else None)
+    except (ValueError, TLSConfigError, OSError) as exc:
         print(f"rawws echo: {exc}", file=sys.stderr)
         return USAGE
     try:
@@ -96,4 +100,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"rawws echo: {listen_error(exc, args.host, args.port)}", file=sys.stderr)
         return 1
+    finally:
+        if tracing is not None:
+            tracing.close()
     return 0

@@ -7,7 +7,7 @@ core's own header decoder and rules (:mod:`rawws.sansio.reader`) and inflates wi
 permessage-deflate (:mod:`rawws.sansio.deflate`): the tools decode exactly as the stack does.
 
 Does not own: sockets (the proxy), output (the wire log), policy. It never fixes anything and
-never stops: a broken rule becomes a :class:`~rawws.tools.wirelog.ViolationEvent` with its RFC
+never stops: a broken rule becomes a :class:`~rawws.wirelog.ViolationEvent` with its RFC
 section, and decoding goes on as far as the bytes allow.
 
 Theory of operation:
@@ -55,7 +55,7 @@ from ..sansio.reader import (
     decode_header,
 )
 from ..sansio.utf8 import Utf8Decoder
-from .wirelog import (
+from ..wirelog import (
     Direction,
     Event,
     FrameEvent,

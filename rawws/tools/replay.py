@@ -45,8 +45,8 @@ from ..aio.client import parse_uri
 from ..errors import InvalidURI
 from ..redact import REDACTED
 from ..sansio.frames import serialize_frame
+from ..wirelog import Event, FrameEvent, HandshakeEvent, format_event, read_jsonl
 from .decode import ConnectionDecoder
-from .wirelog import Event, FrameEvent, HandshakeEvent, format_event, read_jsonl
 
 __all__ = ["Capture", "ReplayResult", "add_parser", "compare", "load_capture", "replay", "run"]
 

@@ -4,7 +4,7 @@
 
 Owns: :class:`TraceProxy`, a transparent TCP proxy between any WebSocket client and any server
 that decodes both directions (:class:`~rawws.tools.decode.ConnectionDecoder`) and reports one
-event per handshake head, frame, violation and TCP event (:mod:`rawws.tools.wirelog`), as text
+event per handshake head, frame, violation and TCP event (:mod:`rawws.wirelog`), as text
 lines on stdout and, with ``--jsonl FILE``, as JSON lines; and the command line.
 
 Does not own: decoding (``decode``), formatting (``wirelog``).
@@ -17,7 +17,7 @@ the client's request goes upstream unchanged, ``Host`` header included. ``wss://
 are reached over TLS (``--cafile`` to trust a private CA); the client side is plain TCP.
 
 Secrets (query values, credential headers, tokens in payloads) are blanked in both outputs by
-default (:func:`rawws.tools.wirelog.redacted`); ``--show-secrets`` keeps them, which a capture
+default (:func:`rawws.wirelog.redacted`); ``--show-secrets`` keeps them, which a capture
 meant for ``rawws replay`` needs.
 """
 
@@ -35,40 +35,12 @@ from typing import IO, Any
 
 from ..aio.client import parse_uri
 from ..errors import InvalidURI
+from ..wirelog import Direction, Event, EventWriter, TcpEvent
 from .decode import MAX_PAYLOAD, ConnectionDecoder
-from .wirelog import Direction, Event, TcpEvent, dumps, format_event, redacted
 
-__all__ = ["EventWriter", "TraceProxy", "add_parser", "parse_listen", "run"]
+__all__ = ["TraceProxy", "add_parser", "parse_listen", "run"]
 
 _READ_SIZE = 2**16
-
-
-class EventWriter:
-    """Where events go: text lines to ``text`` and JSON lines to ``jsonl`` (either may be
-    ``None``), redacted unless ``show_secrets``."""
-
-    def __init__(self, text: IO[str] | None = None, jsonl: IO[str] | None = None, *,
-                 show_secrets: bool = False) -> None:
-        self.text = text
-        self.jsonl = jsonl
-        self.show_secrets = show_secrets
-        #: Every event written (for tests and embedders), when ``keep`` is set.
-        self.events: list[Event] = []
-        self.keep = False
-
-    def __call__(self, events: list[Event]) -> None:
-        if not events:
-            return
-        if not self.show_secrets:
-            events = [redacted(event) for event in events]
-        if self.keep:
-            self.events.extend(events)
-        if self.text is not None:
-            self.text.write("".join(line + "\n" for e in events for line in format_event(e)))
-            self.text.flush()
-        if self.jsonl is not None:
-            self.jsonl.write("".join(dumps(e) + "\n" for e in events))
-            self.jsonl.flush()
 
 
 class TraceProxy:

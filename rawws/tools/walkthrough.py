@@ -37,7 +37,7 @@ from ..sansio.mask import apply_mask
 from ..sansio.protocol import Protocol
 from ..sansio.reader import decode_header
 from ..sansio.server import ServerProtocol
-from .wirelog import OPCODE_NAMES
+from ..wirelog import OPCODE_NAMES
 
 __all__ = ["DOCUMENT", "SEED", "Step", "conversation", "render", "update"]
 

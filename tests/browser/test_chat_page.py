@@ -195,7 +195,9 @@ def test_items_queued_while_offline_are_marked_on_sign_in(chat: ChatServerThread
         "queued: grace is offline")
     status, _, body = http("POST", f"{chat.base_url}/api/notify/grace",
                            {"message": {"title": "Invoice", "body": "due Friday"}})
-    assert (status, body) == (200, {"status": "queued", "recipients": 0})
+    assert status == 200
+    assert {k: body[k] for k in ("status", "recipients")} == {"status": "queued", "recipients": 0}
+    assert body["message_id"]  # the store's id for the queued item (issue 15)
 
     grace = pages.open(chat.base_url)
     sign_in(grace, "grace")

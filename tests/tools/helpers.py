@@ -12,7 +12,7 @@ from typing import Any
 from rawws.sansio.frames import serialize_frame
 from rawws.sansio.handshake import accept_key
 from rawws.tools.trace_proxy import EventWriter, TraceProxy
-from rawws.tools.wirelog import Event, FrameEvent, HandshakeEvent, ViolationEvent
+from rawws.wirelog import Event, FrameEvent, HandshakeEvent, ViolationEvent
 
 HOST = "127.0.0.1"
 #: A hang guard for any single wait (never a performance assertion).

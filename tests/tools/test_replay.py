@@ -16,7 +16,7 @@ import pytest
 
 import rawws
 from rawws.tools.replay import Capture, CaptureError, compare, load_capture, replay
-from rawws.tools.wirelog import Event, FrameEvent, dumps, read_jsonl
+from rawws.wirelog import Event, FrameEvent, dumps, read_jsonl
 
 from ..processes import run
 from .helpers import BOUND, HOST, tracing

@@ -13,7 +13,7 @@ import pytest
 
 from rawws.sansio.frames import serialize_frame
 from rawws.tools.decode import ConnectionDecoder
-from rawws.tools.wirelog import (
+from rawws.wirelog import (
     FrameEvent,
     HandshakeEvent,
     TcpEvent,

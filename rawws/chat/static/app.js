@@ -233,6 +233,7 @@
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const query = new URLSearchParams();
     if (state.cred.name) query.set('user_id', state.cred.name);
+    if (window.rawwsInspector && window.rawwsInspector.enabled()) query.set('inspect', '1');
     const qs = query.toString();
     return `${scheme}//${location.host}/ws${qs ? `?${qs}` : ''}`;
   }
@@ -386,6 +387,7 @@
       case 'notification': return onNotification(msg);
       case 'error': return onError(msg);
       case 'acked': return undefined;  // the answer to an ack: nothing to show
+      case 'inspect': return window.rawwsInspector && window.rawwsInspector.report(msg);
       default: return undefined;
     }
   }
@@ -1197,6 +1199,14 @@
     get readyState() { return state.ws ? state.ws.readyState : WebSocket.CLOSED; },
     get reconnects() { return state.reconnects; },
     lastSeq(name) { const r = state.rooms.get(name); return r ? r.lastSeq : null; },
+    // The Frames panel (inspect.js) reconnects to start or stop the inspector.
+    reconnect() {
+      const old = state.ws;
+      if (!old || !state.cred) return;
+      state.ws = null;
+      old.close(1000, 'reconnecting');
+      connect();
+    },
   });
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
