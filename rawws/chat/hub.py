@@ -33,7 +33,10 @@ Theory of operation:
    room message, nor a history that contains it, before it is durable, and a crash cannot
    re-assign a seq anyone saw. Tickets are done in the order they were made, so one callback
    (on the first parked ticket) is registered at a time. With the memory store there is never
-   a Hold, and nothing waits.
+   a Hold, and nothing waits. What waits is bounded: the store refuses writes beyond its
+   backlog, and above ``max_held`` held actions (a disk that stalls while requests keep coming)
+   the hub stops reading every connection, new ones included, until a quarter are left: the
+   clients' requests wait in TCP buffers, not in the server's memory.
 """
 
 from __future__ import annotations
@@ -113,6 +116,7 @@ class ChatHub(rawws.Listener):
         write_limit: int = 64 * 1024,
         wall: Callable[[], float] = time.time,
         logger: logging.Logger | None = None,
+        max_held: int = 100_000,
     ) -> None:
         if slow_consumer not in ("close", "drop-oldest"):
             raise ValueError(f"slow_consumer must be 'close' or 'drop-oldest', "
@@ -134,6 +138,10 @@ class ChatHub(rawws.Listener):
         self.per_ip: Counter[str] = Counter()
         #: Actions waiting for a store write (the first is a Hold whose ticket is not done).
         self._held: deque[Action | _Call] = deque()
+        #: Above this many held actions (a disk that stalls), every connection stops being
+        #: read until a quarter are left (theory of operation, 5).
+        self.max_held = max_held
+        self.reading_paused = False
         metrics = self.metrics
         metrics.gauge("connections", "Open WebSocket connections.", lambda: len(self.peers))
         metrics.gauge("users_online", "Users with at least one connection.",
@@ -212,6 +220,8 @@ class ChatHub(rawws.Listener):
         peer = Peer(ws, ip)
         ws.user_data["peer"] = peer
         self.peers.add(peer)
+        if self.reading_paused:
+            ws.pause_reading()
         self.per_ip[peer.ip] += 1
         self.metrics.connections_opened += 1
         session, actions = self.router.open(peer, route, token=token, user_id=user_id,
@@ -283,6 +293,8 @@ class ChatHub(rawws.Listener):
         held = self._held
         if held:
             held.extend(actions)
+            if len(held) > self.max_held:
+                self._pause_reading()
             return
         for i, action in enumerate(actions):
             if type(action) is Send:
@@ -294,6 +306,8 @@ class ChatHub(rawws.Listener):
                 if not action.ticket.done():
                     held.extend(actions[i:])
                     action.ticket.add_done_callback(self._release)
+                    if len(held) > self.max_held:
+                        self._pause_reading()
                     return
                 self.execute(self._then(action))
                 if held:  # what it released waits for another ticket: so does the rest
@@ -314,6 +328,26 @@ class ChatHub(rawws.Listener):
         return len(self._held)
 
     def _release(self, _: object) -> None:
+        try:
+            self._release_held()
+        finally:
+            if self.reading_paused and len(self._held) <= self.max_held // 4:
+                self._resume_reading()
+
+    def _pause_reading(self) -> None:
+        if not self.reading_paused:
+            self.reading_paused = True
+            self.logger.warning("%d actions wait for the store: reading no connection until "
+                                "it catches up", len(self._held))
+            for peer in self.peers:
+                peer.ws.pause_reading()
+
+    def _resume_reading(self) -> None:
+        self.reading_paused = False
+        for peer in self.peers:
+            peer.ws.resume_reading()
+
+    def _release_held(self) -> None:
         held = self._held
         while held:
             action = held.popleft()

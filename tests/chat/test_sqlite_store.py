@@ -18,7 +18,7 @@ from rawws.chat.sqlite_store import SqliteStore, parse_store_spec
 from rawws.chat.store import MessageIds
 from rawws.chat.tickets import StoreUnavailable
 
-from .e2e import eventually, http, http_json, recv, request, user
+from .e2e import connect, eventually, http, http_json, recv, request, user
 from .stores import done, message_event
 
 
@@ -314,3 +314,39 @@ async def test_the_file_stays_bounded_by_what_is_retained(tmp_path: Path) -> Non
         assert store.db.free_pages * store.db.page_size < 8 * 1024 * 1024
     finally:
         await store.close()
+
+
+async def test_a_stalled_disk_stops_reading_instead_of_holding_without_bound(
+        tmp_path: Path) -> None:
+    path = tmp_path / "chat.db"
+    async with ChatServer(ChatConfig(port=0, ping_interval=None, limits=Limits(
+            rate=1e9, burst=1e9, max_queue=100_000, max_queue_bytes=16 << 20),
+            store=f"sqlite:{path}")) as server:
+        server.hub.max_held = 50
+        alice = await user(server, "alice")
+        await request(alice, {"type": "join", "room": "r"})
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the disk "stalls": no commit can happen
+        try:
+            await alice.send(json.dumps({"type": "message", "room": "r", "content": "m",
+                                         "id": 0}))
+            for n in range(1, 301):
+                await alice.send(json.dumps({"type": "ping", "id": n}))
+            await eventually(lambda: server.hub.reading_paused)
+            [peer] = server.hub.peers
+            assert peer.ws._reading_paused  # the connection is not read any more
+            held = server.hub.held_actions
+            late = await connect(server, "/ws?user_id=late")  # connects; is not read either
+            await eventually(lambda: server.hub.held_actions > held)  # its welcome waits
+            assert all(p.ws._reading_paused for p in server.hub.peers)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert (await recv(alice))["seq"] == 1
+        for n in range(1, 301):
+            assert (await recv(alice)) == {"type": "pong", "id": n}  # all, in order
+        assert not server.hub.reading_paused and not peer.ws._reading_paused
+        assert (await recv(late))["type"] == "welcome"
+        assert (await request(late, {"type": "ping", "id": "x"}))["type"] == "pong"
+        await alice.close()
+        await late.close()
