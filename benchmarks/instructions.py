@@ -151,14 +151,18 @@ def _inproc(messages: int, size: int) -> None:
                          b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
         assert transport.written[0].startswith(b"HTTP/1.1 101")
         payload = os.urandom(size)
-        frame = _frame(payload)
-        view = ws.get_buffer(-1)
+        frame = memoryview(_frame(payload))
         n = len(frame)
         for _ in range(messages):
-            # As the loop does: the bytes land in the lent buffer (the copy is the kernel's in
-            # real life), then buffer_updated.
-            view[:n] = frame
-            ws.buffer_updated(n)
+            # As the loop does: each read lands in the buffer the connection lends (the copy is
+            # the kernel's in real life), at most as much as it holds, then buffer_updated.
+            done = 0
+            while done < n:
+                view = ws.get_buffer(-1)
+                k = min(len(view), n - done)
+                view[:k] = frame[done : done + k]
+                ws.buffer_updated(k)
+                done += k
             del transport.written[:]
         server.close()
 

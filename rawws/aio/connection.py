@@ -16,7 +16,9 @@ benchmarks/memory.py for the memory):
    ``recv(256 KiB)`` for every read, which glibc serves with mmap/mremap at about 12 µs a read
    on these machines, more than the whole Python cost of a small echo. The buffer is shared by
    every connection of the thread (the bytes are copied out before the callback returns), so an
-   idle connection costs no buffer at all.
+   idle connection costs no buffer at all. The one exception: while a large payload arrives,
+   the reads go straight into its own buffer (``protocol.receive_buffer()``), where it stays
+   until it is unmasked: a 1 MiB message is not copied in Python on its way in.
 2. **Writes made while handling a read are batched.** Everything sent on any connection during
    one ``data_received`` (replies, pongs, a broadcast to thousands of connections) is queued in
    each connection's outbox and written once per connection when the read is handled: one
@@ -74,6 +76,9 @@ _OK_CLOSE_CODES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY,
 
 #: Size of the per-thread read buffer: asyncio's own read size for plain protocols.
 _READ_BUFFER_SIZE = 256 * 1024
+#: After a read this large, ask the protocol for the buffer of a large payload arriving (the
+#: 64-byte echo never pays for the question).
+_LARGE_READ = 65536
 
 _OPEN = State.OPEN
 _CLOSING = State.CLOSING
@@ -192,6 +197,7 @@ class Connection(asyncio.BufferedProtocol):
         "_id",
         "_keepalive_payload",
         "_keepalive_timer",
+        "_lent",
         "_lost",
         "_messages",
         "_opener",
@@ -245,6 +251,7 @@ class Connection(asyncio.BufferedProtocol):
         self.remote_address: Any = None
         self.local_address: Any = None
         self._shared = _thread_state()
+        self._lent: memoryview | None = None  # the payload buffer lent to the loop's reads
         self._id: uuid.UUID | None = None
         self._user_data: dict[str, Any] | None = None
 
@@ -370,11 +377,22 @@ class Connection(asyncio.BufferedProtocol):
         transport.set_write_buffer_limits(high=self.write_limit, low=self.write_limit // 4)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self._shared.view
+        lent = self._lent
+        return self._shared.view if lent is None else lent
 
     def buffer_updated(self, nbytes: int) -> None:
-        # Copy out at once: the buffer is the thread's, lent for this one read.
-        self.data_received(bytes(self._shared.view[:nbytes]))
+        if self._lent is None:
+            # Copy out at once: the buffer is the thread's, lent for this one read.
+            self.data_received(bytes(self._shared.view[:nbytes]))
+            if nbytes >= _LARGE_READ:
+                # Maybe a large payload is arriving: the next reads go straight into its
+                # buffer (no copy; see the module docstring, choice 1).
+                self._lent = self.protocol.receive_buffer()
+            return
+        self._lent = None
+        self.protocol.receive_into(nbytes)
+        self.data_received(b"")  # its events, the write batch and the flush, as for any read
+        self._lent = self.protocol.receive_buffer()
 
     def data_received(self, data: bytes) -> None:
         """Handle bytes read from the network, batching every write this causes.
@@ -413,6 +431,7 @@ class Connection(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.protocol.connection_lost()
         self._cancel_timers()
+        self._lent = None
         self.transport = None
         self._lost = True
         opener = self._opener

@@ -421,6 +421,22 @@ class Protocol:
         except ProtocolError as exc:
             self._peer_error(exc)
 
+    def receive_buffer(self) -> memoryview | None:
+        """A writable view to read the next bytes into, instead of handing them to
+        :meth:`receive_data`: the free part of a large payload being received, so that it is
+        never copied (``None`` when there is none). Then call :meth:`receive_into`. Optional:
+        an adapter that only calls :meth:`receive_data` gets the same result."""
+        if self.state is _CONNECTING or not self._reader.reading:
+            return None
+        return self._reader.payload_buffer()
+
+    def receive_into(self, nbytes: int) -> None:
+        """``nbytes`` were read into the start of the view :meth:`receive_buffer` returned."""
+        try:
+            self._reader.payload_written(nbytes)
+        except ProtocolError as exc:
+            self._peer_error(exc)
+
     def receive_eof(self) -> None:
         """The peer ended the TCP stream."""
         self._tcp_ended("x EOF from peer")

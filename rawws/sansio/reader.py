@@ -368,6 +368,9 @@ class ControlHandler(typing.Protocol):
     def control_frame(self, opcode: int, payload: bytes) -> None: ...
 
 _FAST_PATH_MAX = 65535  # the fast path takes 7- and 16-bit lengths
+# A payload is lent to the adapter for reading into once this much of it arrived (and a quarter
+# of it: see FrameReader.payload_buffer): benchmarks/instructions.py, 1 MiB echo.
+_LEND_AFTER = 16384
 
 
 class FrameReader:
@@ -393,6 +396,10 @@ class FrameReader:
        UTF-8 check then fails on the first bad byte, not at the end of the frame. Any other
        frame is collected in one ``bytearray`` and unmasked once, when complete.
     4. Bytes of an incomplete header are kept for the next :meth:`feed`.
+    5. An adapter may read the rest of a collected payload straight into its buffer:
+       :meth:`payload_buffer` lends the free part of it, :meth:`payload_written` says how
+       much was read there. The kernel then writes the payload where it stays until it is
+       unmasked: no copy in Python (benchmarks/instructions.py, 1 MiB echo).
     """
 
     __slots__ = ("_buf", "_fast_limit", "_filled", "_header", "_left", "_offset", "_payload",
@@ -510,9 +517,10 @@ class FrameReader:
         pos += header.header_length
         length = header.length
         if end - pos >= length:  # the common case: the whole frame is here
-            payload = data[pos : pos + length]
-            if header.mask_key is not None:
-                payload = apply_mask(payload, header.mask_key)
+            if header.mask_key is None:
+                payload = data[pos : pos + length]
+            else:  # unmasked straight out of the read: one copy, not two
+                payload = apply_mask(memoryview(data)[pos : pos + length], header.mask_key)
             self._complete(header, payload)
             return pos + length
         # 3. The payload is still arriving.
@@ -558,11 +566,48 @@ class FrameReader:
             self._payload[filled : filled + take] = memoryview(data)[pos : pos + take]
             self._filled = filled + take
             if done:
-                buffer, self._payload, self._header = self._payload, None, None
-                payload = (apply_mask(buffer, header.mask_key) if header.mask_key is not None
-                           else bytes(buffer))
-                self._complete(header, payload)
+                self._collected()
         return pos + take
+
+    def _collected(self) -> None:
+        """The payload being collected is complete: unmask it once (into new bytes: the one
+        copy after the buffer), and hand the frame on."""
+        header, buffer = self._header, self._payload
+        assert header is not None and buffer is not None
+        self._header = self._payload = None
+        payload = (apply_mask(buffer, header.mask_key) if header.mask_key is not None
+                   else bytes(buffer))
+        self._complete(header, payload)
+
+    # --- reading straight into the payload's buffer (rule 5 of the class docstring) ----------
+
+    def payload_buffer(self) -> memoryview | None:
+        """Where the next bytes of the payload being collected may be read to directly, or
+        ``None`` (no payload is being collected, or too little of it has arrived yet).
+
+        The buffer is sized to the declared length once a quarter of it (and at least
+        ``_LEND_AFTER`` bytes) has arrived, so that it holds at most four times what the peer
+        sent, whatever length it claims. It is sized once: a view of it may still be alive in
+        the adapter when the next one is asked for, and a bytearray with views cannot grow.
+        """
+        buffer = self._payload
+        filled = self._filled
+        if buffer is None or filled < _LEND_AFTER:
+            return None
+        end = filled + self._left
+        if len(buffer) < end:
+            if 4 * filled < end:
+                return None  # read it the ordinary way until a quarter has arrived
+            buffer.extend(bytes(end - len(buffer)))
+        return memoryview(buffer)[filled:end]
+
+    def payload_written(self, nbytes: int) -> None:
+        """``nbytes`` were written at the start of the view :meth:`payload_buffer` gave."""
+        assert self._payload is not None and 0 < nbytes <= self._left
+        self._filled += nbytes
+        self._left -= nbytes
+        if not self._left:
+            self._collected()
 
     def _complete(self, header: Header, payload: bytes) -> None:
         """A frame and its whole (unmasked) payload."""

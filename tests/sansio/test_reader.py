@@ -205,3 +205,59 @@ class TestRules:
     def test_opcode_names(self) -> None:
         assert [opcode_name(n) for n in (0, 1, 2, 3, 8, 9, 10, 15)] == [
             "CONTINUATION", "TEXT", "BINARY", "0x3", "CLOSE", "PING", "PONG", "0xf"]
+
+
+class TestReadingIntoThePayload:
+    """receive_buffer() / receive_into(): a large payload read straight into its buffer."""
+
+    def frame(self, n: int) -> bytes:
+        return serialize_frame(2, bytes(range(256)) * (n // 256), masking_key=RFC_KEY)
+
+    def test_a_large_payload_read_into_its_buffer(self) -> None:
+        from .helpers import open_server
+
+        data = self.frame(1 << 20)
+        server = open_server(max_size=None)
+        assert server.receive_buffer() is None  # nothing is arriving
+        server.receive_data(data[: 14 + 200000])
+        assert server.receive_buffer() is None  # under a quarter of the payload: not yet
+        server.receive_data(data[14 + 200000 : 14 + 300000])
+        pos = 14 + 300000
+        views = []
+        while pos < len(data):
+            view = server.receive_buffer()
+            assert view is not None and len(view) == len(data) - pos  # the rest, at once
+            views.append(view)  # still alive, as in the event loop: the buffer never resizes
+            n = min(len(view), 100000)
+            view[:n] = data[pos : pos + n]
+            server.receive_into(n)
+            pos += n
+        assert server.events_received() == [bytes(range(256)) * 4096]
+        assert server.receive_buffer() is None
+
+    def test_small_payloads_and_text_are_never_lent(self) -> None:
+        from .helpers import open_server
+
+        server = open_server()
+        server.receive_data(self.frame(8192)[:14 + 4000])
+        assert server.receive_buffer() is None  # under the lending threshold
+        text = serialize_frame(1, b"a" * 100000, masking_key=RFC_KEY)
+        server = open_server()
+        server.receive_data(text[:50000])
+        assert server.receive_buffer() is None  # streamed for fail-fast UTF-8
+
+    def test_the_two_ways_in_mix(self) -> None:
+        from .helpers import open_server
+
+        data = self.frame(200000) + serialize_frame(1, b"next", masking_key=RFC_KEY)
+        server = open_server()
+        server.receive_data(data[:60000])
+        view = server.receive_buffer()
+        assert view is not None
+        n = len(view)
+        assert n == 256 * 781 - (60000 - 14)  # the rest of the payload
+        view[:50000] = data[60000:110000]
+        del view
+        server.receive_into(50000)
+        server.receive_data(data[110000:])  # the rest as plain data, the next frame too
+        assert server.events_received() == [bytes(range(256)) * 781, "next"]
