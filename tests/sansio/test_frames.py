@@ -169,10 +169,3 @@ def test_roundtrip_control(payload: bytes, opcode: Opcode) -> None:
     data = serialize_frame(opcode, payload, masking_key=RFC_KEY)
     events = feed(open_server(), [data])
     assert events == [Ping(payload) if opcode == Opcode.PING else Pong(payload)]
-
-
-def test_opcode_kinds() -> None:
-    # RFC 6455 §5.5: control frames are identified by opcodes where the MSB is 1.
-    assert [op for op in Opcode if op.is_control] == [Opcode.CLOSE, Opcode.PING, Opcode.PONG]
-    assert [op for op in Opcode if op.is_data] == [Opcode.CONTINUATION, Opcode.TEXT,
-                                                   Opcode.BINARY]

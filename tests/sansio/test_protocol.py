@@ -631,3 +631,81 @@ class TestPongsOwed:
         client.resume_writing()
         assert client.data_to_send() == [serialize_frame(Opcode.PONG, b"b",
                                                          masking_key=RFC_KEY)]
+
+
+class TestEdges:
+    def test_tracer_and_transcript_together(self, caplog: pytest.LogCaptureFixture) -> None:
+        import logging
+
+        records: list[object] = []
+        caplog.set_level(logging.DEBUG, logger="rawws.edges")
+        server = ServerProtocol(state=State.OPEN, logger=logging.getLogger("rawws.edges"),
+                                tracer=records.append)
+        server.receive_data(masked(Opcode.TEXT, b"hi"))
+        assert len(records) == 1 and "< TEXT [F] 'hi' (2 bytes)" in caplog.text
+        server.fail(1011, "bye")
+        assert "! failing with 1011 bye" in caplog.text
+
+    def test_close_reason_and_sending_fragmented(self) -> None:
+        server = open_server()
+        assert server.close_reason == "" and server.close_code == 1006
+        server.send_binary(b"a", fin=False)
+        assert server.sending_fragmented
+        with pytest.raises(InvalidState):
+            server.send_prepared(b"\x82\x00")
+        server.send_continuation(b"b", fin=True)
+        assert not server.sending_fragmented
+        server.receive_data(masked(Opcode.CLOSE, b"\x03\xe8why"))
+        assert server.close_reason == "why"
+
+    def test_eof_and_connection_lost_end_it_once(self) -> None:
+        server = open_server()
+        server.connection_lost()
+        server.receive_eof()
+        assert server.state is State.CLOSED and server.close_transport
+        assert server.receive_buffer() is None
+
+    def test_a_held_failure_replaced_by_the_applications_close(self) -> None:
+        server = open_server()
+        server.receive_data(masked(Opcode.TEXT, b"a") + masked(4, b""))
+        assert server.close_pending is not None
+        server.send_close(1000)
+        assert server.close_pending is None and server.close_transport  # still failing
+        server.release_close()  # nothing held
+        assert server.data_to_send() == [b"\x88\x02\x03\xe8"]
+
+    def test_a_held_echo_after_the_application_closed(self) -> None:
+        server = open_server()
+        server.receive_data(masked(Opcode.TEXT, b"a") + masked(Opcode.CLOSE, b"\x03\xe8"))
+        server.events_received()
+        server.send_close(1001)
+        server.release_close()
+        assert server.data_to_send() == [b"\x88\x02\x03\xe9"]
+
+    def test_pongs_and_pings_sent(self) -> None:
+        server = open_server()
+        assert server.send_pong(b"hb") == 4 and server.send_ping(b"p") == 3
+        assert server.data_to_send() == [b"\x8a\x02hb", b"\x89\x01p"]
+        server.send_close()
+        with pytest.raises(InvalidState):
+            server.send_pong()
+
+    def test_the_old_import_path(self) -> None:
+        from rawws.sansio import protocol
+
+        assert protocol.ServerProtocol is ServerProtocol  # type: ignore[attr-defined]
+        assert protocol.ClientProtocol is ClientProtocol  # type: ignore[attr-defined]
+        with pytest.raises(AttributeError):
+            protocol.NoSuchThing  # type: ignore[attr-defined] # noqa: B018
+
+    def test_a_corrupt_payload_read_into_its_buffer_fails_the_connection(self) -> None:
+        server = open_server()
+        server._use_extensions([PerMessageDeflate()])
+        data = masked(Opcode.BINARY, b"\xff" * 100000, rsv=RSV1)
+        server.receive_data(data[:60000])
+        view = server.receive_buffer()
+        assert view is not None
+        view[:] = data[60000:]
+        del view
+        server.receive_into(len(data) - 60000)
+        assert close_code_sent(server) == 1007

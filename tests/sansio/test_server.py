@@ -103,3 +103,43 @@ def test_frames_pipelined_after_the_request_are_read_after_the_101() -> None:
                                                           masking_key=RFC_KEY), server)
     assert response.startswith(b"HTTP/1.1 101 ")
     assert server.events_received() == ["early"]
+
+
+def test_what_follows_a_decided_response_is_ignored() -> None:
+    server = ServerProtocol()
+    server.receive_data(b"GET / HTTP/1.1 extra\r\n\r\n")
+    server.receive_data(b"more")
+    assert b"".join(server.data_to_send()).startswith(b"HTTP/1.1 400 ")
+    with pytest.raises(Exception, match="already sent"):
+        server.send_response(server.reject(400))
+
+
+def test_frames_sent_while_the_request_waits_for_its_answer_are_kept() -> None:
+    server = ServerProtocol()
+    server.receive_data(UPGRADE + b"\r\n")
+    (request,) = server.events_received()
+    frame = serialize_frame(Opcode.TEXT, b"early", masking_key=RFC_KEY)
+    server.receive_data(frame[:3])
+    server.receive_data(frame[3:])
+    server.send_response(server.accept(request))  # type: ignore[arg-type]
+    assert server.events_received() == ["early"]
+
+
+def test_a_selected_subprotocol_must_have_been_offered() -> None:
+    server = ServerProtocol(select_subprotocol=lambda offered: "other")
+    server.receive_data(UPGRADE + b"Sec-WebSocket-Protocol: chat\r\n\r\n")
+    (request,) = server.events_received()
+    assert server.accept(request).status == 400  # type: ignore[arg-type]
+
+
+def test_the_transcript_of_a_refusal(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="rawws.refusal")
+    server = ServerProtocol(logger=logging.getLogger("rawws.refusal"))
+    server.receive_data(UPGRADE.replace(b"13", b"8") + b"\r\n")
+    (request,) = server.events_received()
+    response = server.accept(request)  # type: ignore[arg-type]
+    server.send_response(response)
+    assert "! invalid handshake" in caplog.text and "> HTTP 426 Upgrade Required" in caplog.text
+    assert response.headers["Sec-WebSocket-Version"] == "13"
