@@ -27,6 +27,18 @@ VIRTUAL_TEST_TIMEOUT = 86400.0
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "virtual_clock: run this async test on rawws.testing's virtual-clock loop")
+    config.addinivalue_line(
+        "markers", "redis: needs a real redis-server (tests/redis_server.py; make test-redis)")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say it when the Redis tests were skipped for a missing piece (they are part of the suite:
+    ``make test-redis`` and CI require them)."""
+    from tests.redis_server import missing_piece
+    reason = missing_piece()
+    skipped = terminalreporter.stats.get("skipped", [])
+    if reason is not None and skipped:
+        terminalreporter.write_line(f"Redis tests SKIPPED: {reason}", yellow=True)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -48,3 +60,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     else:
         asyncio.run(run())
     return True
+
+
+# A real redis-server per test (tests/redis_server.py), for any test module that asks for it.
+from tests.redis_server import redis_server, redis_url  # noqa: E402, F401
