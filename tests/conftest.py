@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -21,6 +22,8 @@ import pytest
 import rawws.testing
 
 ASYNC_TEST_TIMEOUT = 60.0
+#: Coroutine functions awaited at the end of the current async test, on its loop, last first.
+ASYNC_FINALIZERS: list[Callable[[], Awaitable[object]]] = []
 VIRTUAL_TEST_TIMEOUT = 86400.0
 
 
@@ -53,7 +56,13 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
     async def run() -> None:
         async with asyncio.timeout(VIRTUAL_TEST_TIMEOUT if virtual else ASYNC_TEST_TIMEOUT):
-            await function(**kwargs)
+            try:
+                await function(**kwargs)
+            finally:
+                # Fixtures' last words that need the test's loop (a store flushing its
+                # writes to Redis before the loop is gone): see async_finalizer().
+                while ASYNC_FINALIZERS:
+                    await ASYNC_FINALIZERS.pop()()
 
     if virtual:
         rawws.testing.run(run())

@@ -123,10 +123,12 @@ class RedisServer:
     """One ``redis-server`` process. :meth:`start` waits until it answers PING."""
 
     def __init__(self, directory: Path, port: int | None = None, *,
-                 appendfsync: str = "everysec", extra: tuple[str, ...] = ()) -> None:
+                 appendfsync: str = "everysec", appendonly: bool = True,
+                 extra: tuple[str, ...] = ()) -> None:
         self.directory = directory
         self.port = port or _free_port()
         self.appendfsync = appendfsync
+        self.appendonly = appendonly
         self.extra = extra
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -151,7 +153,8 @@ class RedisServer:
             self.process = subprocess.Popen(
                 [binary, "--port", str(self.port), "--bind", "127.0.0.1",
                  "--dir", str(self.directory), "--daemonize", "no",
-                 "--appendonly", "yes", "--appendfsync", self.appendfsync,
+                 "--appendonly", "yes" if self.appendonly else "no",
+                 "--appendfsync", self.appendfsync,
                  "--appendfilename", "appendonly.aof", "--save", "",
                  "--logfile", str(self.directory / "redis.log"), "--protected-mode", "yes",
                  *self.extra],
@@ -171,10 +174,14 @@ class RedisServer:
             assert self.process is not None
             if self.process.poll() is not None:
                 return False
-            with contextlib.suppress(OSError, RuntimeError):
-                # -LOADING while the AOF is read back: not ready yet.
+            try:
                 if _command(self.port, b"PING") == b"PONG":
                     return True
+            except RuntimeError as exc:  # -LOADING while the AOF is read back: not yet
+                if "NOAUTH" in str(exc):
+                    return True  # up, and wants a password (requirepass)
+            except OSError:
+                pass
             time.sleep(0.01)  # polling for readiness, bounded by the deadline
         return False
 

@@ -346,3 +346,87 @@ def test_import_rawws_asgi_loads_only_the_standard_library() -> None:
     )
     assert outside == []
     assert not any(name.startswith("rawws.chat") for name in loaded)
+
+
+# --- the Redis extra (issue 16): redis-py only in the Redis modules, and only with --broker ----
+
+#: The modules that may import redis-py (the ``redis`` extra).
+REDIS_MODULES = {"rawws.chat.redis_link", "rawws.chat.redis_store"}
+#: Modules that load redis-py when imported: nothing else may import them at module level
+#: (rawws.chat.bus needs only rawws.chat.redis_ops, which is standard library only).
+LOADS_REDIS = REDIS_MODULES
+
+
+def module_level_imports(path: Path) -> set[str]:
+    """Like imports_of(), but only the imports executed when the module is imported (not
+    those inside a function or a class body's methods, nor under ``if TYPE_CHECKING``)."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: set[str] = set()
+
+    def visit(nodes: list[ast.stmt]) -> None:
+        for node in nodes:
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+                    target = f"{base}.{node.module}" if node.module else base
+                else:
+                    target = node.module or ""
+                found.add(target)
+                found.update(f"{target}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.If):
+                if not (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"):
+                    visit(node.body)
+                visit(node.orelse)
+            elif isinstance(node, ast.Try | ast.With):
+                visit(node.body)
+                for handler in getattr(node, "handlers", []):
+                    visit(handler.body)
+                visit(getattr(node, "orelse", []))
+                visit(getattr(node, "finalbody", []))
+
+    visit(tree.body)
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=module_name)
+def test_only_the_redis_modules_import_redis_py(path: Path) -> None:
+    imported = {top_level(n) for n in imports_of(path)}
+    if "redis" in imported:
+        assert module_name(path) in REDIS_MODULES, f"{module_name(path)} imports redis-py"
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if module_name(p) not in LOADS_REDIS],
+                         ids=module_name)
+def test_the_redis_modules_are_imported_only_when_a_broker_is_given(path: Path) -> None:
+    """rawws.chat.server imports them inside the function that opens a broker's store."""
+    loaded = rawws_modules_in(module_level_imports(path))
+    assert not loaded & LOADS_REDIS, f"{module_name(path)} imports {sorted(loaded & LOADS_REDIS)}"
+
+
+def test_the_default_server_never_loads_redis_py() -> None:
+    code = (
+        "import json, sys\n"
+        "import rawws.__main__, rawws.chat.cli, rawws.chat.server, rawws.chat.workers\n"
+        "from rawws.chat.server import ChatConfig, ChatServer\n"
+        "ChatServer(ChatConfig(port=0))\n"
+        "before = 'redis' in sys.modules\n"
+        "try:\n"
+        "    ChatServer(ChatConfig(port=0, broker='redis://127.0.0.1:1/0'))\n"
+        "except ValueError:\n"  # redis-py missing: refused with one line
+        "    pass\n"
+        "print(json.dumps([before, 'redis' in sys.modules]))\n"
+    )
+    result = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
+                            timeout=60, cwd=ROOT.parent)
+    assert result.returncode == 0, result.stderr
+    # Without --broker nothing loads redis-py; with one, it is loaded (when installed).
+    assert json.loads(result.stdout) == [False, _redis_installed()]
+
+
+def _redis_installed() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("redis") is not None

@@ -25,9 +25,11 @@ from rawws.tls import TLSConfigError, add_client_flags, add_server_flags, client
 from rawws.wirelog import Tracing, add_trace_flags
 
 from .auth import ALGORITHMS
+from .broker import BrokerConfigError, parse_broker_url
 from .client import ChatClient, ChatError
 from .limits import Limits, add_limit_arguments, limit_arguments
 from .server import ChatConfig, ChatServer
+from .workers import Supervisor, watch_supervisor, worker_count
 
 __all__ = ["format_event", "main_chat", "main_serve"]
 
@@ -119,6 +121,17 @@ def _serve_parser() -> argparse.ArgumentParser:
                         "'memory' (the default: lost when the process ends) or 'sqlite:PATH' "
                         "(a SQLite file: a restart or a crash loses nothing acknowledged; "
                         "'?synchronous=normal' after PATH trades power-loss safety for speed)")
+    scale = p.add_argument_group("several processes as one (docs/scaling.md)")
+    scale.add_argument("--broker", default=os.environ.get("RAWWS_REDIS_URL") or None,
+                       metavar="redis://HOST:PORT/DB",
+                       help="share rooms, presence, topics and the store with every process on "
+                            "the same Redis (rediss:// for TLS; default: $RAWWS_REDIS_URL, "
+                            "which keeps a password out of the process list). Needs the "
+                            "redis extra: pip install 'rawws[redis]'")
+    scale.add_argument("--workers", type=worker_count, default=1, metavar="N|auto",
+                       help="N processes on this port (SO_REUSEPORT), restarted when they "
+                            "die; 'auto': one per CPU. N > 1 needs --broker (default 1)")
+    scale.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"],
                    help="debug includes the frame transcript (< received, > sent); tokens, "
@@ -175,10 +188,13 @@ def config_from_args(args: argparse.Namespace) -> ChatConfig:
         keyfile=args.keyfile,
         ca_certs=args.ca_certs,
         store=args.store,
+        broker=args.broker,
+        reuse_port=args.worker_index is not None,
     )
 
 
-async def _serve(server: ChatServer, ready: Callable[[ChatServer], None]) -> None:
+async def _serve(server: ChatServer, ready: Callable[[ChatServer], None], *,
+                 worker: bool = False) -> None:
     loop = asyncio.get_running_loop()
     stop: asyncio.Future[None] = loop.create_future()
 
@@ -189,6 +205,8 @@ async def _serve(server: ChatServer, ready: Callable[[ChatServer], None]) -> Non
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, request_stop)
+    if worker:
+        watch_supervisor(loop, stop)
     async with server:
         ready(server)
         await stop
@@ -198,9 +216,24 @@ def main_serve(argv: list[str]) -> int:
     args = _serve_parser().parse_args(argv)
     if args.debug:
         args.log_level = "debug"
+    worker = "" if args.worker_index is None else f"worker-{args.worker_index} "
     logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        format=f"%(asctime)s %(levelname)s {worker}%(name)s: %(message)s")
     install_redaction()
+    if args.workers > 1:
+        if not args.broker:
+            print("rawws serve: --workers > 1 needs --broker redis://HOST:PORT/DB: without a "
+                  "shared broker the workers would be separate servers behind one port",
+                  file=sys.stderr)
+            return 2
+        try:
+            config_from_args(args)  # refuse a bad configuration once, not in every worker
+            parse_broker_url(args.broker)
+        except ValueError as exc:
+            print(f"rawws serve: {exc}", file=sys.stderr)
+            return 2
+        return Supervisor(argv, args.workers, host=args.host, port=args.port,
+                          stop_timeout=args.shutdown_timeout).run()
     try:
         config = config_from_args(args)
         tracing = Tracing.from_flags(args.trace, args.trace_jsonl)
@@ -232,11 +265,18 @@ def main_serve(argv: list[str]) -> int:
               + (f"; X-Forwarded-For believed from {', '.join(config.trusted_proxies)}"
                  if config.trusted_proxies else ""), flush=True)
         store = config.store.partition("?")[0]
-        print("store: " + ("memory (history and offline inboxes end with the process)"
-                           if store == "memory" else f"{store} (durable)"), flush=True)
+        if server.broker is not None:
+            print(f"store and broker: Redis at {server.broker.display} (node "
+                  f"{server.node}; acknowledged means in Redis)", flush=True)
+        else:
+            print("store: " + ("memory (history and offline inboxes end with the process)"
+                               if store == "memory" else f"{store} (durable)"), flush=True)
 
     try:
-        asyncio.run(_serve(server, ready))
+        asyncio.run(_serve(server, ready, worker=args.worker_index is not None))
+    except BrokerConfigError as exc:  # Redis cannot be used as configured (seen on connecting)
+        print(f"rawws serve: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"rawws serve: {exc}", file=sys.stderr)
         return 1

@@ -48,11 +48,17 @@ class Metrics:
         self.http_rate_limited = 0  # HTTP API requests refused with 429 (per-address limit)
         self.idempotent_replays = 0  # requests answered from an idempotency record
         self._gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+        self._counters: dict[str, tuple[str, Callable[[], float]]] = {}
         self._dropped_sources: list[Callable[[], Mapping[str, int]]] = []
 
     def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         """Register a gauge read at scrape time (``name`` without the ``rawws_`` prefix)."""
         self._gauges[name] = (help_text, read)
+
+    def counter(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        """Register a counter kept elsewhere (the broker), read at scrape time (``name``
+        without the ``rawws_`` prefix, ending in ``_total``)."""
+        self._counters[name] = (help_text, read)
 
     def dropped_source(self, read: Callable[[], Mapping[str, int]]) -> None:
         """Register drop counters kept elsewhere (the store), merged into ``dropped_total``."""
@@ -82,6 +88,8 @@ class Metrics:
                self.connections_opened)
         for name, (help_text, read) in self._gauges.items():
             scalar(name, "gauge", help_text, read())
+        for name, (help_text, read) in self._counters.items():
+            scalar(name, "counter", help_text, read())
         scalar("messages_received_total", "counter", "WebSocket messages received.",
                self.messages_received)
         scalar("bytes_received_total", "counter",

@@ -32,7 +32,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from ..sansio.codes import CloseCode
 from .auth import UNRESTRICTED, Authenticator, AuthError, Grants, Identity
@@ -59,6 +59,7 @@ __all__ = [
     "Action",
     "Answer",
     "Close",
+    "Cluster",
     "Endpoint",
     "Hold",
     "Route",
@@ -69,6 +70,8 @@ __all__ = [
 ]
 
 CLOSE_POLICY: Final = CloseCode.POLICY_VIOLATION  # 1008, RFC 6455 §7.4.1
+#: (other nodes' recipients, the relay taking a record) of a live delivery in a cluster.
+_Relayed = tuple[int, "Callable[[Idem | None], Ticket[Any]]"] | None
 #: A request ``id`` string: at most this many bytes of UTF-8 (it is echoed in the reply).
 MAX_ID_BYTES: Final = 128
 
@@ -150,6 +153,39 @@ class Hold:
 
 
 Action = Send | Close | Hold
+
+
+class Cluster(Protocol):
+    """What the router asks of the other nodes when several processes serve as one
+    (:mod:`rawws.chat.bus`, ``rawws serve --broker``). Without one (the default) every
+    delivery is local and the router behaves exactly as a single process.
+
+    With one, a room message's fan-out is the cluster's: it delivers every room message, this
+    node's own included, to this node's members in the one order of the bus (``exclude``: the
+    sender's connection, whose copy is its reply). Live deliveries to connections of other
+    nodes (``recipients``) go through :meth:`relay`, whose ticket is done once the delivery
+    is in Redis; the router answers then, and delivers locally then (all or nothing)."""
+
+    def append(self, room: str, event: dict[str, Any], now: float, idem: Idem | None,
+               exclude: str | None) -> Ticket[Stored]: ...
+
+    def room_recipients(self, room: str) -> int:
+        """Connections of other nodes in ``room``."""
+        ...
+
+    def user_recipients(self, user: str) -> int: ...
+
+    def topic_recipients(self, topic: str) -> int: ...
+
+    def all_recipients(self) -> int: ...
+
+    def relay(self, kind: str, target: str, data: str, droppable: bool,
+              idem: Idem | None, now: float) -> Ticket[Any]:
+        """Deliver ``data`` on the other nodes: kind ``u`` to the connections of user
+        ``target``, ``t`` to the subscribers of topic ``target`` (``data``: the event without
+        its ``seq``, which each node adds), ``b`` to every connection; with ``idem``, its
+        record in the same write."""
+        ...
 
 
 @dataclass(slots=True)
@@ -235,6 +271,8 @@ class Router:
         self.sessions: dict[str, Session] = {}  # authenticated sessions by connection id
         self.pending: dict[str, Session] = {}  # connections still owing a token
         self.index: TopicIndex[Session] = TopicIndex()
+        #: The other nodes (``rawws serve --broker``), or None: a single process.
+        self.cluster: Cluster | None = None
         self._handlers: dict[str, Handler] = {
             "join": self._join,
             "history": self._history,
@@ -744,8 +782,11 @@ class Router:
 
         def proceed(idem: Idem | None, into: list[Action]) -> None:
             # Without an id, the sender's copy is the same text as everyone's (one encoding).
-            targets = self._members(room, exclude=session if rid is not None else None)
-            ticket = self._append(room, session.user, content, idem)
+            # In a cluster the fan-out is the cluster's, in bus order (Cluster).
+            excluded = session if rid is not None else None
+            targets = self._members(room, exclude=excluded) if self.cluster is None else []
+            ticket = self._append(room, session.user, content, idem,
+                                  excluded.id if excluded is not None else None)
 
             def done(into: list[Action]) -> None:
                 stored = ticket.result()
@@ -765,12 +806,15 @@ class Router:
         self._idempotent(f"user:{session.user}", key, ("message", room, content),
                          out, fail, proceed, replay)
 
-    def _append(self, room: str, user: str, content: Any, idem: Idem | None) -> Ticket[Stored]:
+    def _append(self, room: str, user: str, content: Any, idem: Idem | None,
+                exclude: str | None = None) -> Ticket[Stored]:
         """Store a room message (the store adds seq, epoch and message_id)."""
         now = self._wall()
         event = {"type": "message", "room": room, "user_id": user, "content": content,
                  "timestamp": iso_timestamp(now)}
         try:
+            if self.cluster is not None:
+                return self.cluster.append(room, event, now, idem, exclude)
             return self.store.append(room, event, now, idem)
         except RoomLimitReached as exc:
             raise WireError(ErrorCode.FORBIDDEN, str(exc)) from None
@@ -808,19 +852,27 @@ class Router:
         answer: ``{"status": "sent", "recipients": K}`` or ``{"status": "queued",
         "recipients": 0, "message_id": M}``, once durable."""
         targets = self._user_sessions(user)
+        remote = self.cluster.user_recipients(user) if self.cluster is not None else 0
         now = self._wall()
-        if targets:
+        if targets or remote:
             text = encode(event)
-            sent = {"status": "sent", "recipients": len(targets)}
-            if idem is None:
+            sent = {"status": "sent", "recipients": len(targets) + remote}
+            ticket: Ticket[Any]
+            if remote:
+                assert self.cluster is not None
+                ticket = self.cluster.relay("u", user, text, droppable,
+                                            idem and idem._replace(extra=sent), now)
+            elif idem is None:
                 out.append(Send(targets, text, droppable))
                 answer(sent, out)
                 return
-            ticket: Ticket[Any] = self.store.remember(idem._replace(extra=sent), now)
+            else:
+                ticket = self.store.remember(idem._replace(extra=sent), now)
 
             def delivered(into: list[Action]) -> None:
                 ticket.result()
-                into.append(Send(targets, text, droppable))
+                if targets:
+                    into.append(Send(targets, text, droppable))
                 answer(sent, into)
 
             self._then(ticket, delivered, out, fail)
@@ -928,29 +980,45 @@ class Router:
     def _fan_out_topic(self, topic: str, message: Any, idem: Idem | None, out: list[Action],
                        fail: Fail, answer: Callable[[int, list[Action]], None]) -> None:
         subscribers = [s for s in self.index.match(topic) if not s.closing]
-        event = {
-            "type": "notification", "topic": topic, "message": message,
-            "timestamp": iso_timestamp(self._wall()), "seq": self.store.next_topic_seq(topic),
-        }
-        self._live(subscribers, event, idem, out, fail, answer)
+        event: dict[str, Any] = {"type": "notification", "topic": topic, "message": message,
+                                 "timestamp": iso_timestamp(self._wall())}
+        # In a cluster every node numbers what it delivers: the other nodes get no seq.
+        relayed = self._relayed("t", topic, event, self.cluster.topic_recipients(topic)
+                                if self.cluster is not None else 0)
+        event["seq"] = self.store.next_topic_seq(topic)
+        self._live(subscribers, event, idem, out, fail, answer, relayed)
+
+    def _relayed(self, kind: str, target: str, event: dict[str, Any], remote: int
+                 ) -> _Relayed:
+        cluster = self.cluster
+        if cluster is None or not remote:
+            return None
+        text = encode(event)
+        now = self._wall()
+        return remote, lambda idem: cluster.relay(kind, target, text, True, idem, now)
 
     def _live(self, targets: list[Session], event: dict[str, Any], idem: Idem | None,
-              out: list[Action], fail: Fail, answer: Callable[[int, list[Action]], None]
-              ) -> None:
+              out: list[Action], fail: Fail, answer: Callable[[int, list[Action]], None],
+              relayed: _Relayed = None) -> None:
         """A notification to connections, nothing stored; with an idempotency key, only once
-        its record is durable (a crash before that delivers nothing, and a retry delivers)."""
-        recipients = len(targets)
+        its record is durable (a crash before that delivers nothing, and a retry delivers).
+        ``relayed``: its recipients on other nodes, reached once the relay is in Redis."""
+        recipients = len(targets) + (relayed[0] if relayed is not None else 0)
 
         def deliver(into: list[Action]) -> None:
             if targets:
                 into.append(Send(targets, encode(event), True))
             answer(recipients, into)
 
-        if idem is None:
+        record = idem and idem._replace(extra={"recipients": recipients})
+        ticket: Ticket[Any]
+        if relayed is not None:
+            ticket = relayed[1](record)
+        elif record is None:
             deliver(out)
             return
-        ticket = self.store.remember(idem._replace(extra={"recipients": recipients}),
-                                     self._wall())
+        else:
+            ticket = self.store.remember(record, self._wall())
 
         def remembered(into: list[Action]) -> None:
             ticket.result()
@@ -1008,7 +1076,9 @@ class Router:
             event = {"type": "notification", "message": message,
                      "timestamp": iso_timestamp(self._wall())}
             self._live(targets, event, idem, into, answer.fail,
-                       lambda n, _: answer.ok({"status": "sent", "recipients": n}))
+                       lambda n, _: answer.ok({"status": "sent", "recipients": n}),
+                       self._relayed("b", "", event, self.cluster.all_recipients()
+                                     if self.cluster is not None else 0))
 
         self._idempotent(HTTP_SCOPE, key, ("broadcast", message), out, answer.fail,
                          proceed, self._replayed(answer, lambda r: {
@@ -1040,6 +1110,9 @@ class Router:
         def proceed(idem: Idem | None, into: list[Action]) -> None:
             targets = self._members(room)
             recipients = len(targets)
+            if self.cluster is not None:  # the cluster fans out, on every node
+                recipients += self.cluster.room_recipients(room)
+                targets = []
             try:
                 ticket = self._append(room, user, content, idem and idem._replace(
                     extra={"recipients": recipients}))
@@ -1073,6 +1146,39 @@ class Router:
             answer.ok(body(record))
             answer.replayed = True
         return replay
+
+    # --- what the cluster delivers on this node (rawws.chat.bus) --------------------------------
+
+    def room_members(self, room: str, exclude: str | None = None) -> list[Session]:
+        """This node's sessions in ``room`` (but the connection ``exclude``)."""
+        return self._members(room, self.sessions.get(exclude) if exclude else None)
+
+    def user_sessions(self, user: str) -> list[Session]:
+        """This node's sessions of ``user``."""
+        return self._user_sessions(user)
+
+    def live_sessions(self) -> list[Session]:
+        """Every authenticated session of this node (a broadcast's recipients)."""
+        return [s for s in self.sessions.values() if not s.closing]
+
+    def topic_delivery(self, topic: str, event: dict[str, Any]) -> tuple[list[Session], str]:
+        """This node's subscribers of ``topic`` and the notification numbered for them."""
+        subscribers = [s for s in self.index.match(topic) if not s.closing]
+        event["seq"] = self.store.next_topic_seq(topic)
+        return subscribers, encode(event)
+
+    def membership_changed(self, room: str, user: str, joined: bool) -> list[Action]:
+        """``user`` (connected to another node) arrived in or left ``room``: the event this
+        node's members get, as :meth:`_join` / :meth:`_leave_room` make it."""
+        others = self._members(room)
+        if not others:
+            return []
+        users = self.store.room_users(room)
+        return [Send(others, encode({
+            "type": "user_joined" if joined else "user_left", "room": room, "user_id": user,
+            "users": users[: self.limits.max_users_listed], "user_count": len(users),
+            "timestamp": iso_timestamp(self._wall()),
+        }))]
 
     # --- read-only views (HTTP API) ------------------------------------------------------------
 

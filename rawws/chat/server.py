@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import rawws
 from rawws.redact import RedactingFilter
@@ -31,6 +31,7 @@ from rawws.tls import server_context
 from rawws.wirelog import Tracing
 
 from .auth import Authenticator, JWTVerifier, StaticTokens
+from .broker import BrokerConfig, parse_broker_url
 from .hosts import HostPolicy, ProxyPolicy, parse_host
 from .httpapi import COMMON_HEADERS, HttpApi, json_response
 from .hub import ChatHub, SlowConsumerPolicy, ip_of
@@ -112,6 +113,11 @@ class ChatConfig:
     store: str = "memory"
     #: Seconds between two calls of the store's background work (age retention, expiry).
     maintenance_interval: float = 1.0
+    #: ``redis://HOST:PORT/DB``: serve as one node of a cluster sharing that Redis (its
+    #: store, rooms, presence and topics; docs/scaling.md). None: a single process.
+    broker: str | None = None
+    #: Listen with SO_REUSEPORT (a worker of ``rawws serve --workers N``).
+    reuse_port: bool = False
 
 
 class ChatServer:
@@ -134,7 +140,11 @@ class ChatServer:
         limits = config.limits
         self.metrics = Metrics()
         self._wall = wall
-        self.store: Store = store if store is not None else _open_store(config, wall)
+        #: The parsed broker URL (None without one) and this node's id in the cluster.
+        self.broker = parse_broker_url(config.broker) if config.broker is not None else None
+        self.store: Store = store if store is not None else _open_store(config, wall,
+                                                                         self.broker)
+        self.node: str | None = getattr(self.store, "node", None)
         if isinstance(self.store, SqliteStore):
             self.store.register_metrics(self.metrics)
         if isinstance(self.store, MemoryStore):
@@ -158,6 +168,11 @@ class ChatServer:
                            slow_consumer=config.slow_consumer,
                            slow_consumer_grace=config.slow_consumer_grace,
                            write_limit=config.write_limit, wall=wall)
+        self.cluster: Any = None  # a rawws.chat.bus.ClusterNode with a broker
+        if self.broker is not None:
+            from .bus import ClusterNode  # only with --broker (it needs the redis extra)
+            self.cluster = ClusterNode(self.store, self.router, self.hub,  # type: ignore[arg-type]
+                                       self.metrics)
         self.ssl = server_context(certfile=config.certfile, keyfile=config.keyfile,
                                   ca_certs=config.ca_certs)
         self.hosts = HostPolicy(config.allowed_hosts, bind_host=config.host,
@@ -194,6 +209,9 @@ class ChatServer:
         limits = config.limits
         for warning in self.warnings():
             _logger.warning("%s", warning)
+        connect = getattr(self.store, "connect", None)
+        if connect is not None:
+            await connect()  # a network store: loaded before the server listens
         self.store.start()
         self._schedule_maintenance()
         self._server = await rawws.serve(
@@ -214,6 +232,7 @@ class ChatServer:
             shutdown_timeout=config.shutdown_timeout,
             write_limit=config.write_limit,
             logger=_ws_logger,
+            **({"reuse_port": True} if config.reuse_port else {}),
         )
         return self
 
@@ -307,6 +326,9 @@ class ChatServer:
                 self._server.close()
                 await self._server.wait_closed()
         finally:
+            if self.cluster is not None:
+                with contextlib.suppress(Exception):
+                    await self.cluster.close()  # the other nodes drop this one's members now
             with contextlib.suppress(Exception):
                 await self.store.close()
 
@@ -368,8 +390,20 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _open_store(config: ChatConfig, wall: Callable[[], float]) -> Store:
-    """The store ``config.store`` names (``ValueError``, one line, for a bad spec or path)."""
+def _open_store(config: ChatConfig, wall: Callable[[], float],
+                broker: BrokerConfig | None = None) -> Store:
+    """The store ``config.store`` names (``ValueError``, one line, for a bad spec or path);
+    with a broker, the Redis store."""
+    if broker is not None:
+        if config.store != "memory":
+            raise ValueError("--store and --broker: with a broker the store is Redis (drop "
+                             "--store)")
+        try:
+            from .redis_store import RedisStore  # redis-py: only with --broker
+        except ImportError as exc:
+            raise ValueError(f"--broker needs redis-py ({exc}): pip install 'rawws[redis]'"
+                             ) from None
+        return RedisStore(broker, config.limits, wall=wall)
     kind, path, options = parse_store_spec(config.store)
     if kind == "memory":
         return MemoryStore(config.limits)

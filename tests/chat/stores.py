@@ -2,8 +2,10 @@
 
 ``make_store`` (a pytest fixture, parameterised over :data:`KINDS`) makes stores of one kind;
 for a durable kind, the fixture also checks, after the test, that what the store retained is
-exactly what a fresh store opened on the same file finds: the file mirrors memory. A new
-implementation (Redis, issue 16) adds its kind here and runs the whole suite.
+exactly what a fresh store opened on the same file finds: the file mirrors memory. The Redis
+kind (issue 16, docs/scaling.md) runs on a real redis-server (tests/redis_server.py), each store
+under its own key prefix; after the test, a fresh RedisStore loading from Redis finds what
+memory held, and Redis keeps exactly the idempotency keys memory keeps.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from rawws.chat.store import MemoryStore
 from rawws.chat.tickets import Ticket
 from rawws.chat.wire import encode
 
-KINDS = ("memory", "sqlite")
+KINDS = ("memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis))
 #: Message ids of a fixed width (so tests can make messages of an exact encoded size).
 ID_WIDTH = 7
 
@@ -60,6 +62,9 @@ def retained(store: MemoryStore) -> dict[str, Any]:
 @pytest.fixture(params=KINDS)
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeStore]:
     kind = request.param
+    if kind == "redis":
+        yield from _make_redis_store(request)
+        return
     made: list[tuple[MemoryStore, Limits | None, Path | None]] = []
     counter = itertools.count(1)
 
@@ -120,3 +125,56 @@ def padded(store: MemoryStore, room: str, size: int) -> dict[str, Any]:
                        "message_id": "m" * ID_WIDTH}))
     assert size >= base, (size, base)
     return message_event(room, "x" * (size - base))
+
+
+def _make_redis_store(request: pytest.FixtureRequest) -> Iterator[MakeStore]:
+    from rawws.chat.broker import parse_broker_url
+    from rawws.chat.redis_store import RedisStore
+    from tests.conftest import ASYNC_FINALIZERS
+
+    server = request.getfixturevalue("redis_server")
+    made: list[tuple[RedisStore, Limits | None, str]] = []
+    counter = itertools.count(1)
+
+    def make(limits: Limits | None = None, **options: Any) -> MemoryStore:
+        options.setdefault("ids", fixed_ids())
+        url = f"{server.url}?prefix=t{next(counter)}"
+        store = RedisStore(parse_broker_url(url), limits, wall=lambda: 0.0, **options)
+        store.start()  # connects and loads on the test's loop; writes wait for it
+        made.append((store, limits, url))
+        return store
+
+    async def finish() -> None:
+        for store, _, _ in made:
+            await store.connect()
+            await store.link.flush()  # what the test wrote without waiting reaches Redis
+        for store, limits, url in made:
+            await _check_redis_mirror(store, limits, url)
+        for store, _, _ in made:
+            await store.close()
+
+    ASYNC_FINALIZERS.append(finish)
+    yield make
+
+
+async def _check_redis_mirror(store: Any, limits: Limits | None, url: str) -> None:
+    from rawws.chat.broker import parse_broker_url
+    from rawws.chat.redis_store import RedisStore
+
+    before = retained(store)
+    # Loaded at the dawn of time, so that nothing counts as expired.
+    again = RedisStore(parse_broker_url(url), limits, wall=lambda: float("-inf"))
+    await again.connect()
+    try:
+        after = retained(again)
+        query = again.link.query
+        assert query is not None
+        prefix = f"{again.config.prefix}:idem:"
+        keys = sorted([key.decode()[len(prefix):] async for key in
+                       query.scan_iter(match=prefix + "*")])
+    finally:
+        await again.close()
+    assert after["rooms"] == before["rooms"], "Redis does not hold the histories memory held"
+    assert after["inboxes"] == before["inboxes"], "Redis does not hold the inboxes memory held"
+    assert keys == sorted(f"{scope}:{key}" for scope, key, _ in before["records"]), (
+        "Redis does not keep the idempotency keys memory keeps")

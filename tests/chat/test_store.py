@@ -568,11 +568,11 @@ async def test_rooms_created_are_charged_to_their_address_and_user_while_they_li
     assert store.rooms_created(user="alice") == 1
     store.join("d", "carol", "c3", address="10.0.0.1")
     # Rooms created without an address (the HTTP API) are charged to nobody.
-    store.append("e", message_event("e"), 0.0)
+    await done(store.append("e", message_event("e"), 0.0))
     assert store.rooms_created(address="10.0.0.1") == 3
     # An idle room evicted at the cap ends too.
     store.join("q", "dave", "c4", address="10.0.0.2")  # at max_rooms: evicts "e" (idle)
-    store.append("q", message_event("q"), 0.0)
+    await done(store.append("q", message_event("q"), 0.0))
     store.leave("q", "dave", "c4")  # kept for its history: still charged
     assert store.rooms_created(user="dave") == 1
     store.join("f", "erin", "c5", address="10.0.0.3")  # evicts "q"
