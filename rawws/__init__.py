@@ -27,6 +27,7 @@ from .aio import (
     serve,
     unix_connect,
     unix_serve,
+    write_batch,
 )
 from .aio.client import HeadersLike
 from .data import (
@@ -161,4 +162,5 @@ __all__ = [
     "serve",
     "unix_connect",
     "unix_serve",
+    "write_batch",
 ]

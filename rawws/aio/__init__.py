@@ -1,7 +1,7 @@
 """The asyncio layer: the only part of rawws that touches the event loop and sockets."""
 
 from .auth import basic_auth
-from .broadcast import broadcast
+from .broadcast import broadcast, write_batch
 from .client import ClientConnection, connect, unix_connect
 from .connection import Connection, Listener, Message
 from .server import Server, ServerConnection, serve, unix_serve
@@ -19,4 +19,5 @@ __all__ = [
     "serve",
     "unix_connect",
     "unix_serve",
+    "write_batch",
 ]

@@ -51,6 +51,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, NoScriptError, RedisError, ResponseError
 
+import rawws
+
 from .broker import BrokerConfig, BrokerConfigError
 from .redis_ops import Op, RedisTicket, stream_id
 from .redis_scripts import SCRIPTS
@@ -109,6 +111,7 @@ class RedisLink:
         self._flushed: asyncio.Event | None = None
         self._w = 0
         self._ordered: dict[int, RedisTicket[Any]] = {}  # ordered ops not yet read back
+        self._passed_w = 0  # the newest of this node's ordered ops whose entry was applied
         self._reply_waiter: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._read_task: asyncio.Task[None] | None = None
@@ -347,9 +350,10 @@ class RedisLink:
         if not waits:
             self._ordered.pop(ticket.w, None)
             return
-        if self._read_task is None or not self.up:
+        if self._read_task is None or not self.up or ticket.w <= self._passed_w:
+            # Durable; its entry was applied already, or will be once the reader is back.
             self._ordered.pop(ticket.w, None)
-            ticket._finish()  # durable; the reader will fan it out when it is back
+            ticket._finish()
         waiter = self._reply_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -388,42 +392,79 @@ class RedisLink:
                 continue
             self.reads += 1
             for _, entries in reply:
-                for entry_id, fields in entries:
+                if not await self._apply_all(entries):
+                    break
+
+    async def _apply_all(self, entries: list[Entry]) -> bool:
+        """Apply entries in order; False if the rest must be read again (after a gap)."""
+        i = 0
+        while i < len(entries):
+            # Synchronous runs of entries share one write batch: a subscriber gets the
+            # messages of a run in one send() (rawws.write_batch; benchmarks/cluster.py).
+            with rawws.write_batch():
+                while i < len(entries):
+                    entry_id, fields = entries[i]
                     if not self.up:
-                        return
+                        return False
                     q = int(fields.get(b"q", b"0"))
                     if self.last_q and q != self.last_q + 1:
-                        await self._gap(q)
                         break
-                    await self._apply(entry_id, fields)
+                    if self._waiting_reply(fields) is not None:
+                        break
+                    self._apply(entry_id, fields)
                     self.last_id = entry_id
                     self.last_q = q
+                    i += 1
+            if i == len(entries):
+                return True
+            entry_id, fields = entries[i]
+            q = int(fields.get(b"q", b"0"))
+            if self.last_q and q != self.last_q + 1:
+                await self._gap(q)
+                return False
+            await self._wait_reply(fields)
+            if not self.up:
+                return False
+            self._apply(entry_id, fields)
+            self.last_id = entry_id
+            self.last_q = q
+            i += 1
+        return True
 
-    async def _apply(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+    def _waiting_reply(self, fields: dict[bytes, bytes]) -> RedisTicket[Any] | None:
+        """This node's ordered op whose entry this is, if its reply has not arrived yet."""
+        if b"w" not in fields or fields.get(b"n") != self._node_bytes:
+            return None
+        ticket = self._ordered.get(int(fields[b"w"]))
+        return ticket if ticket is not None and not ticket.replied else None
+
+    async def _wait_reply(self, fields: dict[bytes, bytes]) -> None:
+        # The op's reply and its entry race over two connections: wait for the reply, so the
+        # sender's answer is released when its entry is applied, in bus order (rule 2).
+        while self._waiting_reply(fields) is not None and self.up:
+            self._reply_waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(self.config.timeout * 2):
+                    await self._reply_waiter
+            except TimeoutError:
+                return
+            finally:
+                self._reply_waiter = None
+
+    def _apply(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         self.entries += 1
         own = fields.get(b"n") == self._node_bytes
         ticket = None
         if own and b"w" in fields:
-            ticket = self._ordered.get(int(fields[b"w"]))
-            # The op's reply and its entry race over two connections: wait for the reply, so
-            # the sender's answer is released here, in bus order (theory of operation, 2).
-            while ticket is not None and not ticket.replied and self.up:
-                self._reply_waiter = asyncio.get_running_loop().create_future()
-                try:
-                    async with asyncio.timeout(self.config.timeout * 2):
-                        await self._reply_waiter
-                except TimeoutError:
-                    break
-                finally:
-                    self._reply_waiter = None
+            w = int(fields[b"w"])
+            self._passed_w = max(self._passed_w, w)
+            ticket = self._ordered.pop(w, None)
         try:
             self.on_entry(entry_id, fields, own)
         except Exception:
             _logger.exception("applying bus entry %s failed", entry_id.decode())
-        if ticket is not None:
-            self._ordered.pop(ticket.w, None)
-            if ticket.replied:
-                ticket._finish()
+        if ticket is not None and ticket.replied:
+            ticket._finish()
 
     async def _gap(self, q: int) -> None:
         """Entries were lost between last_q and q: reload what matters from Redis."""

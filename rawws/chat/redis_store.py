@@ -122,6 +122,7 @@ class RedisStore(MemoryStore):
         self._box_users: dict[int, str] = {}  # id(inbox list) -> its user
         self._popping: str | None = None  # the user whose inbox _inbox_pop is trimming
         self._trims: dict[str, int] = {}  # room -> first seq kept, not yet sent
+        self._keeping: _Room | None = None  # the room a message is being kept in
         self._trim_queued = False
         self.uncached = 0  # room messages not cached: every room slot has members
         self.loaded_at: float | None = None
@@ -346,9 +347,18 @@ class RedisStore(MemoryStore):
 
     # --- the cache's own decisions, mirrored into Redis (rule 3) -------------------------------
 
+    def _keep(self, r: _Room, seq: int, data: bytes) -> None:
+        self._keeping = r
+        try:
+            super()._keep(r, seq, data)
+        finally:
+            self._keeping = None
+
     def _on_history_dropped(self, room: _Room) -> None:
         if self._applying or room.seq == 0:
             return
+        if room is self._keeping and len(room.history) >= self.limits.history_size:
+            return  # the room's count cap: the append script's MAXLEN ~ trims Redis already
         self._trims[room.name] = room.first_seq
         if not self._trim_queued:
             self._trim_queued = True

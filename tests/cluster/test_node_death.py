@@ -28,7 +28,7 @@ async def test_a_killed_nodes_users_expire_and_their_inbox_survives(
         # dave has two items waiting; he is connected to B, has received them, not acked.
         for n in range(2):
             status, _, body = await a.http("POST", "/api/notify/dave", {"message": n})
-            assert body["status"] == "queued", body
+            assert status == 200 and body["status"] == "queued", body
         dave, welcome = await b.user("dave")
         assert welcome["offline_items"] == 2
         ids = [(await recv(dave))["message_id"] for _ in range(2)]
