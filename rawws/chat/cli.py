@@ -121,7 +121,7 @@ def _serve_parser() -> argparse.ArgumentParser:
                         "'memory' (the default: lost when the process ends) or 'sqlite:PATH' "
                         "(a SQLite file: a restart or a crash loses nothing acknowledged; "
                         "'?synchronous=normal' after PATH trades power-loss safety for speed)")
-    scale = p.add_argument_group("several processes as one (docs/scaling.md)")
+    scale = p.add_argument_group("several processes or hosts as one server (a cluster)")
     scale.add_argument("--broker", default=os.environ.get("RAWWS_REDIS_URL") or None,
                        metavar="redis://HOST:PORT/DB",
                        help="share rooms, presence, topics and the store with every process on "
