@@ -56,9 +56,13 @@ class ChatServerThread:
             return function()
         return self.run(job())
 
-    def start(self) -> ChatServerThread:
+    def start(self, prepare: Callable[[ChatServer], object] | None = None) -> ChatServerThread:
+        """Start a server; ``prepare(server)`` runs on its loop before it listens."""
         async def start() -> ChatServer:
-            return await ChatServer(self.config).start()
+            server = ChatServer(self.config)
+            if prepare is not None:
+                prepare(server)
+            return await server.start()
         self.server = self.run(start())
         if self.config.port == 0:
             self.config = dataclasses.replace(self.config, port=self.server.port)
@@ -69,9 +73,9 @@ class ChatServerThread:
             self.run(self.server.close())
             self.server = None
 
-    def restart(self) -> None:
+    def restart(self, prepare: Callable[[ChatServer], object] | None = None) -> None:
         self.stop()
-        self.start()
+        self.start(prepare)
 
     def close(self) -> None:
         try:

@@ -8,11 +8,13 @@ bounds; the page's backoff starts at half a second.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
 
-from rawws.chat.server import ChatConfig
+from rawws.chat.router import Answer
+from rawws.chat.server import ChatConfig, ChatServer
 
 from .conftest import Pages
 from .helpers import ChatServerThread, http, room_log, say, sign_in
@@ -110,6 +112,59 @@ def test_page_reconnects_by_itself_after_a_server_restart(chat: ChatServerThread
            ).to_be_visible()
     say(dave, "loud and clear")
     expect(room_log(erin, "ops").locator("li.msg", has_text="loud and clear")).to_be_visible()
+
+
+def test_a_restarted_room_is_a_new_stream_even_when_it_has_more_messages_than_before(
+        chat: ChatServerThread, pages: Pages) -> None:
+    """The new server's room already has seqs 1 and 2 when the page comes back (its last seq
+    seen was 1): only the stream epoch tells a lost history from one message missed. The page
+    says so and shows both new messages (the seq-only page dropped the new seq 1)."""
+    gina = pages.open(chat.base_url)
+    sign_in(gina, "gina", room="epochs")
+    say(gina, "the old stream")
+    expect(room_log(gina, "epochs").locator("li.msg", has_text="the old stream")
+           ).to_be_visible()
+
+    def post_twice(server: ChatServer) -> None:
+        for text in ("new one", "new two"):  # no one is connected yet: nobody to tell
+            server.hub.execute(server.router.post("epochs", "api", text, Answer()))
+
+    chat.restart(post_twice)
+    expect(gina.locator("#status")).to_have_attribute("data-state", "online")
+    log = room_log(gina, "epochs")
+    expect(log).to_contain_text("forgot this room’s history")
+    expect(log.locator("li.msg", has_text="new one")).to_have_count(1)
+    expect(log.locator("li.msg", has_text="new two")).to_have_count(1)
+    expect(log.locator("li.msg", has_text="the old stream")).to_have_count(1)
+
+
+def test_a_long_missed_history_is_read_page_by_page(chat: ChatServerThread,
+                                                     pages: Pages) -> None:
+    """Replies are bounded (256 KiB): 100 missed messages of 8 KB do not fit in the `joined`
+    reply, and the page reads the rest with `history` requests, each message once."""
+    hana = pages.open(chat.base_url)
+    sign_in(hana, "hana", room="pages")
+    say(hana, "before")
+    expect(room_log(hana, "pages").locator("li.msg", has_text="before")).to_be_visible()
+
+    def drop_hana_and_post() -> None:
+        hub = chat.chat.hub
+        for peer in list(hub.peers):
+            if peer.session is not None and peer.session.user == "hana":
+                hub.close_peer(peer, 1012, "dropped by the test")
+        for n in range(1, 101):
+            body = json.dumps({"content": f"page {n:03d} " + "x" * 8000, "user_id": "ivan"})
+            response = chat.chat.api.handle("POST", "/api/rooms/pages/messages", {},
+                                            body.encode())
+            assert response.status == 200, response.body
+
+    chat.call(drop_hana_and_post)
+    expect(hana.locator("#conn-reconnects")).to_have_text("1")
+    log = room_log(hana, "pages")
+    expect(log).to_contain_text("100 missed messages recovered")
+    expect(log.locator("li.msg", has_text="page ")).to_have_count(100)
+    seqs = log.locator("li.msg").evaluate_all("items => items.map((li) => +li.dataset.seq)")
+    assert seqs == list(range(1, 102)), seqs
 
 
 def test_page_keeps_retrying_while_the_server_is_down(chat: ChatServerThread,

@@ -16,8 +16,10 @@
 // 3. A closed connection is retried with exponential backoff and jitter (a random delay between
 //    half and all of min(MAX, BASE * 2^attempt)), except after 4001/4002 (bad token) or 1008
 //    before `welcome` (authentication required): those return to the sign-in form.
-// 4. Room messages are de-duplicated by `seq`; a `joined` whose `seq` is lower than the last one
-//    seen means the room was re-created (a server restart with the in-memory store).
+// 4. Room messages are de-duplicated by `seq` within the room's stream `epoch`; a `joined` (or a
+//    message) with another epoch means the room's history was lost (a server restart with the
+//    in-memory store): the page says so and counts afresh. A re-join whose missed history does
+//    not fit one reply (`"more": true`) reads the rest with `history` requests, page by page.
 'use strict';
 
 (() => {
@@ -178,7 +180,8 @@
 
   function newRoom(name) {
     return { name, joined: false, joining: false, users: [], userCount: 0, lastSeq: 0,
-             seen: new Set(), log: null, unread: 0, everJoined: false };
+             seen: new Set(), log: null, unread: 0, everJoined: false, epoch: null,
+             recovered: 0 };
   }
 
   // --- status and connection details ---------------------------------------------------------
@@ -373,6 +376,7 @@
       case 'welcome': return onWelcome(msg);
       case 'pong': return onPong(msg);
       case 'joined': return onJoined(msg);
+      case 'history': return onHistory(msg);
       case 'left': return onLeft(msg);
       case 'user_joined': return onPresence(msg, true);
       case 'user_left': return onPresence(msg, false);
@@ -479,6 +483,7 @@
   function sendJoin(r) {
     const message = { type: 'join', room: r.name };
     if (r.everJoined) message.since = r.lastSeq;
+    if (r.everJoined && r.epoch) message.epoch = r.epoch;  // another stream: all of it is new
     r.joining = true;
     request(message, { kind: 'join', room: r.name, rejoin: r.everJoined });
     renderRooms();
@@ -502,17 +507,20 @@
     const log = ensureLog(r);
     const history = Array.isArray(msg.history) ? msg.history : [];
     const roomSeq = typeof msg.seq === 'number' ? msg.seq : 0;
-    if (rejoin && roomSeq < r.lastSeq) {
-      // The room restarted from seq 0 (a server restart on the in-memory store).
-      r.seen.clear();
-      r.lastSeq = 0;
-      systemLine(log, 'The server forgot this room’s history (it restarted); starting afresh.');
-    }
+    const newEpoch = typeof msg.epoch === 'string' && r.epoch !== null && msg.epoch !== r.epoch;
+    if (rejoin && (newEpoch || roomSeq < r.lastSeq)) forgotten(r, log);
+    if (typeof msg.epoch === 'string') r.epoch = msg.epoch;
     let added = 0;
     if (!rejoin && history.length) systemLine(log, 'Earlier messages', 'divider');
     for (const item of history) if (appendRoomMessage(r, item, true)) added += 1;
-    r.lastSeq = Math.max(r.lastSeq, roomSeq);
-    if (rejoin) {
+    const more = rejoin && msg.more === true;
+    if (!more) r.lastSeq = Math.max(r.lastSeq, roomSeq);
+    if (more) {
+      // The rest of what was missed, page by page (one reply is bounded in size).
+      r.recovered = added;
+      request({ type: 'history', room: r.name, since: r.lastSeq, epoch: r.epoch },
+              { kind: 'history', room: r.name });
+    } else if (rejoin) {
       const missed = added ? `; ${added} missed message${added === 1 ? '' : 's'} recovered` : '';
       systemLine(log, `Reconnected${missed}.`);
       if (msg.complete === false) {
@@ -539,6 +547,32 @@
     scheduleDirectory();
   }
 
+  function forgotten(r, log) {
+    // The room's history was lost (a restart of a server that keeps it in memory).
+    r.seen.clear();
+    r.lastSeq = 0;
+    systemLine(log, 'The server forgot this room’s history (it restarted); starting afresh.');
+  }
+
+  function onHistory(msg) {
+    if (msg.id) state.pending.delete(msg.id);
+    const r = state.rooms.get(msg.room);
+    if (!r || !r.joined) return;
+    const log = ensureLog(r);
+    for (const item of Array.isArray(msg.history) ? msg.history : []) {
+      if (appendRoomMessage(r, item, true)) r.recovered += 1;
+    }
+    if (msg.more === true) {
+      request({ type: 'history', room: r.name, since: r.lastSeq, epoch: r.epoch },
+              { kind: 'history', room: r.name });
+      return;
+    }
+    if (typeof msg.seq === 'number') r.lastSeq = Math.max(r.lastSeq, msg.seq);
+    const n = r.recovered;
+    systemLine(log, `Reconnected; ${n} missed message${n === 1 ? '' : 's'} recovered.`);
+    r.recovered = 0;
+  }
+
   function onLeft(msg) {
     const r = state.rooms.get(msg.room);
     if (msg.id) state.pending.delete(msg.id);
@@ -547,6 +581,7 @@
     r.everJoined = false;
     r.users = [];
     r.lastSeq = 0;
+    r.epoch = null;
     r.seen.clear();
     if (r.log) r.log.remove();
     r.log = null;
@@ -583,6 +618,10 @@
     if (msg.id) state.pending.delete(msg.id);
     const r = state.rooms.get(msg.room);
     if (!r || !r.joined) return;
+    if (typeof msg.epoch === 'string' && r.epoch !== null && msg.epoch !== r.epoch) {
+      forgotten(r, ensureLog(r));
+      r.epoch = msg.epoch;
+    }
     if (appendRoomMessage(r, msg, false)) {
       if (!isActive('room', r.name)) {
         r.unread += 1;
