@@ -250,7 +250,9 @@ NO_ANSWER = 10.0  # seconds: a ping unanswered this long counts as this, and end
 
 
 def _ms(seconds: float) -> str:
-    return "no answer in 10 s" if seconds >= NO_ANSWER else f"{seconds * 1000:.1f} ms"
+    if seconds >= NO_ANSWER:
+        return "no answer in 10 s"
+    return f"{seconds * 1000:.2f} ms" if seconds < 0.001 else f"{seconds * 1000:.1f} ms"
 
 
 def _latency_row(label: str, samples: list[float]) -> str:
@@ -280,6 +282,15 @@ async def _end_attacker(attacker: asyncio.subprocess.Process) -> str:
     return out.decode().strip()
 
 
+async def _metrics_if_answered(port: int) -> dict[str, float]:
+    """The server's metrics, or {} if a stalled server does not answer within 15 s."""
+    try:
+        async with asyncio.timeout(15):
+            return await scrape_metrics(port)
+    except TimeoutError:
+        return {}
+
+
 async def scenario_topics(report: Report) -> None:
     seconds = 4.0 if report.quick else 15.0
     server, port = await serve(cwd=report.server_root)
@@ -291,22 +302,23 @@ async def scenario_topics(report: Report) -> None:
         attacker = await _with_attacker("topics", port, report)
         try:
             attacked = await bystanders.measure(seconds)
-            found = await scrape_metrics(port)
+            found = await _metrics_if_answered(port)
         finally:
             done = await _end_attacker(attacker)
         bystanders.close()
     finally:
         await stop(server)
     shapes = found.get("rawws_pattern_shapes")
+    count = int(found.get("rawws_subscriptions", found.get("rawws_topics", 0)))
+    held = (f"the server had {count:,} subscriptions"
+            + (f" in {int(shapes)} wildcard shapes" if shapes is not None else "")
+            if found else "the server did not answer GET /metrics within 15 s")
     report.section("Topic-pattern attack: bystanders' latency", [
         "Bystanders: 10 connections, a `ping` request every 100 ms each, round trip timed. "
         "Attack: 240 connections subscribe every `{a,*}.{a,*}....b` pattern (15 levels) the "
         "server accepts (fewest `*` first, 100 per connection) and read what they get; 5 "
         "others publish `a.a....a.b` at their rate limit (20/s each). Goal: p99 < 50 ms "
-        f"during the attack. {report.notes[-1]}; {done}; the server had "
-        f"{int(found.get('rawws_subscriptions', found.get('rawws_topics', 0))):,} "
-        "subscriptions" + (f" in {int(shapes)} wildcard shapes" if shapes is not None else "")
-        + ".", "",
+        f"during the attack. {report.notes[-1]}; {done}; {held}.", "",
         "| bystanders | samples | p50 | p99 | max | unanswered |", "|---|---|---|---|---|---|",
         _latency_row("without attack", quiet), _latency_row("during the attack", attacked)])
 

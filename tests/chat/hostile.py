@@ -134,9 +134,17 @@ class RawClient:
             offset = start + n
         self._buffer = buffer[offset:]
 
-    async def request(self, messages: list[str | dict[str, Any]], replies: int | None = None
-                      ) -> None:
-        """Pipeline ``messages`` and wait for ``replies`` more frames (default: one each)."""
+    async def request(self, messages: list[str | dict[str, Any]], replies: int | None = None,
+                      *, window: int = 2000) -> None:
+        """Pipeline ``messages`` and wait for ``replies`` more frames (default: one each).
+
+        With one reply each, at most ``window`` requests are in flight: a flood that outran
+        its own reading would be shed by the server as a slow consumer (1013), which is not
+        the attack being measured."""
+        if replies is None and len(messages) > window:
+            for start in range(0, len(messages), window):
+                await self.request(messages[start:start + window], window=window)
+            return
         expected = self.frames + (len(messages) if replies is None else replies)
         reading = asyncio.ensure_future(self.read_frames(expected))
         try:
