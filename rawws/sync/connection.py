@@ -284,19 +284,24 @@ class Connection:
         if data is not None and not isinstance(data, (str, bytes, bytearray, memoryview)):
             raise TypeError(f"ping data must be str or bytes-like, not {type(data).__name__}")
         with self._lock:
-            self._check_sendable()
-            if data is None:
-                payload = self.protocol.random(4)
-                while payload in self._pings:
-                    payload = self.protocol.random(4)
-            else:
-                payload = data.encode() if isinstance(data, str) else bytes(data)
-                if payload in self._pings:
-                    raise ConcurrencyError("a ping with the same payload is already waiting")
-            event = threading.Event()
-            self._pings[payload] = (event, time.monotonic(), ack_on_close)
-            self.protocol.send_ping(payload)
+            event = self._queue_ping(data, ack_on_close)
             self._write_out()
+        return event
+
+    def _queue_ping(self, data: DataLike | None, ack_on_close: bool) -> threading.Event:
+        """Queue a ping in the protocol (``_lock`` held); its pong sets the event."""
+        self._check_sendable()
+        if data is None:
+            payload = self.protocol.random(4)
+            while payload in self._pings:
+                payload = self.protocol.random(4)
+        else:
+            payload = data.encode() if isinstance(data, str) else bytes(data)
+            if payload in self._pings:
+                raise ConcurrencyError("a ping with the same payload is already waiting")
+        event = threading.Event()
+        self._pings[payload] = (event, time.monotonic(), ack_on_close)
+        self.protocol.send_ping(payload)
         return event
 
     def pong(self, data: DataLike = b"") -> None:
@@ -334,22 +339,24 @@ class Connection:
 
     # --- the reader thread -----------------------------------------------------------------------
 
-    def _write_out(self) -> None:
+    def _write_out(self, wait: float | None = None) -> bool:
         """Write what the protocol produced (``_lock`` held); arm the close timer, and end the
-        write side when the protocol asks to close the transport."""
+        write side when the protocol asks to close the transport. With ``wait``, give up
+        (return False) if another writer has been blocked in ``sendall()`` that long."""
         out = self.protocol.data_to_send()
         if self.protocol.state is State.CLOSING and self._close_timer is None:
             self._arm_close_timer()
         shut = self.protocol.close_transport and not self._write_shut
         if not out and not shut:
-            return
+            return True
         if shut:
             self._write_shut = True
             self._arm_close_timer()
         # The write lock is taken before the protocol lock is let go, so bytes leave in the
         # order they were produced; the protocol lock is free while sendall() waits, and taken
         # back only after the write lock is released (never both the other way round).
-        self._write_lock.acquire()
+        if not self._write_lock.acquire(timeout=-1 if wait is None else wait):
+            return False
         self._lock.release()
         try:
             if out:
@@ -363,6 +370,7 @@ class Connection:
         finally:
             self._write_lock.release()
             self._lock.acquire()
+        return True
 
     def _arm_close_timer(self) -> None:
         if self._close_timer is None:
@@ -471,10 +479,18 @@ class Connection:
         assert interval is not None
         due = time.monotonic() + interval
         while not self._closed.wait(max(0.0, due - time.monotonic())):
-            try:
-                pong = self.ping()
-            except ConnectionClosed:
-                return
+            with self._lock:
+                try:
+                    pong = self._queue_ping(None, False)
+                except ConnectionClosed:
+                    return
+                # A peer that stopped reading keeps a sender blocked in sendall(): the ping
+                # could never go out, so waiting for its pong would wait for ever.
+                if not self._write_out(wait=self.ping_timeout):
+                    self.logger.info("%s: writes blocked for %s s (the peer does not read): "
+                                     "dropping the connection", self, self.ping_timeout)
+                    self._abort()
+                    return
             due = time.monotonic() + interval
             if self.ping_timeout is not None and not pong.wait(self.ping_timeout):
                 with self._lock:

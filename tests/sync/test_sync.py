@@ -434,3 +434,28 @@ def test_broadcast_reaches_every_open_connection(pair: tuple[Lib, Lib]) -> None:
         assert a.recv(timeout=10) == b.recv(timeout=10) == "to everyone"
         b.send(b"\x01\x02")
         assert a.recv(timeout=10) == b.recv(timeout=10) == b"\x01\x02"
+
+
+def test_keepalive_drops_a_peer_that_stops_reading() -> None:
+    """The handler blocks in send() because the peer reads nothing: the keepalive ping cannot
+    even be written, and after ping_timeout the connection is dropped, which ends the
+    handler's send() with ConnectionClosed (a thread stuck for ever otherwise)."""
+    outcome: list[BaseException] = []
+
+    def handler(ws: Any) -> None:
+        try:
+            while True:
+                ws.send(b"x" * 65536)
+        except rawws.ConnectionClosed as exc:
+            outcome.append(exc)
+
+    with running(LIBS["rawws"], handler, ping_interval=0.05, ping_timeout=0.1,
+                 close_timeout=0.1, compression=None) as port:
+        sock = raw_client(port)  # reads nothing after the handshake
+        try:
+            with running_until(lambda: bool(outcome)):
+                pass
+        finally:
+            sock.close()
+    assert isinstance(outcome[0], rawws.ConnectionClosedError)
+    assert outcome[0].rcvd is None  # dropped: no closing handshake was possible
