@@ -76,14 +76,14 @@ from ..redact import redact_text
 from .assembler import MessageAssembler
 from .codes import CloseCode, Opcode
 from .extensions import Extension
-from .frames import Frame, _pack_2, serialize_close_payload
+from .frames import Frame, _pack_2, _pack_4, serialize_close_payload
 from .http11 import (
     Request,
     Response,
 )
 from .options import DEFAULT_OPTIONS, Options
 from .reader import FrameReader, FrameRecord, Tracer, parse_close_payload
-from .writer import FrameWriter
+from .writer import _SPLIT, FrameWriter
 
 __all__ = [
     "TRANSITIONS",
@@ -588,11 +588,14 @@ class Protocol:
             self._refuse_new_message()
         payload = data.encode() if isinstance(data, str) else data
         n = len(payload)
-        if fin and self._plain_send and n < 126:
+        if fin and self._plain_send and n < _SPLIT:
             # The fast path: a small unmasked frame framed here, one call less per reply
-            # (benchmarks/instructions.py, echo).
-            self._writer.out.append(_pack_2(0x81, n) + payload)
-            return n + 2
+            # (benchmarks/instructions.py, echo: 64 B and 1 KiB).
+            if n < 126:
+                self._writer.out.append(_pack_2(0x81, n) + payload)
+                return n + 2
+            self._writer.out.append(_pack_4(0x81, 126, n) + payload)
+            return n + 4
         queued = self._writer.data(_OP_TEXT, payload, fin, compress)
         if not fin:
             self._send_opcode = _OP_TEXT
@@ -606,9 +609,12 @@ class Protocol:
             self._refuse_new_message()
         payload = data if type(data) is bytes else bytes(data)
         n = len(payload)
-        if fin and self._plain_send and n < 126:
-            self._writer.out.append(_pack_2(0x82, n) + payload)  # the fast path (send_text)
-            return n + 2
+        if fin and self._plain_send and n < _SPLIT:  # the fast path (see send_text)
+            if n < 126:
+                self._writer.out.append(_pack_2(0x82, n) + payload)
+                return n + 2
+            self._writer.out.append(_pack_4(0x82, 126, n) + payload)
+            return n + 4
         queued = self._writer.data(_OP_BINARY, payload, fin, compress)
         if not fin:
             self._send_opcode = _OP_BINARY
