@@ -39,13 +39,25 @@ TITLES = {
 #: Whose ratios a scenario's tables show when it is not the run's subject.
 SCENARIO_SUBJECT = {"asgi": "asgi-rawws"}
 
-# (label, scenario, configuration key or None for the first one, peer, threshold, higher is
-# better[, subject when not the run's subject])
+# (label, scenario, configuration key or None for the first one, peer, threshold (None: reported,
+# no target), higher is better[, subject when not the run's subject])
 TARGETS = [
-    ("64 B echo, 32 conns, vs websockets", "echo", "64 B x32", "websockets", 1.8, True),
-    ("64 B echo, 32 conns, vs aiohttp", "echo", "64 B x32", "aiohttp", 1.15, True),
-    ("64 B echo, 32 conns, vs picows", "echo", "64 B x32", "picows", 0.85, True),
+    # Issue 12 (the sans-I/O core; the C accelerator built, as `make venv` builds it).
+    ("64 B echo, 32 conns, vs websockets", "echo", "64 B x32", "websockets", 2.0, True),
+    ("64 B echo, 32 conns, vs picows", "echo", "64 B x32", "picows", 0.80, True),
+    ("64 B echo, 32 conns, vs the pure-Python floor", "echo", "64 B x32", "floor", 0.92, True),
+    ("1 KiB echo, 32 conns, vs picows", "echo", "1 KiB x32", "picows", 0.75, True),
+    ("64 KiB echo, 8 conns, vs websockets", "echo", "64 KiB x8", "websockets", 1.0, True),
     ("1 MiB echo, 1 conn, vs websockets", "echo", "1 MiB x1", "websockets", 1.0, True),
+    # The same without the accelerator (RAWWS_PURE_PYTHON=1): reported beside, no target.
+    ("64 KiB echo, 8 conns, pure Python, vs websockets", "echo", "64 KiB x8", "websockets", None,
+     True, "rawws-pure"),
+    ("1 MiB echo, 1 conn, pure Python, vs websockets", "echo", "1 MiB x1", "websockets", None,
+     True, "rawws-pure"),
+    ("64 B echo, 32 conns, pure Python, vs picows", "echo", "64 B x32", "picows", None, True,
+     "rawws-pure"),
+    # Issue 6.
+    ("64 B echo, 32 conns, vs aiohttp", "echo", "64 B x32", "aiohttp", 1.15, True),
     ("1 MiB echo, 32 conns, vs websockets", "echo", "1 MiB x32", "websockets", 1.0, True),
     ("fan-out to 10,000 vs websockets broadcast()", "fanout", "10000 subscribers", "websockets",
      3.0, True),
@@ -64,8 +76,8 @@ TARGETS = [
      "asgi-wsproto", 1.0, True, "asgi-rawws"),
 ]
 
-ORDER = ["null", "rawws", "rawws-chat", "websockets", "aiohttp", "picows", "floor", "floor-dr",
-         "asgi-rawws", "asgi-websockets-sansio", "asgi-wsproto"]
+ORDER = ["null", "rawws", "rawws-pure", "rawws-chat", "websockets", "aiohttp", "picows", "floor",
+         "floor-dr", "asgi-rawws", "asgi-websockets-sansio", "asgi-wsproto"]
 
 
 # -- statistics ---------------------------------------------------------------------------------
@@ -171,17 +183,27 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
         if config and subject in config and peer in config:
             s = stat(ratios(config[subject], config[peer]))
             row["ratio"] = s
-            if s is not None:
+            if s is not None and threshold is not None:
                 ok = s[0] >= threshold if higher else s[0] <= threshold
                 row["verdict"] = "PASS" if ok else "SHORT"
+            elif s is not None:
+                row["verdict"] = "shown"
             if scenario != "idle":
                 c = row["cpu_ratio"] = stat(ratios(config[subject], config[peer], "per_cpu"))
-                if c is not None:
+                if c is not None and threshold is not None:
                     row["cpu_verdict"] = "PASS" if c[0] >= threshold else "SHORT"
+                elif c is not None:
+                    row["cpu_verdict"] = "shown"
             else:
                 row["cpu_verdict"] = row["verdict"]  # memory: no CPU involved
         out.append(row)
     return out
+
+
+def _wanted(target: dict[str, Any], sign: str) -> str:
+    if target["threshold"] is None:
+        return "no target"
+    return f"{sign} {target['threshold']}x"
 
 
 def ceiling(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -216,7 +238,7 @@ def summary(data: dict[str, Any]) -> str:
     for t in targets(data):
         sign = ">=" if t["higher"] else "<="
         lines.append(f"  {t['verdict']:5}  {t['label']:48} {fmt_ratio(t['ratio']):22} "
-                     f"(target {sign} {t['threshold']}x)  per CPU: {fmt_ratio(t['cpu_ratio'])} "
+                     f"({_wanted(t, sign)})  per CPU: {fmt_ratio(t['cpu_ratio'])} "
                      f"{t['cpu_verdict']}")
     lines.append("Load generator: against null / its capacity (rate per own CPU-second) / "
                  "fastest server:")
@@ -327,7 +349,7 @@ def render(data: dict[str, Any], charts_dir: Path, md_dir: Path) -> str:
     rows = []
     for t in targets(data):
         sign = "≥" if t["higher"] else "≤"
-        rows.append([t["label"], f"{sign} {t['threshold']}x", fmt_ratio(t["ratio"]),
+        rows.append([t["label"], _wanted(t, sign), fmt_ratio(t["ratio"]),
                      f"**{t['verdict']}**", fmt_ratio(t["cpu_ratio"]), t["cpu_verdict"]])
     lines += _md_table([f"target ({subject}/peer)", "wanted", "measured: median [min–max]",
                         "verdict", "per server CPU-second", "verdict per CPU"], rows)
@@ -577,9 +599,11 @@ def draw_charts(data: dict[str, Any], out: Path) -> list[Path]:
         meds = [t["ratio"][0] for t in rows]
         err = [[t["ratio"][0] - t["ratio"][1] for t in rows],
                [t["ratio"][2] - t["ratio"][0] for t in rows]]
-        colors = ["tab:green" if t["verdict"] == "PASS" else "tab:red" for t in rows]
+        colors = ["tab:green" if t["verdict"] == "PASS" else "tab:gray" if t["verdict"] == "shown"
+                  else "tab:red" for t in rows]
         ax.barh(list(ys), meds, xerr=err, color=colors, capsize=3)
-        ax.scatter([t["threshold"] for t in rows], list(ys), marker="|", s=400, color="black",
+        ax.scatter([t["threshold"] if t["threshold"] is not None else float("nan")
+                    for t in rows], list(ys), marker="|", s=400, color="black",
                    label="target", zorder=3)
         ax.set_yticks(list(ys), [t["label"] for t in rows], fontsize=8)
         ax.invert_yaxis()

@@ -53,6 +53,8 @@ MiB = 1024 * 1024
 SERVERS: dict[str, tuple[str, list[str]]] = {
     "null": ("null", ["--uvloop"]),
     "rawws": ("rawws_server", []),
+    # The same server with the optional C accelerator switched off (RAWWS_PURE_PYTHON=1).
+    "rawws-pure": ("rawws_server", []),
     "rawws-chat": ("rawws_chat_server", []),
     "websockets": ("websockets_server", []),
     "aiohttp": ("aiohttp_server", []),
@@ -64,6 +66,8 @@ SERVERS: dict[str, tuple[str, list[str]]] = {
     "asgi-websockets-sansio": ("asgi_server", ["--ws", "websockets-sansio"]),
     "asgi-wsproto": ("asgi_server", ["--ws", "wsproto"]),
 }
+#: Environment added for a server (the rest is inherited).
+SERVER_ENV: dict[str, dict[str, str]] = {"rawws-pure": {"RAWWS_PURE_PYTHON": "1"}}
 REFERENCE = "null"  # the load generator's ceiling, not a contender
 PEERS = ("websockets", "aiohttp", "picows", "floor")
 
@@ -129,6 +133,7 @@ class Server:
             [PY, "-m", f"benchmarks.servers.{module}", "--port", "0", *extra],
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=self.log.open("ab"), preexec_fn=_pinned(core),
+            env={**os.environ, **SERVER_ENV.get(name, {})},
         )
         _CHILDREN.append(self.proc)
         line = _readline(self.proc, 20)
@@ -230,9 +235,11 @@ class Plan:
 
 def make_plan(mode: str) -> Plan:
     sizes = [64, 1 * KiB, 64 * KiB, 1 * MiB]
+    # Every size over 1 and 32 connections, and 64 KiB over 8 (issue 12's large-message target).
+    echo = [(s, c) for s in sizes for c in (1, 32)] + [(64 * KiB, 8)]
     if mode == "quick":
         return Plan(
-            mode, rounds=5, echo_configs=[(s, c) for s in sizes for c in (1, 32)],
+            mode, rounds=5, echo_configs=echo,
             echo_warmup=0.05, echo_duration=0.15,
             fanout_configs=[(1000, 3, [(20, 2, False)]),
                             (10000, 1, [(4, 5, False), (2, 5, True)])],
@@ -241,7 +248,7 @@ def make_plan(mode: str) -> Plan:
             deflate_conns=[32], micro_scale=0.2,
         )
     return Plan(
-        mode, rounds=9, echo_configs=[(s, c) for s in sizes for c in (1, 32)],
+        mode, rounds=9, echo_configs=echo,
         echo_warmup=0.2, echo_duration=0.6,
         fanout_configs=[(1000, 9, [(100, 1, False), (20, 1, True)]),
                         (10000, 3, [(20, 3, False), (5, 3, True)])],
@@ -255,7 +262,8 @@ SCENARIOS = ("micro", "echo", "deflate", "handshake", "fanout", "idle", "asgi")
 #: The asgi scenario: FastAPI echo under uvicorn, rawws.asgi against uvicorn's two classes.
 ASGI_CONFIGS = [(64, 32), (64 * KiB, 32)]
 SERVERS_FOR = {
-    "echo": ["null", "rawws", "websockets", "aiohttp", "picows", "floor", "floor-dr"],
+    "echo": ["null", "rawws", "rawws-pure", "websockets", "aiohttp", "picows", "floor",
+             "floor-dr"],
     "deflate": ["null", "rawws", "websockets", "aiohttp", "floor"],  # picows: no permessage-deflate
     "handshake": ["null", "rawws", "websockets", "aiohttp", "picows", "floor"],
     "fanout": ["null", "rawws", "rawws-chat", "websockets", "aiohttp", "picows", "floor"],
