@@ -3,9 +3,9 @@
  * reference rawws.sansio.mask.apply_mask_python (a property test pins them together).
  *
  * "Octet i of the transformed data is the XOR of octet i of the original data with octet at
- * index i modulo 4 of the masking key." Eight bytes at a time: the key repeated twice, XORed
- * word by word through memcpy (no alignment assumed; compilers make it one load and one store),
- * then the last bytes one by one. Built when a compiler is there (setup.py, optional); never
+ * index i modulo 4 of the masking key." The key repeated twice makes a 64-bit word, XORed
+ * into the data 32 bytes a step, then 8, through memcpy (no alignment assumed; compilers make
+ * them plain, vectorized, loads and stores), then the last bytes one by one. Built when a compiler is there (setup.py, optional); never
  * required. RAWWS_PURE_PYTHON=1 keeps it unused.
  */
 
@@ -50,6 +50,15 @@ apply_mask(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     memcpy(twice, k, 4);
     memcpy(twice + 4, k, 4);
     memcpy(&mask8, twice, 8);
+    for (; i + 32 <= n; i += 32) {  /* four words a step: compilers vectorize it */
+        uint64_t w[4];
+        memcpy(w, in + i, 32);
+        w[0] ^= mask8;
+        w[1] ^= mask8;
+        w[2] ^= mask8;
+        w[3] ^= mask8;
+        memcpy(out + i, w, 32);
+    }
     for (; i + 8 <= n; i += 8) {  /* i stays a multiple of 4: the key lines up */
         uint64_t word;
         memcpy(&word, in + i, 8);
