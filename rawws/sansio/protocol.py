@@ -662,10 +662,17 @@ class Protocol:
     def send_prepared(self, frame_bytes: bytes) -> int:
         """Queue a frame serialized by :meth:`prepare_message` on a protocol with the same
         :attr:`broadcast_key` (the compress-once broadcast path)."""
-        self._check_open()
+        if self.state is not _OPEN:
+            self._check_open()
         if self._send_opcode:
             raise InvalidState("a fragmented message is being sent")
-        return self._writer.prepared(frame_bytes)
+        writer = self._writer
+        if writer.tracer is None:
+            # FrameWriter.prepared() without a tracer, inline: once per recipient of a
+            # broadcast (benchmarks/run.py, fan-out).
+            writer.out.append(frame_bytes)
+            return len(frame_bytes)
+        return writer.prepared(frame_bytes)
 
     @property
     def broadcast_key(self) -> Hashable | None:
