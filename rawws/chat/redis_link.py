@@ -252,6 +252,12 @@ class RedisLink:
         self._w += 1
         return self._w
 
+    def refusal(self) -> StoreUnavailable | None:
+        """What a write submitted now would fail with (the broker is down), or None."""
+        if self.up or self.starting:
+            return None
+        return StoreUnavailable(f"broker unavailable: {self.failure}")
+
     def submit(self, op: Op) -> RedisTicket[Any]:
         """Queue ``op``; its ticket fails at once when the broker is down."""
         ticket = op.ticket

@@ -54,7 +54,7 @@ from .limits import Limits
 from .redis_link import RedisLink
 from .redis_ops import Op, RedisTicket
 from .store import MemoryStore, RoomLimitReached, Stored, _InboxItem, _Room, new_epoch
-from .tickets import Done, StoreUnavailable, Ticket
+from .tickets import Done, Failed, StoreUnavailable, Ticket
 from .wire import encode
 
 __all__ = ["RedisStore", "StoreListener"]
@@ -302,6 +302,9 @@ class RedisStore(MemoryStore):
         ids = list(dict.fromkeys(message_ids))
         if not ids:
             return Done(0)
+        refusal = self.link.refusal()
+        if refusal is not None:
+            return Failed(refusal)  # before the cache forgets them: nothing acknowledged
         self._applying = True  # the script below removes them from Redis and tells the bus
         try:
             super().inbox_ack(user, ids)
