@@ -11,7 +11,7 @@ import pytest
 from tests.processes import ServerProcess, free_port, run, serve
 from tests.redis_server import RedisServer, require_redis, running_redis
 
-from .nodes import eventually
+from .nodes import Node, eventually, joined, request
 
 
 def _lines(output: str) -> list[str]:
@@ -93,3 +93,41 @@ async def test_a_node_prints_where_its_store_is(redis_server: RedisServer) -> No
     finally:
         assert await proc.stop() == 0
     assert "Traceback" not in proc.output, proc.output
+
+
+@pytest.mark.redis
+async def test_rediss_with_a_private_ca(tmp_path: Path) -> None:
+    require_redis()
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    other = trustme.CA()
+    other.cert_pem.write_to_path(str(tmp_path / "other.pem"))
+    tls_port = free_port()
+    with tempfile.TemporaryDirectory() as directory:
+        server = RedisServer(Path(directory), extra=(
+            "--tls-port", str(tls_port), "--tls-cert-file", str(tmp_path / "cert.pem"),
+            "--tls-key-file", str(tmp_path / "key.pem"),
+            "--tls-ca-cert-file", str(tmp_path / "ca.pem"), "--tls-auth-clients", "no")).start()
+        try:
+            url = f"rediss://127.0.0.1:{tls_port}/0"
+            status, output = await run("serve", "--port", "0", "--broker",
+                                       f"{url}?ca_certs={tmp_path / 'other.pem'}&timeout=1")
+            assert status == 1 and "certificate verify failed" in output, output
+            proc, port = await serve("--broker", f"{url}?ca_certs={tmp_path / 'ca.pem'}")
+            try:
+                node = Node(proc, port)
+                alice, _ = await node.user("alice")
+                await joined(alice, "tls")
+                reply = await request(alice, {"type": "message", "room": "tls",
+                                              "content": "over TLS", "id": 1})
+                assert reply["seq"] == 1  # assigned by Redis, over TLS
+            finally:
+                assert await proc.stop() == 0
+            assert server.command("HGET", "rawws:room:tls", "seq") == b"1"
+        finally:
+            server.stop()
