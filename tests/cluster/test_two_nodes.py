@@ -199,3 +199,46 @@ async def test_an_offline_item_queued_via_a_is_delivered_via_b_until_acknowledge
                 return bool(welcome["offline_items"] == 0)
 
             await eventually(nothing_left)
+
+
+async def test_the_slow_consumer_policy_applies_to_messages_from_another_node(
+        redis_server: RedisServer) -> None:
+    """A reader on B that stops reading is closed with 1013 when what B holds for it is full,
+    however the messages reached B (here: all from a sender on A); B's other readers and the
+    sender are unaffected."""
+    from tests.chat.hostile import RawClient, scrape_metrics
+
+    args = ("--max-queue", "16", "--max-queue-bytes", "64KiB", "--rate", "1000",
+            "--burst", "1000")
+    async with cluster(redis_server.url, 2, *args) as (a, b):
+        stalled = await RawClient.open(b.port, "/ws/chat/feed?user_id=stall",
+                                       receive_buffer=4096)  # never read again
+        reader, _ = await b.user("reader", "/ws/chat/feed")
+        sender, _ = await a.user("sender", "/ws/chat/feed")
+        # More than the kernel buffers of the stalled connection hold (the server's send
+        # buffer may grow to tcp_wmem's maximum) plus write_limit and the queue's 64 KiB.
+        chunk = "x" * 12000
+        count = max(600, int(1.5 * _send_buffer_max() / len(chunk)))
+        for i in range(count):
+            await send(sender, {"type": "message", "content": f"{i}:{chunk}", "id": i})
+        acks = [m for m in await messages(sender, count) if "id" in m]
+        assert len(acks) == count  # the sender: every message acknowledged
+        got = await messages(reader, count)
+        assert [m["content"].split(":")[0] for m in got] == [str(i) for i in range(count)]
+
+        async def shed() -> bool:
+            found = await scrape_metrics(b.port)
+            return found.get('rawws_closes_total{code="1013"}', 0) == 1
+
+        await eventually(shed, what="the stalled reader closed with 1013 on B")
+        found = await scrape_metrics(a.port)
+        assert found.get('rawws_closes_total{code="1013"}', 0) == 0
+        stalled.close()
+
+
+def _send_buffer_max() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/tcp_wmem") as wmem:
+            return int(wmem.read().split()[2])
+    except (OSError, ValueError, IndexError):
+        return 4 << 20
