@@ -68,6 +68,8 @@ RECOVERY_INTERVAL: Final = 0.25
 READ_BLOCK_MS: Final = 1000
 #: Entries read at most per XREAD.
 READ_COUNT: Final = 1000
+#: Bytes of messages applied in one go, in one write batch (the size of a socket read).
+RUN_BYTES: Final = 256 * 1024
 #: Oldest Redis with what the scripts use (XADD/XTRIM MINID: 6.2).
 MIN_VERSION: Final = (6, 2)
 
@@ -406,10 +408,16 @@ class RedisLink:
         i = 0
         while i < len(entries):
             # Synchronous runs of entries share one write batch: a subscriber gets the
-            # messages of a run in one send() (rawws.write_batch; benchmarks/cluster.py).
+            # messages of a run in one send() (rawws.write_batch; benchmarks/cluster.py). A
+            # run holds at most RUN_BYTES of messages, about what one socket read brings a
+            # single process, then the loop runs: a reader is never handed a whole bus read
+            # (up to READ_COUNT messages) at once, which its slow-consumer bounds would see
+            # as a reader that does not keep up.
+            run = 0
             with rawws.write_batch():
-                while i < len(entries):
+                while i < len(entries) and run < RUN_BYTES:
                     entry_id, fields = entries[i]
+                    run += len(fields.get(b"d", b""))
                     if not self.up:
                         return False
                     q = int(fields.get(b"q", b"0"))
@@ -423,6 +431,9 @@ class RedisLink:
                     i += 1
             if i == len(entries):
                 return True
+            if run >= RUN_BYTES:
+                await asyncio.sleep(0)  # let the loop write out (and read) before going on
+                continue
             entry_id, fields = entries[i]
             q = int(fields.get(b"q", b"0"))
             if self.last_q and q != self.last_q + 1:

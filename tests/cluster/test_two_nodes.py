@@ -208,7 +208,7 @@ async def test_the_slow_consumer_policy_applies_to_messages_from_another_node(
     sender are unaffected."""
     from tests.chat.hostile import RawClient, scrape_metrics
 
-    args = ("--max-queue", "16", "--max-queue-bytes", "64KiB", "--rate", "1000",
+    args = ("--max-queue", "64", "--max-queue-bytes", "1MiB", "--rate", "1000",
             "--burst", "1000")
     async with cluster(redis_server.url, 2, *args) as (a, b):
         stalled = await RawClient.open(b.port, "/ws/chat/feed?user_id=stall",
@@ -216,14 +216,18 @@ async def test_the_slow_consumer_policy_applies_to_messages_from_another_node(
         reader, _ = await b.user("reader", "/ws/chat/feed")
         sender, _ = await a.user("sender", "/ws/chat/feed")
         # More than the kernel buffers of the stalled connection hold (the server's send
-        # buffer may grow to tcp_wmem's maximum) plus write_limit and the queue's 64 KiB.
+        # buffer may grow to tcp_wmem's maximum) plus write_limit and the queue's 1 MiB.
         chunk = "x" * 12000
-        count = max(600, int(1.5 * _send_buffer_max() / len(chunk)))
-        for i in range(count):
-            await send(sender, {"type": "message", "content": f"{i}:{chunk}", "id": i})
-        acks = [m for m in await messages(sender, count) if "id" in m]
-        assert len(acks) == count  # the sender: every message acknowledged
-        got = await messages(reader, count)
+        count = max(700, int(2 * (_send_buffer_max() + (1 << 20)) / len(chunk)))
+
+        async def publish() -> None:
+            for i in range(count):
+                await send(sender, {"type": "message", "content": f"{i}:{chunk}", "id": i})
+
+        # The healthy reader and the sender read all along (else they are slow too).
+        _, replies, got = await asyncio.gather(publish(), messages(sender, count),
+                                               messages(reader, count))
+        assert len([m for m in replies if "id" in m]) == count  # every one acknowledged
         assert [m["content"].split(":")[0] for m in got] == [str(i) for i in range(count)]
 
         async def shed() -> bool:
